@@ -1,0 +1,6 @@
+"""Descriptors: one module per family, registered with DeePMD-kit's names and aliases."""
+
+from mtzoo.descriptors.base import REGISTRY, Descriptor, build_descriptor, canonical_name
+from mtzoo.descriptors.se_e2_a import DescrptSeA
+
+__all__ = ["REGISTRY", "Descriptor", "DescrptSeA", "build_descriptor", "canonical_name"]

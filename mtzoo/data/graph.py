@@ -1,0 +1,111 @@
+"""Neighbour graphs: frames -> PyTorch Geometric ``Data`` objects, built outside autograd.
+
+The neighbour list comes from vesin (periodic, O(N)); for every ordered pair ``(i, j)``
+with :math:`|\\mathbf r_j - \\mathbf r_i + \\mathbf S_{ij} \\mathbf h| < r_c` it gives the
+integer image shift :math:`\\mathbf S_{ij}` (``h`` = cell, rows are lattice vectors).  The
+model recomputes edge vectors from positions, so forces and virial come from autograd.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+import torch
+from torch_geometric.data import Batch, Data
+
+from mtzoo import keys as K
+from mtzoo.data.system import DataError, System
+
+
+def neighbor_list(pos: np.ndarray, cell: np.ndarray | None, rcut: float) -> tuple[np.ndarray, np.ndarray]:
+    """All ordered pairs closer than ``rcut``.
+
+    Parameters
+    ----------
+    pos : np.ndarray
+        ``[n, 3]`` positions (Angstrom).
+    cell : np.ndarray or None
+        ``[3, 3]`` cell (rows are lattice vectors), ``None`` for a non-periodic frame.
+    rcut : float
+        Cutoff radius (Angstrom).
+
+    Returns
+    -------
+    edge_index : np.ndarray
+        ``[2, E]`` int64: row 0 neighbour ``j``, row 1 centre ``i``; sorted by centre.
+    shift : np.ndarray
+        ``[E, 3]`` float64 integer-valued image shifts of ``j``.
+    """
+    from vesin import NeighborList
+
+    pos = np.ascontiguousarray(pos, dtype=np.float64)
+    periodic = cell is not None
+    box = np.ascontiguousarray(cell, dtype=np.float64) if periodic else np.zeros((3, 3))
+    if periodic and abs(np.linalg.det(box)) < 1e-10:
+        raise DataError(f"cell {box.tolist()} is singular")
+    nl = NeighborList(cutoff=float(rcut), full_list=True, sorted=True)
+    i, j, s = nl.compute(points=pos, box=box, periodic=periodic, quantities="ijS")
+    edge_index = np.stack([j.astype(np.int64), i.astype(np.int64)])
+    return edge_index, s.astype(np.float64)
+
+
+def frame_to_graph(system: System, iframe: int, atom_type: np.ndarray, rcut: float) -> Data:
+    """Graph of frame ``iframe`` of ``system`` with its labels and label masks.
+
+    ``atom_type`` are the model's type indices (:meth:`System.model_types`).
+    """
+    pos = system.coord[iframe]
+    cell = system.box[iframe] if system.periodic else None
+    edge_index, shift = neighbor_list(pos, cell, rcut)
+    n = system.natoms
+    data = {
+        K.POSITIONS: torch.from_numpy(np.ascontiguousarray(pos, dtype=np.float64)),
+        K.ATOM_TYPE: torch.from_numpy(atom_type),
+        K.EDGE_INDEX: torch.from_numpy(edge_index),
+        K.CELL_SHIFT: torch.from_numpy(shift),
+        K.CELL: torch.from_numpy(np.zeros((1, 3, 3)) if cell is None else cell.reshape(1, 3, 3).astype(np.float64)),
+        K.PBC: torch.tensor([[system.periodic] * 3]),
+        K.NUM_ATOMS: torch.tensor([n]),
+        K.FRAME_ID: torch.tensor([iframe]),
+    }
+    for key in K.LABEL_KEYS:
+        if key in system.labels:
+            value = torch.from_numpy(np.ascontiguousarray(system.labels[key][iframe], dtype=np.float64))
+            data[key] = value if key == K.FORCES else value.reshape(1, *value.shape)
+            data[K.has(key)] = torch.tensor([float(system.masks[key][iframe])], dtype=torch.float64)
+        else:
+            shape = (n, 3) if key == K.FORCES else ((1,) if key == K.ENERGY else (1, 3, 3))
+            data[key] = torch.zeros(shape, dtype=torch.float64)
+            data[K.has(key)] = torch.zeros(1, dtype=torch.float64)
+    return Data(num_nodes=n, **data)
+
+
+def system_graphs(system: System, type_map: Sequence[str], rcut: float) -> list[Data]:
+    """Graphs of every frame of ``system`` (types mapped onto ``type_map``)."""
+    atom_type = system.model_types(list(type_map))
+    return [frame_to_graph(system, f, atom_type, rcut) for f in range(system.nframes)]
+
+
+def atoms_to_graph(atoms, type_map: Sequence[str], rcut: float) -> Data:
+    """Graph of one ``ase.Atoms`` (no labels needed)."""
+    from mtzoo.data.readers import from_atoms
+
+    systems = from_atoms([atoms])
+    return system_graphs(systems[0], type_map, rcut)[0]
+
+
+def collate(graphs: Sequence[Data]) -> Batch:
+    """Batch graphs with PyG (edge indices offset, node/edge/graph fields concatenated)."""
+    return Batch.from_data_list(list(graphs))
+
+
+def count_neighbors(graphs: Sequence[Data] | Iterator[Data], ntypes: int) -> np.ndarray:
+    """Largest number of neighbours of each type around any atom, ``[ntypes]``."""
+    best = np.zeros(ntypes, dtype=np.int64)
+    for g in graphs:
+        ei = g[K.EDGE_INDEX]
+        t = g[K.ATOM_TYPE]
+        counts = torch.bincount(ei[1] * ntypes + t[ei[0]], minlength=g.num_nodes * ntypes).view(-1, ntypes)
+        best = np.maximum(best, counts.max(dim=0).values.numpy() if g.num_nodes else best)
+    return best

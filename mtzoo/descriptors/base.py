@@ -1,0 +1,70 @@
+"""Descriptor interface and registry (with DeePMD-kit's aliases).
+
+Every descriptor maps the edge vectors of a neighbour graph to per-atom features and
+declares, at build time, what it outputs so that heads can check they can be attached:
+
+* ``dim_out``: width of the invariant per-atom features (``keys.DESCRIPTOR``);
+* ``dim_rot``: number of per-atom axis vectors (``keys.ROT_MAT``, shape ``[N, dim_rot, 3]``),
+  0 when the descriptor carries no equivariant vectors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+
+class Descriptor(nn.Module):
+    """Base class: subclasses set ``rcut``, ``ntypes``, ``dim_out``, ``dim_rot``, ``mixed_types``."""
+
+    rcut: float
+    ntypes: int
+    dim_out: int
+    dim_rot: int = 0
+    mixed_types: bool = False
+    type_name: str = ""
+
+    def forward(self, edge_vec: torch.Tensor, edge_index: torch.Tensor, atom_type: torch.Tensor) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def compute_stats(self, graphs: Sequence) -> None:  # pragma: no cover - interface
+        """Set input statistics from training graphs."""
+        raise NotImplementedError
+
+    def get_config(self) -> dict:  # pragma: no cover - interface
+        """Constructor arguments (DeePMD key names) that rebuild this descriptor."""
+        raise NotImplementedError
+
+
+REGISTRY: dict[str, type[Descriptor]] = {}
+ALIASES: dict[str, str] = {}
+
+
+def register(name: str, *aliases: str):
+    """Class decorator adding a descriptor under ``name`` and its DeePMD aliases."""
+
+    def wrap(cls: type[Descriptor]) -> type[Descriptor]:
+        REGISTRY[name] = cls
+        cls.type_name = name
+        for a in aliases:
+            ALIASES[a] = name
+        return cls
+
+    return wrap
+
+
+def canonical_name(name: str) -> str:
+    """Registry name for ``name`` or a DeePMD alias of it."""
+    name = ALIASES.get(name, name)
+    if name not in REGISTRY:
+        raise ValueError(f"descriptor type '{name}' unknown (available: {sorted(REGISTRY)})")
+    return name
+
+
+def build_descriptor(config: dict, ntypes: int) -> Descriptor:
+    """Build a descriptor from its config dict (``type`` plus constructor keys)."""
+    cfg = dict(config)
+    cls = REGISTRY[canonical_name(cfg.pop("type"))]
+    return cls(ntypes=ntypes, **cfg)

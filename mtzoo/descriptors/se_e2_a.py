@@ -1,0 +1,261 @@
+"""DeePMD-kit's se_e2_a (``se_a``) descriptor on an edge graph, without neighbour padding.
+
+For centre :math:`i`, edges :math:`e = (j \\to i)` carry normalised environment rows
+:math:`\\hat{\\mathcal R}_e = (\\mathcal R_e - \\mu_{t_i t_j}) / \\sigma_{t_i t_j}` (``[4]``) and
+embedding rows :math:`\\mathcal G_e = \\mathcal N_{t_j}(\\hat s_e)` (``[M_1]``; the net is
+:math:`\\mathcal N_{t_i t_j}` when ``type_one_side`` is false).  DeePMD-kit evaluates a
+padded list of :math:`\\sum_t \\mathrm{sel}_t` slots per atom in which empty slots hold the
+constant row :math:`\\hat{\\mathcal R}^{\\rm pad}_{t_i t_j} = -\\mu/\\sigma`; mtzoo adds the
+same contribution in closed form, with :math:`n_{i,t}` the number of type-:math:`t` neighbours:
+
+.. math::
+
+    \\mathcal T_i = \\frac{1}{N_c}\\Big[\\sum_{e \\to i} \\mathcal G_e^\\top \\hat{\\mathcal R}_e
+      + \\sum_t (\\mathrm{sel}_t - n_{i,t})\\, \\mathcal N(\\hat s^{\\rm pad}_{t_i t})^\\top
+      \\hat{\\mathcal R}^{\\rm pad}_{t_i t}\\Big],\\qquad N_c = \\sum_t \\mathrm{sel}_t,
+
+    \\mathcal D_i = \\mathcal T_i \\, (\\mathcal T_i^{<})^\\top \\in \\mathbb R^{M_1 \\times M_2},
+
+where :math:`\\mathcal T^{<}` is the first ``axis_neuron`` (:math:`M_2`) rows.  A neighbour at
+:math:`r_c` has :math:`\\mathcal R = 0`, i.e. exactly the padded row, so the sum is smooth as
+atoms cross the cutoff; it equals DeePMD-kit whenever :math:`n_{i,t} \\le \\mathrm{sel}_t`
+(DeePMD drops the farthest neighbours beyond ``sel``; mtzoo keeps them and warns).
+
+Outputs: ``descriptor`` ``[N, M1*M2]`` and ``rot_mat`` = :math:`\\mathcal T_{:,1:4}` ``[N, M1, 3]``
+(the axis vectors that tensor heads contract with).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from mtzoo import keys as K
+from mtzoo.descriptors.base import Descriptor, register
+from mtzoo.nn.common import to_dtype
+from mtzoo.nn.env import env_matrix
+from mtzoo.nn.mlp import EmbeddingNet
+from mtzoo.nn.scatter import scatter_sum
+
+
+def neighbor_slots(dst: torch.Tensor, n_atoms: int) -> tuple[torch.Tensor, int]:
+    """Position of each edge among its centre's edges, and the largest neighbour count.
+
+    Shapes
+    ------
+    dst ``[E]`` -> slot ``[E]`` (long), width (int).
+    """
+    if dst.numel() == 0:
+        return dst.clone(), 1
+    counts = torch.bincount(dst, minlength=n_atoms)
+    start = torch.cumsum(counts, 0) - counts
+    if bool((dst[1:] >= dst[:-1]).all()):
+        slot = torch.arange(dst.numel(), device=dst.device) - start[dst]
+    else:
+        order = torch.argsort(dst, stable=True)
+        slot = torch.empty_like(dst)
+        slot[order] = torch.arange(dst.numel(), device=dst.device) - start[dst[order]]
+    return slot, max(int(counts.max()), 1)
+
+
+@register("se_e2_a", "se_a")
+class DescrptSeA(Descriptor):
+    """se_e2_a descriptor (DeePMD-kit semantics; see module docstring for the equations).
+
+    Parameters
+    ----------
+    ntypes : int
+        Number of atom types (length of the model's ``type_map``).
+    rcut, rcut_smth : float
+        Cutoff and start of the smooth switch (Angstrom), ``0 <= rcut_smth < rcut``.
+    sel : list of int
+        Expected maximum neighbours per type; :math:`N_c = \\sum` sel normalises the sum.
+    neuron : list of int
+        Embedding-net widths; ``M1 = neuron[-1]``.
+    axis_neuron : int
+        ``M2``, the number of axis rows in the descriptor.
+    resnet_dt, activation_function, precision, trainable, seed
+        As in DeePMD-kit.
+    type_one_side : bool
+        One embedding net per neighbour type (True) or per (centre, neighbour) pair.
+    exclude_types : list of [int, int]
+        Type pairs whose edges contribute nothing.
+    env_protection : float
+        Added to :math:`r` in the environment matrix.
+    set_davg_zero : bool
+        Keep :math:`\\mu = 0` when computing statistics.
+
+    Shapes
+    ------
+    edge_vec ``[E, 3]``, edge_index ``[2, E]``, atom_type ``[N]`` ->
+    ``descriptor`` ``[N, M1*M2]``, ``rot_mat`` ``[N, M1, 3]``.
+    """
+
+    def __init__(self, ntypes: int, sel: Sequence[int], rcut: float = 6.0, rcut_smth: float = 0.5,
+                 neuron: Sequence[int] = (10, 20, 40), axis_neuron: int = 4, resnet_dt: bool = False,
+                 type_one_side: bool = False, exclude_types: Sequence[Sequence[int]] = (),
+                 env_protection: float = 0.0, set_davg_zero: bool = False, activation_function: str = "tanh",
+                 precision: str = "default", trainable: bool = True, seed: int | Sequence[int] | None = None) -> None:
+        super().__init__()
+        if len(sel) != ntypes:
+            raise ValueError(f"sel has {len(sel)} entries, expected one per type ({ntypes})")
+        self.ntypes, self.rcut, self.rcut_smth = ntypes, float(rcut), float(rcut_smth)
+        self.sel = [int(s) for s in sel]
+        self.neuron, self.axis_neuron = [int(n) for n in neuron], int(axis_neuron)
+        self.resnet_dt, self.type_one_side = bool(resnet_dt), bool(type_one_side)
+        self.exclude_types = [[int(a), int(b)] for a, b in exclude_types]
+        self.env_protection, self.set_davg_zero = float(env_protection), bool(set_davg_zero)
+        self.activation_function, self.precision = activation_function, precision
+        self.trainable, self.seed = bool(trainable), seed
+        self.dtype = to_dtype(precision)
+        self.nnei = sum(self.sel)
+        self.dim_emb = self.neuron[-1]
+        self.dim_out = self.dim_emb * self.axis_neuron
+        self.dim_rot = self.dim_emb
+        n_nets = ntypes if self.type_one_side else ntypes * ntypes
+        # net index k: neighbour type t_j (type_one_side) or t_i * ntypes + t_j
+        self.embeddings = nn.ModuleList(
+            EmbeddingNet(1, self.neuron, activation_function, resnet_dt, self.dtype,
+                         seed=None if seed is None else [int(seed), k], trainable=trainable)
+            for k in range(n_nets)
+        )
+        self.register_buffer("davg", torch.zeros(ntypes, ntypes, 4, dtype=self.dtype))
+        self.register_buffer("dstd", torch.ones(ntypes, ntypes, 4, dtype=self.dtype))
+        self.register_buffer("sel_t", torch.tensor(self.sel, dtype=self.dtype))
+        keep = torch.ones(ntypes, ntypes, dtype=self.dtype)
+        for a, b in self.exclude_types:
+            keep[a, b] = keep[b, a] = 0.0
+        self.register_buffer("pair_keep", keep)
+
+    # ------------------------------------------------------------------------------------------
+    def get_config(self) -> dict:
+        return {"type": "se_e2_a", "sel": self.sel, "rcut": self.rcut, "rcut_smth": self.rcut_smth,
+                "neuron": self.neuron, "axis_neuron": self.axis_neuron, "resnet_dt": self.resnet_dt,
+                "type_one_side": self.type_one_side, "exclude_types": self.exclude_types,
+                "env_protection": self.env_protection, "set_davg_zero": self.set_davg_zero,
+                "activation_function": self.activation_function, "precision": self.precision,
+                "trainable": self.trainable, "seed": self.seed}
+
+    def _net_index(self, ti: torch.Tensor, tj: torch.Tensor) -> torch.Tensor:
+        return tj if self.type_one_side else ti * self.ntypes + tj
+
+    def _padding_table(self) -> torch.Tensor:
+        """:math:`\\mathcal N(\\hat s^{\\rm pad})^\\top \\hat{\\mathcal R}^{\\rm pad}` for each type pair, ``[nt, nt, M1, 4]``."""
+        nt = self.ntypes
+        pad = -self.davg / self.dstd  # [nt, nt, 4]
+        ti = torch.arange(nt, device=pad.device).repeat_interleave(nt)
+        tj = torch.arange(nt, device=pad.device).repeat(nt)
+        k = self._net_index(ti, tj)
+        s = pad[..., 0].reshape(-1, 1)
+        g = torch.cat([self.embeddings[int(k[p])](s[p: p + 1]) for p in range(nt * nt)])  # [nt*nt, M1]
+        return (g[:, :, None] * pad.reshape(-1, 1, 4)).view(nt, nt, self.dim_emb, 4)
+
+    def forward(self, edge_vec: torch.Tensor, edge_index: torch.Tensor, atom_type: torch.Tensor) -> dict[str, torch.Tensor]:
+        nt, n_atoms = self.ntypes, atom_type.shape[0]
+        src, dst = edge_index[0], edge_index[1]
+        ti, tj = atom_type[dst], atom_type[src]
+        pair = ti * nt + tj
+        # group edges by embedding net: one stable sort of integers, then contiguous slices
+        k = self._net_index(ti, tj)
+        n_nets = len(self.embeddings)
+        order = torch.argsort(k, stable=True)
+        sizes = torch.bincount(k, minlength=n_nets).tolist()
+        dst_s, pair_s = dst[order], pair[order]
+        rr = env_matrix(edge_vec[order].to(self.dtype), self.rcut_smth, self.rcut, self.env_protection)
+        rr = (rr - self.davg.view(-1, 4)[pair_s]) / self.dstd.view(-1, 4)[pair_s]
+        if self.exclude_types:
+            rr = rr * self.pair_keep.view(-1)[pair_s].unsqueeze(-1)
+        gg = torch.cat([net(s) for net, s in zip(self.embeddings, torch.split(rr[:, :1], sizes)) if s.shape[0] > 0]
+                       or [rr.new_zeros(0, self.dim_emb)])
+        # sum over each centre's edges as one batched matmul on a [N, S] slot layout (S = most
+        # neighbours of any atom here, not sel): T_i = R_i^T G_i
+        slot, width = neighbor_slots(dst, n_atoms)
+        flat = (dst * width + slot)[order]
+        g_pad = gg.new_zeros(n_atoms * width, self.dim_emb).index_copy(0, flat, gg)
+        r_pad = rr.new_zeros(n_atoms * width, 4).index_copy(0, flat, rr)
+        gr = torch.bmm(g_pad.view(n_atoms, width, self.dim_emb).transpose(1, 2), r_pad.view(n_atoms, width, 4))
+        # closed-form contribution of DeePMD's empty neighbour slots
+        n_it = torch.bincount(dst * nt + tj, minlength=n_atoms * nt).view(n_atoms, nt).to(self.dtype)
+        n_pad = self.sel_t.unsqueeze(0) - n_it  # [N, nt]
+        gr = gr + torch.einsum("nt,ntmk->nmk", n_pad, self._padding_table()[atom_type])
+        gr = gr / self.nnei
+        desc = torch.einsum("nmk,nak->nma", gr, gr[:, : self.axis_neuron]).reshape(n_atoms, self.dim_out)
+        return {K.DESCRIPTOR: desc, K.ROT_MAT: gr[:, :, 1:]}
+
+    # ------------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def compute_stats(self, graphs: Sequence, protection: float = 1e-2) -> None:
+        """Mean and standard deviation of the environment matrix per centre type (DeePMD ``EnvMatStatSe``).
+
+        Statistics count every one of the ``sel`` slots per atom: edges contribute their raw
+        rows, empty slots zeros (as in DeePMD).  :math:`\\mu = (\\bar s, 0, 0, 0)`,
+        :math:`\\sigma = (\\sigma_s, \\sigma_a, \\sigma_a, \\sigma_a)`, floored at ``protection``.
+        """
+        nt = self.ntypes
+        acc = np.zeros((nt, 4))  # count, sum_r, sumsq_r, sumsq_a ... plus sum_a below
+        sum_a = np.zeros(nt)
+        overflow = np.zeros(nt, dtype=np.int64)
+        for g in graphs:
+            ei, at = g[K.EDGE_INDEX], g[K.ATOM_TYPE]
+            vec = (g[K.POSITIONS][ei[0]] - g[K.POSITIONS][ei[1]] + g[K.CELL_SHIFT] @ g[K.CELL][0]).to(torch.float64)
+            rr = env_matrix(vec, self.rcut_smth, self.rcut, self.env_protection)
+            ti, tj = at[ei[1]], at[ei[0]]
+            if self.exclude_types:
+                rr = rr * self.pair_keep.to(torch.float64)[ti, tj].unsqueeze(-1)
+            cnt = torch.bincount(at, minlength=nt).to(torch.float64).numpy()
+            acc[:, 0] += cnt * self.nnei
+            acc[:, 1] += scatter_sum(rr[:, 0], ti, nt).numpy()
+            acc[:, 2] += scatter_sum(rr[:, 0] ** 2, ti, nt).numpy()
+            acc[:, 3] += scatter_sum((rr[:, 1:] ** 2).sum(-1), ti, nt).numpy()
+            sum_a += scatter_sum(rr[:, 1:].sum(-1), ti, nt).numpy()
+            n_it = torch.bincount(ei[1] * nt + tj, minlength=g.num_nodes * nt).view(-1, nt)
+            overflow = np.maximum(overflow, n_it.max(dim=0).values.numpy() if g.num_nodes else overflow)
+        davg = np.zeros((nt, 4))
+        dstd = np.full((nt, 4), 0.1)
+        for t in range(nt):
+            n = acc[t, 0]
+            if n == 0:
+                continue
+            mean_r = acc[t, 1] / n
+            std_r = np.sqrt(max(acc[t, 2] / n - mean_r**2, 0.0))
+            mean_a = sum_a[t] / (3 * n)
+            std_a = np.sqrt(max(acc[t, 3] / (3 * n) - mean_a**2, 0.0))
+            davg[t, 0] = 0.0 if self.set_davg_zero else mean_r
+            dstd[t] = [max(std_r, protection)] + [max(std_a, protection)] * 3
+        self.davg.copy_(torch.as_tensor(davg, dtype=self.dtype)[:, None, :].expand(nt, nt, 4))
+        self.dstd.copy_(torch.as_tensor(dstd, dtype=self.dtype)[:, None, :].expand(nt, nt, 4))
+        self.max_neighbors = overflow.tolist()
+        over = [t for t in range(nt) if overflow[t] > self.sel[t]]
+        if over:
+            warnings.warn(
+                "se_e2_a: up to " + ", ".join(f"{overflow[t]} neighbours of type {t}" for t in over)
+                + f" fall inside rcut={self.rcut} but sel={self.sel}: DeePMD-kit would drop the farthest; "
+                "mtzoo keeps them all, so this model differs from DeePMD-kit for those atoms. Raise sel.",
+                stacklevel=2,
+            )
+
+    # ------------------------------------------------------------------------------------------
+    def load_deepmd(self, data: dict) -> None:
+        """Copy weights and statistics from DeePMD-kit's serialized se_e2_a dict."""
+        nt = self.ntypes
+        nets = data["embeddings"]["networks"]
+        for key, net in enumerate(nets):
+            if self.type_one_side:
+                self.embeddings[key].load_deepmd(net)
+            else:  # DeePMD key (ti, tj) -> index ti + tj * nt
+                ti, tj = key % nt, key // nt
+                self.embeddings[ti * nt + tj].load_deepmd(net)
+        davg = np.asarray(data["@variables"]["davg"]).reshape(nt, self.nnei, 4)
+        dstd = np.asarray(data["@variables"]["dstd"]).reshape(nt, self.nnei, 4)
+        bounds = np.cumsum([0] + self.sel)
+        for name, arr, buf in (("davg", davg, self.davg), ("dstd", dstd, self.dstd)):
+            for tj in range(nt):
+                seg = arr[:, bounds[tj]: bounds[tj + 1]]
+                if seg.shape[1] and not np.allclose(seg, seg[:, :1], rtol=0, atol=0):
+                    raise ValueError(f"DeePMD {name} varies within the sel slots of type {tj}; mtzoo stores one row per type pair")
+                if seg.shape[1]:
+                    buf[:, tj] = torch.as_tensor(seg[:, 0])

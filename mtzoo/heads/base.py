@@ -1,0 +1,54 @@
+"""Head interface: what a head needs from the descriptor and what it outputs.
+
+Each head declares its outputs (:class:`OutputDef`); the model wrapper reduces per-atom
+outputs over frames and differentiates the energy (forces, virial) in one place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class OutputDef:
+    """Declarative output of a head.
+
+    Attributes
+    ----------
+    name : str
+        Key in the model's output dict (:mod:`mtzoo.keys`).
+    shape : tuple[int, ...]
+        Per-atom shape of the quantity (``()`` for a scalar).
+    reducible : bool
+        Summed over the atoms of a frame to give the frame value.
+    differentiable : bool
+        Forces and virial are its negative gradients (energy).
+    """
+
+    name: str
+    shape: tuple[int, ...] = ()
+    reducible: bool = True
+    differentiable: bool = False
+
+
+class Head(nn.Module):
+    """Base class; subclasses set ``head_type``, ``outputs`` and ``needs_rot``."""
+
+    head_type: str = ""
+    outputs: tuple[OutputDef, ...] = ()
+    needs_rot: bool = False
+
+    def check_descriptor(self, descriptor) -> None:
+        """Raise ValueError when ``descriptor`` cannot feed this head."""
+        if self.needs_rot and getattr(descriptor, "dim_rot", 0) == 0:
+            raise ValueError(f"a '{self.head_type}' head needs equivariant axis vectors, which "
+                             f"descriptor '{descriptor.type_name}' does not provide")
+
+    def forward(self, features: dict[str, torch.Tensor], atom_type: torch.Tensor) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def get_config(self) -> dict:  # pragma: no cover - interface
+        raise NotImplementedError

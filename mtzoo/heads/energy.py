@@ -1,0 +1,135 @@
+"""Energy fitting net (DeePMD-kit ``ener``): one residual MLP per atom type plus a per-type bias.
+
+.. math::
+
+    E_i = \\mathcal F_{t_i}(\\mathcal D_i) + b_{t_i},\\qquad E = \\sum_i E_i
+
+The bias :math:`b_t` is fitted by least squares on the training energies
+(:func:`fit_energy_bias`) so the nets learn only the remainder.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from mtzoo import keys as K
+from mtzoo.heads.base import Head, OutputDef
+from mtzoo.nn.common import to_dtype
+from mtzoo.nn.mlp import FittingNet
+
+
+class EnergyHead(Head):
+    """Per-type energy fitting nets.
+
+    Parameters
+    ----------
+    ntypes : int
+        Number of atom types.
+    dim_descrpt : int
+        Width of the descriptor.
+    neuron : list of int
+        Hidden widths.
+    resnet_dt, activation_function, precision, seed : as in DeePMD-kit.
+    trainable : bool or list of bool
+        One flag for all layers or one per layer (hidden layers plus output layer).
+    mixed_types : bool
+        One shared net for all types (descriptors with type embedding) instead of one per type.
+    rcond : float or None
+        Cut-off for small singular values in the bias least-squares fit.
+    atom_ener : list of float or None
+        Fixed energies of isolated atoms per type (None entries are fitted).
+
+    Shapes
+    ------
+    descriptor ``[N, dim_descrpt]``, atom_type ``[N]`` -> ``atom_energy`` ``[N]``.
+    """
+
+    head_type = "ener"
+    outputs = (OutputDef(K.ENERGY, (), reducible=True, differentiable=True),)
+
+    def __init__(self, ntypes: int, dim_descrpt: int, neuron: Sequence[int] = (120, 120, 120), resnet_dt: bool = True,
+                 activation_function: str = "tanh", precision: str = "default",
+                 trainable: bool | Sequence[bool] = True, seed: int | Sequence[int] | None = None,
+                 mixed_types: bool = False, rcond: float | None = None,
+                 atom_ener: Sequence[float | None] | None = None, layer_name: Sequence[str | None] | None = None) -> None:
+        super().__init__()
+        self.ntypes, self.dim_descrpt = ntypes, dim_descrpt
+        self.neuron = [int(n) for n in neuron]
+        self.resnet_dt, self.activation_function, self.precision = bool(resnet_dt), activation_function, precision
+        self.trainable = trainable if isinstance(trainable, bool) else [bool(t) for t in trainable]
+        self.seed, self.mixed_types, self.rcond = seed, bool(mixed_types), rcond
+        self.atom_ener = list(atom_ener) if atom_ener else []
+        self.layer_name = list(layer_name) if layer_name else None
+        self.dtype = to_dtype(precision)
+        n_nets = 1 if mixed_types else ntypes
+        self.nets = nn.ModuleList(
+            FittingNet(dim_descrpt, 1, self.neuron, activation_function, resnet_dt, self.dtype,
+                       seed=None if seed is None else [int(seed), t], trainable=trainable)
+            for t in range(n_nets)
+        )
+        self.register_buffer("bias_atom_e", torch.zeros(ntypes, dtype=torch.float64))
+
+    def get_config(self) -> dict:
+        return {"type": "ener", "neuron": self.neuron, "resnet_dt": self.resnet_dt,
+                "activation_function": self.activation_function, "precision": self.precision,
+                "trainable": self.trainable, "seed": self.seed, "rcond": self.rcond,
+                "atom_ener": self.atom_ener, "layer_name": self.layer_name}
+
+    def forward(self, features: dict[str, torch.Tensor], atom_type: torch.Tensor) -> dict[str, torch.Tensor]:
+        desc = features[K.DESCRIPTOR].to(self.dtype)
+        if self.mixed_types:
+            out = self.nets[0](desc).squeeze(-1)
+        else:
+            order = torch.argsort(atom_type, stable=True)
+            sizes = torch.bincount(atom_type, minlength=self.ntypes).tolist()
+            parts = [net(x) for net, x in zip(self.nets, torch.split(desc[order], sizes))]
+            out = torch.empty_like(desc[:, 0]).index_copy(0, order, torch.cat(parts).squeeze(-1))
+        return {K.ATOM_ENERGY: out.to(torch.float64) + self.bias_atom_e[atom_type]}
+
+    def load_deepmd(self, data: dict, out_bias: np.ndarray | None = None) -> None:
+        """Copy nets and bias from DeePMD-kit's serialized ``ener`` fitting (plus the atomic model's ``out_bias``)."""
+        for net, nd in zip(self.nets, data["nets"]["networks"]):
+            net.load_deepmd(nd)
+        bias = np.asarray(data["@variables"]["bias_atom_e"]).reshape(self.ntypes)
+        if out_bias is not None:
+            bias = bias + np.asarray(out_bias).reshape(-1, self.ntypes)[0]
+        self.bias_atom_e.copy_(torch.as_tensor(bias, dtype=torch.float64))
+
+
+def fit_energy_bias(type_counts: np.ndarray, energies: np.ndarray, rcond: float | None = None,
+                    atom_ener: Sequence[float | None] | None = None) -> np.ndarray:
+    """Least-squares per-type energies :math:`b = \\arg\\min \\|C b - E\\|^2`.
+
+    Parameters
+    ----------
+    type_counts : np.ndarray
+        ``[nframes, ntypes]`` atoms of each type per frame.
+    energies : np.ndarray
+        ``[nframes]`` total energies.
+    rcond : float or None
+        Passed to ``numpy.linalg.lstsq``.
+    atom_ener : list or None
+        Fixed values per type (None = fit); fixed types are removed from the fit.
+
+    Returns
+    -------
+    np.ndarray
+        ``[ntypes]`` bias; types absent from the data get 0 (or their fixed value).
+    """
+    c = np.asarray(type_counts, dtype=np.float64)
+    e = np.asarray(energies, dtype=np.float64).copy()
+    nt = c.shape[1]
+    bias = np.zeros(nt)
+    fixed = {t: v for t, v in enumerate(atom_ener or []) if v is not None}
+    for t, v in fixed.items():
+        bias[t] = v
+        e -= c[:, t] * v
+    free = [t for t in range(nt) if t not in fixed and c[:, t].any()]
+    if free:
+        sol, *_ = np.linalg.lstsq(c[:, free], e, rcond=rcond)
+        bias[free] = sol
+    return bias

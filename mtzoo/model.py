@@ -1,0 +1,146 @@
+"""The model: one descriptor, named heads, and the one place that differentiates the energy.
+
+A frame flows as: positions + neighbour graph -> edge vectors (inside autograd) ->
+descriptor -> head -> per-atom outputs -> frame sums; forces and virial come from the
+gradient of the energy with respect to the edge vectors :math:`\\mathbf r_e`:
+
+.. math::
+
+    \\mathbf F_k = -\\frac{\\partial E}{\\partial \\mathbf r_k}
+      = \\sum_{e: i_e = k} \\mathbf g_e - \\sum_{e: j_e = k} \\mathbf g_e,\\qquad
+    W = -\\sum_e \\mathbf r_e \\otimes \\mathbf g_e,\\qquad
+    \\mathbf g_e = \\frac{\\partial E}{\\partial \\mathbf r_e}
+
+which equals :math:`-\\partial E / \\partial \\varepsilon` for a homogeneous strain
+:math:`\\varepsilon` of positions and cell (DeePMD's virial), without building a strained
+copy of the graph.  Stress (ASE sign) is :math:`-W / V` for periodic frames.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import torch
+from torch import nn
+
+from mtzoo import keys as K
+from mtzoo.descriptors.base import Descriptor
+from mtzoo.heads.base import Head
+from mtzoo.nn.scatter import scatter_sum
+
+
+def edge_vectors(pos: torch.Tensor, edge_index: torch.Tensor, cell_shift: torch.Tensor, cell: torch.Tensor,
+                 batch: torch.Tensor | None) -> torch.Tensor:
+    """:math:`\\mathbf r_e = \\mathbf x_j - \\mathbf x_i + \\mathbf S_e \\mathbf h_{b(i)}`.
+
+    Shapes
+    ------
+    pos ``[N, 3]``, edge_index ``[2, E]``, cell_shift ``[E, 3]``, cell ``[B, 3, 3]``,
+    batch ``[N]`` or None (one frame) -> ``[E, 3]``.
+    """
+    src, dst = edge_index[0], edge_index[1]
+    vec = pos[src] - pos[dst]
+    if cell.shape[0] == 1 or batch is None:
+        return vec + cell_shift.to(pos.dtype) @ cell[0].to(pos.dtype)
+    return vec + torch.bmm(cell_shift.to(pos.dtype).unsqueeze(1), cell.to(pos.dtype)[batch[dst]]).squeeze(1)
+
+
+class Model(nn.Module):
+    """Shared descriptor + a ModuleDict of named heads (one per level of theory or property).
+
+    Parameters
+    ----------
+    type_map : list of str
+        Element of each type index.
+    descriptor : Descriptor
+        Shared representation.
+    heads : mapping of str to Head
+        Named heads; each is checked against the descriptor at build time.
+    """
+
+    def __init__(self, type_map: Sequence[str], descriptor: Descriptor, heads: Mapping[str, Head]) -> None:
+        super().__init__()
+        self.type_map = list(type_map)
+        self.descriptor = descriptor
+        for name, head in heads.items():
+            head.check_descriptor(descriptor)
+        self.heads = nn.ModuleDict(dict(heads))
+
+    @property
+    def rcut(self) -> float:
+        return self.descriptor.rcut
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.descriptor.dtype
+
+    def head_names(self) -> list[str]:
+        return list(self.heads.keys())
+
+    def resolve_head(self, head: str | None) -> str:
+        """Name of the head to use; a wrong or missing name lists the available heads (no fall-back)."""
+        names = self.head_names()
+        if head is None:
+            if len(names) == 1:
+                return names[0]
+            raise ValueError(f"this model has several heads {names}: choose one with head=")
+        if head not in self.heads:
+            raise KeyError(f"head '{head}' not in this model (available: {names})")
+        return head
+
+    def forward(self, data, head: str | None = None, forces: bool = True, virial: bool = True,
+                create_graph: bool | None = None) -> dict[str, torch.Tensor]:
+        """Evaluate one head on a (batched) graph.
+
+        Parameters
+        ----------
+        data : torch_geometric.data.Data or Batch
+            Graph with the fields of :mod:`mtzoo.keys`.
+        head : str or None
+            Head name (may be omitted for single-head models).
+        forces, virial : bool
+            Compute forces / virial (and stress for periodic frames) for energy heads.
+        create_graph : bool or None
+            Keep the graph of the derivatives (needed to train on forces); default: ``self.training``.
+
+        Returns
+        -------
+        dict
+            ``energy`` ``[B]``, ``atom_energy`` ``[N]``, ``force`` ``[N, 3]``, ``virial`` ``[B, 3, 3]``,
+            ``stress`` ``[B, 3, 3]`` (zeros for non-periodic frames).
+        """
+        name = self.resolve_head(head)
+        hd = self.heads[name]
+        create_graph = self.training if create_graph is None else create_graph
+        pos = data[K.POSITIONS].to(self.dtype)
+        atom_type = data[K.ATOM_TYPE]
+        edge_index = data[K.EDGE_INDEX]
+        batch = data[K.BATCH] if K.BATCH in data and data[K.BATCH] is not None else None
+        n_frames = int(data.num_graphs) if hasattr(data, "num_graphs") else 1
+        if batch is None:
+            batch = torch.zeros(pos.shape[0], dtype=torch.long, device=pos.device)
+        differentiate = (forces or virial) and any(o.differentiable for o in hd.outputs)
+        with torch.enable_grad() if differentiate else torch.no_grad():
+            vec = edge_vectors(pos, edge_index, data[K.CELL_SHIFT], data[K.CELL], batch)
+            if differentiate and not vec.requires_grad:
+                vec.requires_grad_(True)
+            feats = self.descriptor(vec, edge_index, atom_type)
+            out = hd(feats, atom_type)
+            if K.ATOM_ENERGY in out:
+                out[K.ENERGY] = scatter_sum(out[K.ATOM_ENERGY], batch, n_frames)
+            if differentiate:
+                (g,) = torch.autograd.grad(out[K.ENERGY].sum(), vec, create_graph=create_graph)
+                g = g.to(torch.float64)
+                if forces:
+                    n = pos.shape[0]
+                    out[K.FORCES] = scatter_sum(g, edge_index[1], n) - scatter_sum(g, edge_index[0], n)
+                if virial:
+                    rg = vec.to(torch.float64).unsqueeze(2) * g.unsqueeze(1)  # [E, 3, 3]
+                    w = -scatter_sum(rg.reshape(-1, 9), batch[edge_index[1]], n_frames).view(n_frames, 3, 3)
+                    out[K.VIRIAL] = w
+                    cell = data[K.CELL].to(torch.float64)
+                    vol = torch.linalg.det(cell).abs()
+                    periodic = vol > 0
+                    out[K.STRESS] = torch.where(periodic[:, None, None], -w / torch.where(periodic, vol, 1.0)[:, None, None],
+                                                torch.zeros_like(w))
+        return out

@@ -1,0 +1,52 @@
+"""Precision names and activation functions with DeePMD-kit's names and semantics."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+
+PRECISIONS: dict[str, torch.dtype] = {
+    "default": torch.float64,
+    "float64": torch.float64,
+    "float32": torch.float32,
+    "float16": torch.float16,
+    "bfloat16": torch.bfloat16,
+}
+
+
+def to_dtype(precision: str) -> torch.dtype:
+    """Map a DeePMD precision name (``default`` = float64) to a torch dtype."""
+    try:
+        return PRECISIONS[precision.lower()]
+    except KeyError:
+        raise ValueError(f"precision '{precision}' unknown (expected one of {sorted(PRECISIONS)})") from None
+
+
+def _gelu_tanh(x: torch.Tensor) -> torch.Tensor:
+    # DeePMD's "gelu" is the tanh approximation
+    return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x**3)))
+
+
+ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "tanh": torch.tanh,
+    "relu": torch.relu,
+    "relu6": lambda x: torch.clamp(x, 0.0, 6.0),
+    "softplus": torch.nn.functional.softplus,
+    "sigmoid": torch.sigmoid,
+    "gelu": _gelu_tanh,
+    "gelu_tf": _gelu_tanh,
+    "silu": torch.nn.functional.silu,
+    "linear": lambda x: x,
+    "none": lambda x: x,
+}
+
+
+def activation(name: str | None) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Activation function by DeePMD name (case-insensitive; ``None`` = identity)."""
+    key = "none" if name is None else name.lower()
+    try:
+        return ACTIVATIONS[key]
+    except KeyError:
+        raise ValueError(f"activation_function '{name}' unknown (expected one of {sorted(ACTIVATIONS)})") from None

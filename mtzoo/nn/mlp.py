@@ -1,0 +1,176 @@
+"""DeePMD-kit style dense networks: residual layers with an optional timestep.
+
+One layer computes
+
+.. math::
+
+    \\mathbf y = \\mathbf r(\\mathbf x) + \\mathbf d \\odot \\phi(\\mathbf x W + \\mathbf b)
+
+where the residual :math:`\\mathbf r(\\mathbf x)` is :math:`\\mathbf x` when the widths are
+equal, :math:`[\\mathbf x, \\mathbf x]` when the output is twice the input, and absent
+otherwise (or when ``resnet`` is off); :math:`\\mathbf d` is the trainable timestep
+(``resnet_dt``), used only where a residual exists.  The embedding net stacks such layers;
+the fitting net adds a final linear layer.  Initialisation follows DeePMD-kit:
+:math:`W \\sim \\mathcal N(0, 1/(n_\\text{in}+n_\\text{out}))`, :math:`b \\sim \\mathcal N(0,1)`,
+:math:`d \\sim \\mathcal N(0.1, 10^{-6})`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from mtzoo.nn.common import activation
+
+
+def _seeded(seed: int | Sequence[int] | None) -> np.random.Generator:
+    return np.random.default_rng(seed)
+
+
+class DenseLayer(nn.Module):
+    """One DeePMD layer.
+
+    Parameters
+    ----------
+    n_in, n_out : int
+        Widths.
+    activation_function : str or None
+        DeePMD activation name; None for a linear layer.
+    resnet : bool
+        Add the identity (or doubled identity) skip where shapes allow.
+    use_timestep : bool
+        Multiply the activated branch by a trainable vector ``idt`` (only where a skip exists).
+    bias : bool
+        Whether the layer has a bias.
+    dtype : torch.dtype
+        Parameter precision.
+    seed : int, list of int or None
+        Seed of the numpy generator used for the initial weights.
+    trainable : bool
+        False freezes the layer (no gradient, no optimizer state).
+
+    Shapes
+    ------
+    input ``[..., n_in]`` -> output ``[..., n_out]``.
+    """
+
+    def __init__(self, n_in: int, n_out: int, activation_function: str | None = None, resnet: bool = False,
+                 use_timestep: bool = False, bias: bool = True, dtype: torch.dtype = torch.float64,
+                 seed: int | Sequence[int] | None = None, trainable: bool = True) -> None:
+        super().__init__()
+        self.n_in, self.n_out = n_in, n_out
+        self.activation_name = activation_function or "none"
+        self.act = activation(activation_function)
+        self.resnet = resnet
+        self.skip = 0
+        if resnet and n_out == n_in:
+            self.skip = 1
+        elif resnet and n_out == 2 * n_in:
+            self.skip = 2
+        rng = _seeded(seed)
+        self.weight = nn.Parameter(torch.tensor(rng.normal(size=(n_in, n_out), scale=1.0 / math.sqrt(n_in + n_out)), dtype=dtype))
+        self.bias = nn.Parameter(torch.tensor(rng.normal(size=(n_out,)), dtype=dtype)) if bias else None
+        use_timestep = use_timestep and self.skip > 0
+        self.idt = nn.Parameter(torch.tensor(rng.normal(size=(n_out,), scale=0.001) + 0.1, dtype=dtype)) if use_timestep else None
+        self.requires_grad_(trainable)
+
+    @property
+    def trainable(self) -> bool:
+        return self.weight.requires_grad
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = torch.addmm(self.bias, x, self.weight) if (self.bias is not None and x.dim() == 2) else (
+            x @ self.weight + self.bias if self.bias is not None else x @ self.weight)
+        y = self.act(y)
+        if self.idt is not None:
+            y = y * self.idt
+        if self.skip == 1:
+            y = y + x
+        elif self.skip == 2:
+            y = y + torch.cat([x, x], dim=-1)
+        return y
+
+    # --- DeePMD-kit serialisation ("@class": "Layer") -----------------------------------
+    def load_deepmd(self, data: dict) -> None:
+        """Copy weights from a DeePMD-kit serialized layer dict (``NativeLayer.serialize()``)."""
+        var = data["@variables"]
+        with torch.no_grad():
+            self.weight.copy_(torch.as_tensor(np.asarray(var["w"])))
+            if self.bias is not None:
+                self.bias.copy_(torch.as_tensor(np.asarray(var["b"]).ravel()))
+            if self.idt is not None:
+                self.idt.copy_(torch.as_tensor(np.asarray(var["idt"]).ravel()))
+
+
+def _layer_flags(trainable: bool | Sequence[bool], n: int, what: str) -> list[bool]:
+    if isinstance(trainable, bool):
+        return [trainable] * n
+    flags = [bool(t) for t in trainable]
+    if len(flags) != n:
+        raise ValueError(f"{what}: trainable has {len(flags)} flags, expected {n} (one per layer)")
+    return flags
+
+
+def _child_seed(seed: int | Sequence[int] | None, idx: int) -> list[int] | None:
+    if seed is None:
+        return None
+    base = list(seed) if isinstance(seed, (list, tuple)) else [int(seed)]
+    return base + [idx]
+
+
+class EmbeddingNet(nn.Module):
+    """Stack of residual layers ``in_dim -> neuron[0] -> ... -> neuron[-1]`` (DeePMD ``EmbeddingNet``).
+
+    Shapes
+    ------
+    input ``[..., in_dim]`` -> output ``[..., neuron[-1]]``.
+    """
+
+    def __init__(self, in_dim: int, neuron: Sequence[int], activation_function: str = "tanh",
+                 resnet_dt: bool = False, dtype: torch.dtype = torch.float64,
+                 seed: int | Sequence[int] | None = None, trainable: bool | Sequence[bool] = True) -> None:
+        super().__init__()
+        flags = _layer_flags(trainable, len(neuron), "embedding net")
+        layers, n_in = [], in_dim
+        for i, n_out in enumerate(neuron):
+            layers.append(DenseLayer(n_in, n_out, activation_function, resnet=True, use_timestep=resnet_dt,
+                                     dtype=dtype, seed=_child_seed(seed, i), trainable=flags[i]))
+            n_in = n_out
+        self.layers = nn.ModuleList(layers)
+        self.in_dim, self.out_dim = in_dim, n_in
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers:
+            x = layer(x)
+        return x
+
+    def load_deepmd(self, data: dict) -> None:
+        """Copy weights from DeePMD's serialized ``EmbeddingNetwork``/``FittingNetwork`` dict."""
+        if len(data["layers"]) != len(self.layers):
+            raise ValueError(f"DeePMD network has {len(data['layers'])} layers, mtzoo built {len(self.layers)}")
+        for layer, ld in zip(self.layers, data["layers"]):
+            layer.load_deepmd(ld)
+
+
+class FittingNet(EmbeddingNet):
+    """Residual hidden layers followed by a linear output layer (DeePMD ``FittingNet``).
+
+    ``trainable`` is a bool or one flag per layer (hidden layers plus the output layer).
+
+    Shapes
+    ------
+    input ``[..., in_dim]`` -> output ``[..., out_dim]``.
+    """
+
+    def __init__(self, in_dim: int, out_dim: int, neuron: Sequence[int], activation_function: str = "tanh",
+                 resnet_dt: bool = True, dtype: torch.dtype = torch.float64, bias_out: bool = True,
+                 seed: int | Sequence[int] | None = None, trainable: bool | Sequence[bool] = True) -> None:
+        flags = _layer_flags(trainable, len(neuron) + 1, "fitting net")
+        super().__init__(in_dim, neuron, activation_function, resnet_dt, dtype, seed, flags[:-1])
+        self.layers.append(DenseLayer(self.out_dim, out_dim, None, resnet=False, bias=bias_out, dtype=dtype,
+                                      seed=_child_seed(seed, len(neuron)), trainable=flags[-1]))
+        self.out_dim = out_dim
