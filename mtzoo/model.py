@@ -144,3 +144,20 @@ class Model(nn.Module):
                     out[K.STRESS] = torch.where(periodic[:, None, None], -w / torch.where(periodic, vol, 1.0)[:, None, None],
                                                 torch.zeros_like(w))
         return out
+
+
+def model_config(model: Model) -> dict:
+    """Plain-data config that :func:`build_model` turns back into the same architecture."""
+    return {"type_map": model.type_map, "descriptor": model.descriptor.get_config(),
+            "heads": {name: head.get_config() for name, head in model.heads.items()}}
+
+
+def build_model(config: Mapping) -> Model:
+    """Build a model (random weights) from ``{"type_map", "descriptor", "heads": {name: cfg}}``."""
+    from mtzoo.descriptors import build_descriptor
+    from mtzoo.heads import build_head
+
+    type_map = list(config["type_map"])
+    desc = build_descriptor(config["descriptor"], len(type_map))
+    heads = {name: build_head(cfg, len(type_map), desc) for name, cfg in config["heads"].items()}
+    return Model(type_map, desc, heads)

@@ -1,0 +1,469 @@
+"""Schemas of the ``model`` section: the model, its descriptor and its fitting net.
+
+Key names, defaults and aliases follow DeePMD-kit 3.2 (``deepmd/utils/argcheck.py``).
+Descriptor and fitting types are :class:`~mtzoo.config.base.Variant` schemas picked by
+``"type"``; to add one, write its dataclass and decorate it with
+``@DESCRIPTORS.register(name, aliases)`` (or ``FITTINGS``).  DeePMD-kit types that mtzoo
+does not implement yet are listed in the registries so that they give a clear
+``"not implemented yet"`` error rather than "unknown".
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, ClassVar
+
+from mtzoo.config.base import (
+    ConfigError,
+    Registry,
+    Variant,
+    each,
+    ge,
+    gt,
+    join_path,
+    one_of,
+    option,
+    show,
+)
+
+__all__ = [
+    "ACTIVATIONS",
+    "DESCRIPTORS",
+    "FITTINGS",
+    "MODELS",
+    "PRECISIONS",
+    "DescriptorConfig",
+    "EnerFittingConfig",
+    "FittingConfig",
+    "ModelConfig",
+    "SeE2AConfig",
+]
+
+#: Activation functions accepted by mtzoo (DeePMD-kit names; matched case-insensitively).
+ACTIVATIONS = ("tanh", "relu", "relu6", "softplus", "sigmoid", "gelu", "gelu_tf", "silu", "linear", "none")
+#: Parameter precisions; ``"default"`` follows the interface precision (float64).
+PRECISIONS = ("default", "float64", "float32", "float16", "bfloat16")
+
+DESCRIPTORS = Registry(
+    "descriptor",
+    unimplemented={
+        "loc_frame": (),
+        "se_e2_r": ("se_r",),
+        "se_e3": ("se_at", "se_a_3be", "se_t"),
+        "se_a_tpe": ("se_a_ebd",),
+        "se_a_ebd_v2": ("se_a_tpe_v2",),
+        "se_a_mask": (),
+        "se_atten": ("dpa1",),
+        "se_atten_v2": (),
+        "se_e3_tebd": (),
+        "hybrid": (),
+        "dpa2": (),
+        "dpa3": (),
+        "dpa4": ("DPA4", "SeZM", "sezm"),
+        "dpa4c": ("DPA4C",),
+    },
+)
+FITTINGS = Registry(
+    "fitting",
+    default="ener",
+    unimplemented={
+        "dipole": (),
+        "polar": (),
+        "dos": (),
+        "property": (),
+        "population": (),
+        "dpa4_ener": ("sezm_ener",),
+    },
+)
+MODELS = Registry(
+    "model",
+    default="standard",
+    unimplemented={
+        "dpa4": ("DPA4", "SeZM", "sezm"),
+        "frozen": (),
+        "pairtab": (),
+        "pairwise_dprc": (),
+        "linear_ener": (),
+    },
+)
+
+_doc_activation = (
+    "Activation function: one of " + ", ".join(ACTIVATIONS) + ". Matched case-insensitively and"
+    " stored lower-case; \"gelu\" is the tanh approximation, \"gelu_tf\" the exact erf form."
+)
+_doc_precision = (
+    "Precision of the parameters: one of " + ", ".join(PRECISIONS) + "; \"default\" follows the"
+    " interface precision (float64)."
+)
+
+
+def check_activation(value: str) -> str | None:
+    """Check an (already lower-cased) activation name."""
+    if value in ACTIVATIONS:
+        return None
+    if value.startswith(("silut", "custom_silu")):
+        return f"activation {show(value)} is not supported by mtzoo yet"
+    return f"must be one of {', '.join(ACTIVATIONS)}, got {show(value)}"
+
+
+check_precision = one_of(*PRECISIONS)
+
+
+def dtype_name(precision: str) -> str:
+    """The torch dtype name of a precision: ``"default"`` -> ``"float64"``."""
+    return "float64" if precision == "default" else precision
+
+
+def _check_sel(value: Any) -> str | None:
+    if isinstance(value, str):
+        if value == "auto":
+            return None
+        if value.startswith("auto:"):
+            try:
+                factor = float(value[5:])
+            except ValueError:
+                factor = float("nan")
+            if factor > 0:
+                return None
+        return f'must be a list of int, "auto" or "auto:FACTOR" (FACTOR > 0), got {show(value)}'
+    return each(ge(0), nonempty=True)(value)
+
+
+def _check_pair(pair: list[int]) -> str | None:
+    if len(pair) != 2:
+        return f"must be a pair [type_i, type_j], got {show(pair)}"
+    return None if min(pair) >= 0 else f"must hold type indices >= 0, got {show(pair)}"
+
+
+def _check_type_map(names: list[str]) -> str | None:
+    if not names:
+        return "must not be empty"
+    seen: set[str] = set()
+    for name in names:
+        if not name:
+            return "type names must not be empty"
+        if name in seen:
+            return f"duplicate type {show(name)}"
+        seen.add(name)
+    return None
+
+
+# --------------------------------------------------------------------------- descriptors
+
+
+@dataclasses.dataclass(kw_only=True)
+class DescriptorConfig(Variant):
+    """Base of the descriptor schemas (``model.descriptor``); ``type`` picks the schema.
+
+    Implemented types are in ``DESCRIPTORS.available``.
+    """
+
+    registry: ClassVar[Registry] = DESCRIPTORS
+
+    def check_ntypes(self, ntypes: int, path: str) -> None:
+        """Checks that need the number of atom types (``len(type_map)``)."""
+
+
+@DESCRIPTORS.register("se_e2_a", aliases=("se_a",))
+@dataclasses.dataclass(kw_only=True)
+class SeE2AConfig(DescriptorConfig):
+    """``se_e2_a`` (alias ``se_a``): smooth Deep Potential descriptor from the full
+    relative coordinates (DeePMD-kit's ``descrpt_se_a_args``).
+
+    Attributes
+    ----------
+    sel : list of int or str
+        Selected number of neighbours of each type (one entry per type in ``type_map``),
+        or ``"auto"`` / ``"auto:FACTOR"`` (stored as given; resolved later from the data:
+        the largest neighbour count of each type times FACTOR, ``"auto"`` meaning 1.1,
+        rounded up to a multiple of 4).
+    rcut, rcut_smth : float
+        Cut-off radius (> 0) and the start of the smoothing (``0 <= rcut_smth < rcut``).
+    neuron : list of int
+        Widths of the embedding-net hidden layers (positive, non-empty).
+    axis_neuron : int
+        Size of the sub-matrix of the embedding matrix (alias ``n_axis_neuron``),
+        ``1 <= axis_neuron <= neuron[-1]``.
+    activation_function, precision : str
+        See :data:`ACTIVATIONS` and :data:`PRECISIONS`; :attr:`dtype_name` resolves
+        ``"default"``.
+    resnet_dt : bool
+        Use a "timestep" in the skip connections.
+    type_one_side : bool
+        Embedding nets depend on the neighbour type only (else on both types).
+    trainable : bool
+        Whether the embedding-net parameters are trained.
+    seed : int or None
+        Random seed for parameter initialisation.
+    exclude_types : list of [int, int]
+        Type pairs that do not interact; indices must be ``< len(type_map)``.
+    env_protection : float
+        Protection against division by zero in the environment matrix (>= 0).
+    set_davg_zero : bool
+        Set the normalisation average to zero.
+    """
+
+    sel: list[int] | str = option(
+        "auto", check=_check_sel,
+        doc="Selected number of neighbours per type (list with one int per type), or \"auto\"/"
+        "\"auto:FACTOR\" to derive it from the data (\"auto\" = \"auto:1.1\").",
+    )
+    rcut: float = option(6.0, check=gt(0), doc="The cut-off radius.")
+    rcut_smth: float = option(
+        0.5, check=ge(0), doc="Where smoothing starts: the 1/r term is smoothed from rcut_smth to rcut."
+    )
+    neuron: list[int] = option(
+        [10, 20, 40], check=each(gt(0), nonempty=True),
+        doc="Number of neurons in each hidden layer of the embedding net.",
+    )
+    axis_neuron: int = option(
+        4, aliases=("n_axis_neuron",), check=ge(1),
+        doc="Size of the submatrix of G (the embedding matrix) used to build the descriptor.",
+    )
+    activation_function: str = option(
+        "tanh", convert=str.lower, check=check_activation, doc=_doc_activation
+    )
+    resnet_dt: bool = option(False, doc='Whether to use a "Timestep" in the skip connection.')
+    type_one_side: bool = option(
+        False, doc="Embedding nets vary by neighbour type only (else by both centre and neighbour type)."
+    )
+    precision: str = option("default", check=check_precision, doc=_doc_precision)
+    trainable: bool = option(True, doc="Whether the parameters in the embedding net are trainable.")
+    seed: int | None = option(None, doc="Random seed for parameter initialization.")
+    exclude_types: list[list[int]] = option(
+        [], check=each(_check_pair),
+        doc="Excluded type pairs, e.g. [[0, 1]]: no interaction between type 0 and type 1.",
+    )
+    env_protection: float = option(
+        0.0, check=ge(0), doc="Protection against division by zero in the environment matrix."
+    )
+    set_davg_zero: bool = option(False, doc="Set the normalization average to zero.")
+
+    @property
+    def dtype_name(self) -> str:
+        """Parameter dtype name: ``precision`` with ``"default"`` resolved to ``"float64"``."""
+        return dtype_name(self.precision)
+
+    @property
+    def auto_sel_factor(self) -> float | None:
+        """The FACTOR of an ``"auto[:FACTOR]"`` sel (1.1 for ``"auto"``), None for a list."""
+        if not isinstance(self.sel, str):
+            return None
+        return 1.1 if self.sel == "auto" else float(self.sel[5:])
+
+    def validate(self, path: str) -> None:
+        """``rcut_smth < rcut`` and ``axis_neuron <= neuron[-1]``."""
+        if not self.rcut_smth < self.rcut:
+            raise ConfigError(
+                f"must be < rcut ({self.rcut}), got {show(self.rcut_smth)}", join_path(path, "rcut_smth")
+            )
+        if self.axis_neuron > self.neuron[-1]:
+            raise ConfigError(
+                f"must be <= neuron[-1] ({self.neuron[-1]}), got {self.axis_neuron}",
+                join_path(path, "axis_neuron"),
+            )
+
+    def check_ntypes(self, ntypes: int, path: str) -> None:
+        """``len(sel) == ntypes`` (unless auto) and ``exclude_types`` indices ``< ntypes``."""
+        if not isinstance(self.sel, str) and len(self.sel) != ntypes:
+            raise ConfigError(
+                f"expected one entry per type in type_map ({ntypes}), got {len(self.sel)}: {show(self.sel)}",
+                join_path(path, "sel"),
+            )
+        for i, pair in enumerate(self.exclude_types):
+            if max(pair) >= ntypes:
+                raise ConfigError(
+                    f"type index {max(pair)} out of range for {ntypes} types in type_map",
+                    join_path(join_path(path, "exclude_types"), i),
+                )
+
+
+# --------------------------------------------------------------------------- fittings
+
+
+@dataclasses.dataclass(kw_only=True)
+class FittingConfig(Variant):
+    """Base of the fitting-net schemas (``model.fitting_net``); ``type`` defaults to ``"ener"``."""
+
+    registry: ClassVar[Registry] = FITTINGS
+
+    def check_ntypes(self, ntypes: int, path: str) -> None:
+        """Checks that need the number of atom types (``len(type_map)``)."""
+
+
+@FITTINGS.register("ener")
+@dataclasses.dataclass(kw_only=True)
+class EnerFittingConfig(FittingConfig):
+    """``ener``: per-atom energy fitting net (DeePMD-kit's ``fitting_ener``).
+
+    Attributes
+    ----------
+    neuron : list of int
+        Hidden-layer widths (alias ``n_neuron``).
+    activation_function, precision : str
+        See :data:`ACTIVATIONS` and :data:`PRECISIONS`.
+    resnet_dt : bool
+        Use a "timestep" in the skip connections.
+    trainable : bool or list of bool
+        Whether the net is trained; a list gives one flag per layer (``len(neuron) + 1``:
+        hidden layers then the output layer).
+    rcond : float or None
+        ``rcond`` of the least-squares fit of the initial per-type energy shift.
+    seed : int or None
+        Random seed for parameter initialisation.
+    atom_ener : list of float or None
+        Energy of an isolated atom of each type (None = not fixed); at most ntypes items.
+    layer_name : list of str or None, or None
+        Per-layer names (``len(neuron) + 1``) for parameter sharing.
+    numb_fparam, numb_aparam, default_fparam, dim_case_embd, use_aparam_as_mask
+        Recognised; only the defaults (0, 0, None, 0, false) are supported yet.
+    """
+
+    neuron: list[int] = option(
+        [120, 120, 120], aliases=("n_neuron",), check=each(gt(0)),
+        doc="The number of neurons in each hidden layer of the fitting net.",
+    )
+    activation_function: str = option(
+        "tanh", convert=str.lower, check=check_activation, doc=_doc_activation
+    )
+    precision: str = option("default", check=check_precision, doc=_doc_precision)
+    resnet_dt: bool = option(True, doc='Whether to use a "Timestep" in the skip connection.')
+    trainable: bool | list[bool] = option(
+        True, doc="Whether the fitting net is trainable; a list gives one flag per layer (len(neuron)+1)."
+    )
+    rcond: float | None = option(
+        None, doc="Condition number of the least-squares fit of the initial energy shift of each type."
+    )
+    seed: int | None = option(None, doc="Random seed for parameter initialization of the fitting net.")
+    atom_ener: list[float | None] = option(
+        [], doc="The atomic energy in vacuum for each type (null: not fixed)."
+    )
+    layer_name: list[str | None] | None = option(
+        None, omit_none=True,
+        doc="Name of each layer (len(neuron)+1); layers with equal names share parameters.",
+    )
+    numb_fparam: int = option(0, only_default=True, doc="Dimension of the frame parameter.")
+    numb_aparam: int = option(0, only_default=True, doc="Dimension of the atomic parameter.")
+    default_fparam: list[float] | None = option(
+        None, only_default=True, omit_none=True, doc="Default frame parameter."
+    )
+    dim_case_embd: int = option(0, only_default=True, doc="Dimension of the case embedding.")
+    use_aparam_as_mask: bool = option(
+        False, only_default=True, doc="Use the aparam as a mask of real/virtual atoms."
+    )
+
+    _unsupported = {"exclude_types": []}
+
+    @property
+    def dtype_name(self) -> str:
+        """Parameter dtype name: ``precision`` with ``"default"`` resolved to ``"float64"``."""
+        return dtype_name(self.precision)
+
+    @property
+    def trainable_layers(self) -> list[bool]:
+        """``trainable`` as one flag per layer (``len(neuron) + 1``)."""
+        if isinstance(self.trainable, bool):
+            return [self.trainable] * (len(self.neuron) + 1)
+        return list(self.trainable)
+
+    def validate(self, path: str) -> None:
+        """Lengths of ``trainable`` (when a list) and ``layer_name`` are ``len(neuron) + 1``."""
+        nlayer = len(self.neuron) + 1
+        for key in ("trainable", "layer_name"):
+            value = getattr(self, key)
+            if isinstance(value, list) and len(value) != nlayer:
+                raise ConfigError(
+                    f"expected len(neuron) + 1 = {nlayer} items (hidden layers and output layer), "
+                    f"got {len(value)}",
+                    join_path(path, key),
+                )
+
+    def check_ntypes(self, ntypes: int, path: str) -> None:
+        """``atom_ener`` has at most ``ntypes`` items."""
+        if len(self.atom_ener) > ntypes:
+            raise ConfigError(
+                f"expected at most one value per type in type_map ({ntypes}), got {len(self.atom_ener)}",
+                join_path(path, "atom_ener"),
+            )
+
+
+# --------------------------------------------------------------------------- model
+
+
+def _bridging_off(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and value.lower() == "none")
+
+
+@MODELS.register("standard")
+@dataclasses.dataclass(kw_only=True)
+class ModelConfig(Variant):
+    """The ``model`` section of a single-task input (DeePMD-kit's ``standard`` model).
+
+    Attributes
+    ----------
+    type_map : list of str
+        Name of each atom type (required, unique); its length is the number of types.
+    descriptor : DescriptorConfig
+        The descriptor of the atomic environment.
+    fitting_net : FittingConfig
+        The fitting net.
+    data_stat_nbatch : int
+        Number of frames per system used for the input normalisation statistics.
+    data_stat_protect : float
+        Protection parameter of the atomic energy regression.
+    data_bias_nsample : int
+        Number of samples per system used to compute/change the energy bias.
+
+    Keys that DeePMD-kit accepts but mtzoo does not implement yet (``type_embedding``,
+    ``use_srtab``, non-empty ``pair_exclude_types``/``atom_exclude_types``, ``spin``,
+    ``preset_out_bias``, ``modifier``, ``compress``, ...) are accepted only at their default.
+    """
+
+    registry: ClassVar[Registry] = MODELS
+
+    type_map: list[str] = option(
+        check=_check_type_map, doc="Name of each atom type; the number of types is its length."
+    )
+    descriptor: DescriptorConfig = option(doc="The descriptor of atomic environment.")
+    fitting_net: FittingConfig = option(doc="The fitting of physical properties.")
+    data_stat_nbatch: int = option(
+        10, check=gt(0), doc="Number of frames in each system used for the data statistics."
+    )
+    data_stat_protect: float = option(
+        1e-2, check=gt(0), doc="Protect parameter for atomic energy regression."
+    )
+    data_bias_nsample: int = option(
+        10, check=gt(0), doc="Number of samples in a system to compute and change the energy bias."
+    )
+
+    _unsupported = {
+        "type_embedding": None,
+        "use_srtab": None,
+        "smin_alpha": None,
+        "sw_rmin": None,
+        "sw_rmax": None,
+        "srtab_add_bias": lambda v: isinstance(v, bool),
+        "pair_exclude_types": [],
+        "atom_exclude_types": [],
+        "preset_out_bias": None,
+        "modifier": None,
+        "compress": None,
+        "spin": None,
+        "finetune_head": None,
+        "model_branch_alias": [],
+        "info": {},
+        "bridging_method": _bridging_off,
+        "bridging_r_inner": 0.5,
+        "bridging_r_outer": 0.8,
+    }
+
+    @property
+    def ntypes(self) -> int:
+        """Number of atom types, ``len(type_map)``."""
+        return len(self.type_map)
+
+    def validate(self, path: str) -> None:
+        """Checks of the descriptor and fitting net against ``type_map``."""
+        self.descriptor.check_ntypes(self.ntypes, join_path(path, "descriptor"))
+        self.fitting_net.check_ntypes(self.ntypes, join_path(path, "fitting_net"))
+

@@ -1,0 +1,503 @@
+"""Schemas of the ``learning_rate``, ``optimizer``, ``loss`` and ``training`` sections.
+
+Key names, defaults and aliases follow DeePMD-kit 3.2 (``deepmd/utils/argcheck.py``).
+Learning-rate, optimizer and loss types are :class:`~mtzoo.config.base.Variant` schemas
+registered in :data:`LEARNING_RATES`, :data:`OPTIMIZERS` and :data:`LOSSES`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, ClassVar
+
+from mtzoo.config.base import (
+    ConfigError,
+    Registry,
+    Section,
+    Variant,
+    each,
+    ge,
+    gt,
+    in_range,
+    join_path,
+    one_of,
+    option,
+    show,
+)
+
+__all__ = [
+    "LEARNING_RATES",
+    "LOSSES",
+    "OPTIMIZERS",
+    "AdamConfig",
+    "DataConfig",
+    "EnerLossConfig",
+    "ExpLearningRateConfig",
+    "LearningRateConfig",
+    "LossConfig",
+    "OptimizerConfig",
+    "TrainingConfig",
+    "ValidationDataConfig",
+]
+
+LEARNING_RATES = Registry("learning rate", default="exp", unimplemented={"cosine": (), "wsd": ()})
+OPTIMIZERS = Registry(
+    "optimizer",
+    default="Adam",
+    unimplemented={"AdamW": (), "LKF": (), "AdaMuon": (), "HybridMuon": ()},
+)
+LOSSES = Registry(
+    "loss",
+    default="ener",
+    unimplemented={
+        "dens": (), "ener_spin": (), "dos": (), "population": (), "property": (), "tensor": (),
+    },
+)
+
+#: DeePMD-kit's stop_lr when neither ``stop_lr`` nor ``stop_lr_ratio`` is given.
+DEFAULT_STOP_LR = 5e-8
+
+
+# --------------------------------------------------------------------------- learning rate
+
+
+@dataclasses.dataclass(kw_only=True)
+class LearningRateConfig(Variant):
+    """Base of the learning-rate schemas (``learning_rate``); ``type`` defaults to ``"exp"``.
+
+    Holds the keys DeePMD-kit shares between all schedules.
+
+    Attributes
+    ----------
+    start_lr : float
+        Learning rate at the start of training, after warmup (> 0).
+    stop_lr : float or None
+        Learning rate at the end of training (> 0).  Mutually exclusive with
+        ``stop_lr_ratio``; when neither is given it is DeePMD-kit's 5e-8.
+    stop_lr_ratio : float or None
+        ``stop_lr = start_lr * stop_lr_ratio`` (> 0).
+    warmup_steps : int
+        Steps of linear warmup from ``warmup_start_factor * start_lr`` to ``start_lr``
+        (>= 0; 0 = none).  Mutually exclusive with a non-zero ``warmup_ratio``.
+    warmup_ratio : float or None
+        Warmup steps as a fraction of ``training.numb_steps``:
+        ``int(warmup_ratio * numb_steps)``, in [0, 1).
+    warmup_start_factor : float
+        Initial warmup learning rate as a fraction of ``start_lr`` (>= 0).
+    scale_by_worker : str
+        How to scale the learning rate with the number of workers (``"linear"``,
+        ``"sqrt"``, ``"none"``); accepted and ignored (mtzoo trains in one process).
+    """
+
+    registry: ClassVar[Registry] = LEARNING_RATES
+
+    start_lr: float = option(
+        1e-3, check=gt(0), doc="The learning rate at the start of the training (after warmup)."
+    )
+    stop_lr: float | None = option(
+        None, check=gt(0), doc="The learning rate at the end of training; exclusive with stop_lr_ratio."
+    )
+    stop_lr_ratio: float | None = option(
+        None, check=gt(0), doc="stop_lr = start_lr * stop_lr_ratio; exclusive with stop_lr."
+    )
+    warmup_steps: int = option(0, check=ge(0), doc="Number of steps of linear learning-rate warmup.")
+    warmup_ratio: float | None = option(
+        None, check=in_range(0, 1, hi_open=True), doc="Warmup steps as a fraction of numb_steps."
+    )
+    warmup_start_factor: float = option(
+        0.0, check=ge(0), doc="The warmup starts from warmup_start_factor * start_lr."
+    )
+    scale_by_worker: str = option(
+        "linear", check=one_of("linear", "sqrt", "none"), doc="Scaling with the number of workers (ignored)."
+    )
+
+    def __post_init__(self) -> None:
+        if self.stop_lr is None and self.stop_lr_ratio is None:
+            self.stop_lr = DEFAULT_STOP_LR
+
+    @property
+    def final_lr(self) -> float:
+        """The resolved stop learning rate (``stop_lr`` or ``start_lr * stop_lr_ratio``)."""
+        if self.stop_lr_ratio is not None:
+            return self.start_lr * self.stop_lr_ratio
+        return float(self.stop_lr)  # type: ignore[arg-type]
+
+    def warmup_steps_for(self, numb_steps: int) -> int:
+        """Warmup steps for a run of ``numb_steps`` steps (``warmup_ratio`` resolved)."""
+        if self.warmup_ratio is not None:
+            return int(self.warmup_ratio * numb_steps)
+        return self.warmup_steps
+
+    def validate(self, path: str) -> None:
+        """``stop_lr``/``stop_lr_ratio`` and ``warmup_steps``/``warmup_ratio`` exclusive."""
+        if self.stop_lr is not None and self.stop_lr_ratio is not None:
+            raise ConfigError(
+                "stop_lr and stop_lr_ratio are mutually exclusive; give only one",
+                join_path(path, "stop_lr_ratio"),
+            )
+        if self.warmup_steps != 0 and self.warmup_ratio is not None:
+            raise ConfigError(
+                "warmup_steps and warmup_ratio are mutually exclusive; give only one",
+                join_path(path, "warmup_ratio"),
+            )
+
+
+@LEARNING_RATES.register("exp")
+@dataclasses.dataclass(kw_only=True)
+class ExpLearningRateConfig(LearningRateConfig):
+    r"""``exp``: exponentially decaying learning rate with optional linear warmup.
+
+    DeePMD-kit 3.2 semantics (``deepmd/dpmodel/utils/learning_rate.py``,
+    ``LearningRateExp``).  With :math:`N` = ``training.numb_steps`` (total steps,
+    warmup included), :math:`W` the warmup steps (``warmup_steps``, or
+    ``int(warmup_ratio * N)``), :math:`T = N - W`, :math:`\eta_0` = ``start_lr``,
+    :math:`\eta_s` = ``stop_lr`` (or ``start_lr * stop_lr_ratio``), :math:`f` =
+    ``warmup_start_factor`` and :math:`s` = ``decay_steps``, the rate at step :math:`t`
+    (0-based) is
+
+    .. math::
+
+        \eta(t) = f\eta_0 + (1 - f)\,\eta_0\, t / W \qquad (t < W),
+
+        \eta(t) = \max\!\big(\eta_0\, r^{\lfloor (t - W)/s \rfloor},\ \eta_s\big) \qquad (t \ge W)
+
+    (with ``smooth`` true the exponent is :math:`(t - W)/s`, not floored).
+
+    * Without ``decay_rate``: if :math:`s \ge T`, :math:`s` is first replaced by
+      ``100 if T // 10 > 100 else T // 100 + 1``; then
+      :math:`r = (\max(\eta_s, 10^{-10})/\eta_0)^{s/T}` (:math:`r = 1` when
+      :math:`T = 0`), so that :math:`\eta` reaches :math:`\eta_s` at :math:`t = N`.
+    * With ``decay_rate``: :math:`r` = ``decay_rate`` and :math:`s` is used as given;
+      :math:`\eta_s` then only acts as the lower clip.
+
+    Attributes
+    ----------
+    decay_steps : int
+        Decay period :math:`s` in steps (> 0).
+    decay_rate : float or None
+        Decay factor :math:`r` per period, in (0, 1]; None derives it from ``stop_lr``.
+    smooth : bool
+        Decay continuously instead of every ``decay_steps`` steps.
+    """
+
+    decay_steps: int = option(
+        5000, check=gt(0), doc="The learning rate decays every this number of training steps."
+    )
+    decay_rate: float | None = option(
+        None, check=in_range(0, 1, lo_open=True),
+        doc="Decay rate per decay_steps; if given it is used instead of interpolating start_lr->stop_lr.",
+    )
+    smooth: bool = option(False, doc="Decay continuously (true) or every decay_steps steps (false).")
+
+
+# --------------------------------------------------------------------------- optimizer
+
+
+@dataclasses.dataclass(kw_only=True)
+class OptimizerConfig(Variant):
+    """Base of the optimizer schemas (``optimizer``); ``type`` defaults to ``"Adam"``.
+
+    DeePMD-kit <= 3.1 put ``opt_type`` and the optimizer keys in ``training``; such inputs
+    are migrated here by :func:`mtzoo.config.parse_input`, as DeePMD-kit 3.2 does.
+    """
+
+    registry: ClassVar[Registry] = OPTIMIZERS
+
+
+@OPTIMIZERS.register("Adam")
+@dataclasses.dataclass(kw_only=True)
+class AdamConfig(OptimizerConfig):
+    """``Adam`` (``torch.optim.Adam``).
+
+    Attributes
+    ----------
+    adam_beta1, adam_beta2 : float
+        Decay rates of the first and second moments, in [0, 1).
+    weight_decay : float
+        L2 penalty added to the gradients (>= 0).
+    """
+
+    adam_beta1: float = option(0.9, check=in_range(0, 1, hi_open=True), doc="Adam beta1.")
+    adam_beta2: float = option(0.999, check=in_range(0, 1, hi_open=True), doc="Adam beta2.")
+    weight_decay: float = option(0.0, check=ge(0), doc="Weight decay (L2 penalty on the gradients).")
+
+
+# --------------------------------------------------------------------------- loss
+
+
+@dataclasses.dataclass(kw_only=True)
+class LossConfig(Variant):
+    """Base of the loss schemas (``loss``); ``type`` defaults to ``"ener"``."""
+
+    registry: ClassVar[Registry] = LOSSES
+
+
+def _pref(default: float, what: str, when: str) -> Any:
+    return option(default, check=ge(0), doc=f"Prefactor of the {what} loss {when} (>= 0).")
+
+
+@LOSSES.register("ener", aliases=("ener_hess",))
+@dataclasses.dataclass(kw_only=True)
+class EnerLossConfig(LossConfig):
+    """``ener``: energy / force / virial / atomic-energy loss with scheduled prefactors.
+
+    A prefactor goes from ``start_pref_*`` at the start to ``limit_pref_*`` in the limit
+    of training, following the learning rate as in DeePMD-kit:
+    ``pref(t) = limit + (start - limit) * lr(t) / start_lr``.  A term whose two
+    prefactors are 0 is ignored.  Prefactors are floats >= 0.
+
+    Attributes
+    ----------
+    start_pref_e, limit_pref_e : float
+        Energy (defaults 0.02, 1.0).
+    start_pref_f, limit_pref_f : float
+        Force (defaults 1000, 1.0).
+    start_pref_v, limit_pref_v : float
+        Virial (defaults 0, 0).
+    start_pref_ae, limit_pref_ae : float
+        Atomic energy (defaults 0, 0).
+    start_pref_pf, limit_pref_pf, relative_f, enable_atom_ener_coeff, use_huber
+        Recognised; only the defaults (0, 0, None, false, false) are supported yet.
+    """
+
+    start_pref_e: float = _pref(0.02, "energy", "at the start")
+    limit_pref_e: float = _pref(1.0, "energy", "in the limit")
+    start_pref_f: float = _pref(1000.0, "force", "at the start")
+    limit_pref_f: float = _pref(1.0, "force", "in the limit")
+    start_pref_v: float = _pref(0.0, "virial", "at the start")
+    limit_pref_v: float = _pref(0.0, "virial", "in the limit")
+    start_pref_ae: float = _pref(0.0, "atomic energy", "at the start")
+    limit_pref_ae: float = _pref(0.0, "atomic energy", "in the limit")
+    start_pref_pf: float = option(
+        0.0, only_default=True, doc="Prefactor of the atomic prefactor force loss at the start."
+    )
+    limit_pref_pf: float = option(
+        0.0, only_default=True, doc="Prefactor of the atomic prefactor force loss in the limit."
+    )
+    relative_f: float | None = option(None, only_default=True, doc="Shift of the relative force error.")
+    enable_atom_ener_coeff: bool = option(False, only_default=True, doc="Energy as sum_i c_i E_i.")
+    use_huber: bool = option(False, only_default=True, doc="Use the Huber loss.")
+
+    _unsupported = {
+        "start_pref_h": 0.0,
+        "limit_pref_h": 0.0,
+        "use_default_pf": False,
+        "start_pref_gf": 0.0,
+        "limit_pref_gf": 0.0,
+        "numb_generalized_coord": 0,
+        "loss_func": "mse",
+        "f_use_norm": False,
+        "huber_delta": 0.01,
+        "intensive_ener_virial": False,
+    }
+
+
+# --------------------------------------------------------------------------- data
+
+
+def _as_list(value: Any) -> list[str]:
+    return [value] if isinstance(value, str) else value
+
+
+def _check_systems(systems: list[str]) -> str | None:
+    if not systems:
+        return "must not be empty"
+    return None if all(systems) else "system paths must not be empty"
+
+
+def _check_batch_size(value: Any) -> str | None:
+    if isinstance(value, list):
+        return each(gt(0), nonempty=True)(value)
+    if isinstance(value, int):
+        return gt(0)(value)
+    rule, _, number = value.partition(":")
+    if rule == "auto" and (not number or (number.isdigit() and int(number) > 0)):
+        return None
+    if rule in ("mixed", "max", "filter", "mix"):
+        return f"{show(value)}: \"{rule}:N\" batch sizes are not supported by mtzoo yet"
+    return f'must be an int > 0, a list of int, "auto" or "auto:N" (N > 0), got {show(value)}'
+
+
+def _check_auto_prob(value: str) -> str | None:
+    if value in ("prob_uniform", "prob_sys_size"):
+        return None
+    head, *blocks = value.split(";")
+    ok = head == "prob_sys_size" and bool(blocks)
+    for block in blocks:
+        parts = block.split(":")
+        try:
+            ok = ok and len(parts) == 3 and int(parts[0]) >= 0 and int(parts[1]) >= 0 and float(parts[2]) >= 0
+        except ValueError:
+            ok = False
+    if ok:
+        return None
+    return (
+        'must be "prob_uniform", "prob_sys_size" or "prob_sys_size;start:end:weight;...", '
+        f"got {show(value)}"
+    )
+
+
+@dataclasses.dataclass(kw_only=True)
+class DataConfig(Section):
+    """``training.training_data``: the data systems and how batches are drawn.
+
+    Attributes
+    ----------
+    systems : list of str
+        System directories, or parent directories searched recursively (a single string
+        is stored as a one-item list).  Relative paths are relative to the input file's
+        directory at run time.
+    batch_size : int, str or list of int
+        Frames per batch: an int for all systems, a list with one int per system,
+        ``"auto"`` (``batch_size * natoms >= 32``) or ``"auto:N"`` (``>= N``).
+    set_prefix : str
+        Prefix of the data set directories (``set.000``, ...).
+    auto_prob : str
+        System probabilities (alias ``auto_prob_style``): ``"prob_uniform"``,
+        ``"prob_sys_size"`` (proportional to the number of batches) or
+        ``"prob_sys_size;start:end:weight;..."``.
+    sys_probs : list of float or None
+        Explicit probability of each system (alias ``sys_weights``); overrides
+        ``auto_prob``.
+    """
+
+    systems: list[str] = option(
+        accept=list[str] | str, convert=_as_list, check=_check_systems,
+        doc="The data systems (a path or a list of paths; parents are searched recursively).",
+    )
+    batch_size: int | str | list[int] = option(
+        "auto", check=_check_batch_size,
+        doc='Batch size: int, list of int (one per system), "auto" or "auto:N".',
+    )
+    set_prefix: str = option("set", doc="The prefix of the data set directories.")
+    auto_prob: str = option(
+        "prob_sys_size", aliases=("auto_prob_style",), check=_check_auto_prob,
+        doc="How the probability of each system is determined.",
+    )
+    sys_probs: list[float] | None = option(
+        None, aliases=("sys_weights",), check=each(ge(0), nonempty=True),
+        doc="The probability of each system (same length as systems).",
+    )
+
+    _unsupported: ClassVar[dict[str, Any]] = {"rglob_patterns": None, "min_pair_dist": 0.0}
+
+
+@dataclasses.dataclass(kw_only=True)
+class ValidationDataConfig(DataConfig):
+    """``training.validation_data``: as :class:`DataConfig`, plus ``numb_btch``.
+
+    Attributes
+    ----------
+    numb_btch : int
+        Number of batches drawn at each validation (alias ``numb_batch``, > 0).
+    """
+
+    numb_btch: int = option(
+        1, aliases=("numb_batch",), check=gt(0),
+        doc="Number of batches to be sampled for each validation period.",
+    )
+
+    _unsupported: ClassVar[dict[str, Any]] = {"rglob_patterns": None}
+
+
+# --------------------------------------------------------------------------- training
+
+
+@dataclasses.dataclass(kw_only=True)
+class TrainingConfig(Section):
+    """The ``training`` section (single task).
+
+    Attributes
+    ----------
+    training_data : DataConfig
+        Training data (required).
+    validation_data : ValidationDataConfig or None
+        Validation data.
+    numb_steps : int or None
+        Number of training steps (>= 0; aliases ``stop_batch``, ``num_step``,
+        ``num_steps``, ``numb_step``).  Exactly one of ``numb_steps`` and ``numb_epoch``
+        must be given.
+    numb_epoch : float or None
+        Number of epochs (> 0; aliases ``num_epoch``, ``num_epochs``, ``numb_epochs``):
+        ``numb_steps = ceil(numb_epoch * ceil(max_i(nbatch_i / p_i)))`` over the systems,
+        with ``nbatch_i`` batches in system ``i`` and ``p_i`` its probability.
+    seed : int or None
+        Seed of the frame sampling.
+    disp_file, disp_freq : str, int
+        Learning-curve file and how often (steps) it is written.
+    save_freq, save_ckpt, max_ckpt_keep : int, str, int
+        Checkpoint period (steps), path prefix and how many recent ones are kept.
+    disp_training, time_training, disp_avg : bool
+        Verbose display, timing, and averaging the training loss over the display
+        interval.
+    stat_file : str or None
+        File (``.h5``/``.hdf5``) or directory where data statistics are cached.
+    stat_file_mode : str
+        ``"update"`` (create/complete the cache) or ``"read"`` (needs ``stat_file``).
+    profiling, profiling_file, enable_profiler : bool, str, bool
+        Profiler switches.
+    tensorboard, tensorboard_log_dir, tensorboard_freq : bool, str, int
+        TensorBoard logging.
+    gradient_max_norm : float or None
+        Clip the gradient norm to this value (0 or None: no clipping).
+    """
+
+    training_data: DataConfig = option(doc="Configurations of training data.")
+    validation_data: ValidationDataConfig | None = option(None, doc="Configurations of validation data.")
+    numb_steps: int | None = option(
+        None, aliases=("stop_batch", "num_step", "num_steps", "numb_step"), check=ge(0), omit_none=True,
+        doc="Number of training steps; exclusive with numb_epoch.",
+    )
+    numb_epoch: float | None = option(
+        None, aliases=("num_epoch", "num_epochs", "numb_epochs"), check=gt(0), omit_none=True,
+        doc="Number of training epochs (can be fractional); exclusive with numb_steps.",
+    )
+    seed: int | None = option(None, doc="The random seed for getting frames from the training data set.")
+    disp_file: str = option("lcurve.out", doc="The file for printing learning curve.")
+    disp_freq: int = option(1000, check=gt(0), doc="The frequency of printing learning curve.")
+    save_freq: int = option(1000, check=gt(0), doc="The frequency of saving check point.")
+    save_ckpt: str = option("model.ckpt", doc="The path prefix of saving check point files.")
+    max_ckpt_keep: int = option(5, check=gt(0), doc="The maximum number of recent checkpoints to keep.")
+    disp_training: bool = option(True, doc="Displaying verbose information during training.")
+    time_training: bool = option(True, doc="Timing during training.")
+    disp_avg: bool = option(False, doc="Display the average training loss over the display interval.")
+    stat_file: str | None = option(None, omit_none=True, doc="The file path for saving the data statistics.")
+    stat_file_mode: str = option(
+        "update", check=one_of("update", "read"), doc="Access mode of stat_file: update or read."
+    )
+    profiling: bool = option(False, doc="Enable performance profiling.")
+    profiling_file: str = option("timeline.json", doc="Output file of the profiling trace.")
+    enable_profiler: bool = option(False, doc="Enable the backend profiler.")
+    tensorboard: bool = option(False, doc="Enable tensorboard.")
+    tensorboard_log_dir: str = option("log", doc="The log directory of tensorboard outputs.")
+    tensorboard_freq: int = option(1, check=gt(0), doc="The frequency of writing tensorboard events.")
+    gradient_max_norm: float | None = option(
+        None, check=ge(0), omit_none=True, doc="Clip the gradient norm to this value (0: no clipping)."
+    )
+
+    _unsupported = {
+        "mixed_precision": None,
+        "change_bias_after_training": False,
+        "zero_stage": 0,
+        "acc_freq": 1,
+        "enable_ema": False,
+        "ema_decay": 0.999,
+        "ema_ckpt_keep": None,
+        "ckpt_keep_ratio": None,
+        "save_dir": None,
+        "neighbor_graph_method": "auto",
+        "enable_compile": False,
+        "enable_tf32": False,
+    }
+
+    def validate(self, path: str) -> None:
+        """Exactly one of ``numb_steps``/``numb_epoch``; ``stat_file_mode="read"`` needs a file."""
+        if self.numb_steps is None and self.numb_epoch is None:
+            raise ConfigError("missing required key (or give numb_epoch)", join_path(path, "numb_steps"))
+        if self.numb_steps is not None and self.numb_epoch is not None:
+            raise ConfigError(
+                "numb_steps and numb_epoch are mutually exclusive; give only one",
+                join_path(path, "numb_epoch"),
+            )
+        if self.stat_file_mode == "read" and not self.stat_file:
+            raise ConfigError('"read" requires training.stat_file', join_path(path, "stat_file_mode"))

@@ -1,0 +1,104 @@
+"""Build mtzoo models from DeePMD-kit models: serialized dicts, ``.dp`` (HDF5) and ``.yaml`` files.
+
+DeePMD-kit's backend-independent form is the dict returned by ``serialize()`` of its
+``deepmd.dpmodel`` objects; ``dp convert-backend model.pth model.dp`` (or ``.yaml``) writes the
+same dict to a file, wrapped as ``{"model": ..., "software": ..., "version": ...}``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from mtzoo.model import Model, build_model
+
+SUPPORTED_DESCRIPTORS = ("se_e2_a",)
+SUPPORTED_FITTINGS = ("ener",)
+
+
+def _resolve_variables(node, lookup):
+    """Replace DeePMD's variable references (datasets / ndarray dicts) under ``@variables``."""
+    if isinstance(node, dict):
+        if node.get("@class") == "np.ndarray" or node.get("@is_variable"):
+            return lookup(node)
+        return {k: (_resolve_variables(v, lookup) if k != "@variables" else
+                    {kk: (None if vv is None else lookup(vv)) for kk, vv in v.items()}) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_resolve_variables(v, lookup) for v in node]
+    return node
+
+
+def load_deepmd_file(path: str | Path) -> dict:
+    """Read a DeePMD-kit ``.dp`` (HDF5) or ``.yaml`` model file into its serialized dict."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"DeePMD-kit model file not found: {path}")
+    suffix = path.suffix.lower()
+    if suffix in (".dp", ".hlo"):
+        import h5py
+
+        with h5py.File(path, "r") as f:
+            data = json.loads(f.attrs["json"])
+            return _resolve_variables(data, lambda ref: np.array(f[ref][()]))
+    if suffix in (".yaml", ".yml"):
+        import yaml
+
+        with open(path) as fh:
+            data = yaml.safe_load(fh)
+        return _resolve_variables(data, lambda d: np.asarray(d["value"], dtype=np.dtype(d["dtype"]))
+                                  if isinstance(d, dict) else np.asarray(d))
+    raise ValueError(f"{path}: expected a DeePMD-kit .dp or .yaml file (convert a .pth/.pb with `dp convert-backend`)")
+
+
+def _descriptor_config(d: dict) -> dict:
+    kind = d.get("type")
+    if kind not in SUPPORTED_DESCRIPTORS:
+        raise ValueError(f"DeePMD descriptor '{kind}' cannot be imported yet (supported: {SUPPORTED_DESCRIPTORS})")
+    return {"type": kind, "sel": list(d["sel"]), "rcut": d["rcut"], "rcut_smth": d["rcut_smth"],
+            "neuron": list(d["neuron"]), "axis_neuron": d["axis_neuron"], "resnet_dt": d["resnet_dt"],
+            "type_one_side": d["type_one_side"], "exclude_types": [list(p) for p in d.get("exclude_types", [])],
+            "env_protection": d.get("env_protection", 0.0), "set_davg_zero": d.get("set_davg_zero", False),
+            "activation_function": d["activation_function"], "precision": d["precision"],
+            "trainable": bool(d.get("trainable", True))}
+
+
+def _fitting_config(f: dict) -> dict:
+    kind = f.get("type")
+    if kind not in SUPPORTED_FITTINGS:
+        raise ValueError(f"DeePMD fitting '{kind}' cannot be imported yet (supported: {SUPPORTED_FITTINGS})")
+    for key in ("numb_fparam", "numb_aparam", "dim_case_embd"):
+        if f.get(key, 0):
+            raise ValueError(f"DeePMD fitting with {key}={f[key]} cannot be imported yet")
+    trainable = f.get("trainable", True)
+    return {"type": "ener", "neuron": list(f["neuron"]), "resnet_dt": f["resnet_dt"],
+            "activation_function": f["activation_function"], "precision": f["precision"],
+            "trainable": trainable if isinstance(trainable, bool) else list(trainable), "rcond": f.get("rcond")}
+
+
+def model_from_deepmd(data: dict | str | Path, head: str = "default") -> Model:
+    """mtzoo model equal to a DeePMD-kit se_e2_a + ener model.
+
+    Parameters
+    ----------
+    data : dict, str or Path
+        ``EnergyModel.serialize()`` dict, a file dict with a ``"model"`` entry, or a ``.dp``/``.yaml`` path.
+    head : str
+        Name of the energy head in the mtzoo model.
+    """
+    if not isinstance(data, dict):
+        data = load_deepmd_file(data)
+    if "model" in data and "@class" not in data:
+        data = data["model"]
+    if data.get("@class") != "Model" or data.get("type") != "standard":
+        raise ValueError(f"expected a DeePMD-kit standard model dict, got @class={data.get('@class')} type={data.get('type')}")
+    if data.get("pair_exclude_types") or data.get("atom_exclude_types"):
+        raise ValueError("DeePMD models with pair_exclude_types/atom_exclude_types cannot be imported yet")
+    type_map = list(data["type_map"])
+    dd, ff = data["descriptor"], data["fitting"]
+    model = build_model({"type_map": type_map, "descriptor": _descriptor_config(dd), "heads": {head: _fitting_config(ff)}})
+    model.descriptor.load_deepmd(dd)
+    out_bias = data.get("@variables", {}).get("out_bias")
+    model.heads[head].load_deepmd(ff, out_bias)
+    return model
