@@ -145,8 +145,9 @@ def describe_type(tp: Any) -> str:
         return "an object"
     if origin is Literal:
         return "one of " + ", ".join(show(a) for a in typing.get_args(tp))
-    if _is_union(tp):
-        return " or ".join(describe_type(a) for a in typing.get_args(tp))
+    if _is_union(tp):  # scalars first: "str or a list of str"
+        members = sorted(typing.get_args(tp), key=lambda a: typing.get_origin(a) is list)
+        return " or ".join(describe_type(a) for a in members)
     return getattr(tp, "__name__", str(tp))
 
 
@@ -299,8 +300,8 @@ def _unknown_key(key: str, candidates: Iterable[str], path: str) -> ConfigError:
 class Section:
     """Base class of config dataclasses.
 
-    Class attributes
-    ----------------
+    Attributes
+    ----------
     _unsupported : dict
         DeePMD-kit keys that mtzoo recognises but does not implement yet, mapped to their
         accepted value (DeePMD's default; ``None`` also stands for "absent") or to a
@@ -389,9 +390,9 @@ def _accepts(spec: Any, value: Any) -> bool:
         return bool(spec(value))
     if spec is None:
         return value is None
-    return value == spec and type(value) is type(spec) or (
-        isinstance(spec, float) and isinstance(value, int) and not isinstance(value, bool) and value == spec
-    )
+    if isinstance(spec, float) and isinstance(value, int) and not isinstance(value, bool):
+        return value == spec  # JSON 0 for a 0.0 default
+    return type(value) is type(spec) and value == spec
 
 
 def parse_section(cls: type, data: Any, path: str = "") -> Any:
@@ -427,7 +428,7 @@ def parse_section(cls: type, data: Any, path: str = "") -> Any:
 
     kwargs: dict[str, Any] = {}
     for f in fields:
-        key_path = join_path(path, f.name)
+        key_path = join_path(path, spelled.get(f.name, f.name))  # as written in the input
         default = _default_of(f)
         if f.name in given:
             tp = f.metadata.get("accept") or hints[f.name]

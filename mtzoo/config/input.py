@@ -96,7 +96,7 @@ def _migrate_legacy(data: dict[str, Any]) -> dict[str, Any]:
     data = dict(data)
     training = dict(training)
     data["training"] = training
-    if "systems" in training and "training_data" not in training:
+    if "systems" in training:
         raise ConfigError(
             "DeePMD-kit v1 input layout is not supported; put systems, batch_size, ... "
             "in training.training_data",

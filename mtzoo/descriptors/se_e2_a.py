@@ -42,24 +42,21 @@ from mtzoo.nn.mlp import EmbeddingNet
 from mtzoo.nn.scatter import scatter_sum
 
 
-def neighbor_slots(dst: torch.Tensor, n_atoms: int) -> tuple[torch.Tensor, int]:
-    """Position of each edge among its centre's edges, and the largest neighbour count.
+def neighbor_slots(key: torch.Tensor, n_keys: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rank of each edge among the edges with the same key, and the number of edges per key.
 
     Shapes
     ------
-    dst ``[E]`` -> slot ``[E]`` (long), width (int).
+    key ``[E]`` (long, < n_keys) -> slot ``[E]`` (long), counts ``[n_keys]``.
     """
-    if dst.numel() == 0:
-        return dst.clone(), 1
-    counts = torch.bincount(dst, minlength=n_atoms)
+    counts = torch.bincount(key, minlength=n_keys)
+    if key.numel() == 0:
+        return key.clone(), counts
     start = torch.cumsum(counts, 0) - counts
-    if bool((dst[1:] >= dst[:-1]).all()):
-        slot = torch.arange(dst.numel(), device=dst.device) - start[dst]
-    else:
-        order = torch.argsort(dst, stable=True)
-        slot = torch.empty_like(dst)
-        slot[order] = torch.arange(dst.numel(), device=dst.device) - start[dst[order]]
-    return slot, max(int(counts.max()), 1)
+    order = torch.argsort(key, stable=True)
+    slot = torch.empty_like(key)
+    slot[order] = torch.arange(key.numel(), device=key.device) - start[key[order]]
+    return slot, counts
 
 
 @register("se_e2_a", "se_a")
@@ -158,32 +155,49 @@ class DescrptSeA(Descriptor):
         nt, n_atoms = self.ntypes, atom_type.shape[0]
         src, dst = edge_index[0], edge_index[1]
         ti, tj = atom_type[dst], atom_type[src]
+        rr = env_matrix(edge_vec.to(self.dtype), self.rcut_smth, self.rcut, self.env_protection)
         pair = ti * nt + tj
-        # group edges by embedding net: one stable sort of integers, then contiguous slices
-        k = self._net_index(ti, tj)
-        n_nets = len(self.embeddings)
-        order = torch.argsort(k, stable=True)
-        sizes = torch.bincount(k, minlength=n_nets).tolist()
-        dst_s, pair_s = dst[order], pair[order]
-        rr = env_matrix(edge_vec[order].to(self.dtype), self.rcut_smth, self.rcut, self.env_protection)
-        rr = (rr - self.davg.view(-1, 4)[pair_s]) / self.dstd.view(-1, 4)[pair_s]
+        rr = (rr - self.davg.view(-1, 4)[pair]) / self.dstd.view(-1, 4)[pair]
         if self.exclude_types:
-            rr = rr * self.pair_keep.view(-1)[pair_s].unsqueeze(-1)
-        gg = torch.cat([net(s) for net, s in zip(self.embeddings, torch.split(rr[:, :1], sizes)) if s.shape[0] > 0]
-                       or [rr.new_zeros(0, self.dim_emb)])
-        # sum over each centre's edges as one batched matmul on a [N, S] slot layout (S = most
-        # neighbours of any atom here, not sel): T_i = R_i^T G_i
-        slot, width = neighbor_slots(dst, n_atoms)
-        flat = (dst * width + slot)[order]
-        g_pad = gg.new_zeros(n_atoms * width, self.dim_emb).index_copy(0, flat, gg)
-        r_pad = rr.new_zeros(n_atoms * width, 4).index_copy(0, flat, rr)
-        gr = torch.bmm(g_pad.view(n_atoms, width, self.dim_emb).transpose(1, 2), r_pad.view(n_atoms, width, 4))
+            rr = rr * self.pair_keep.view(-1)[pair].unsqueeze(-1)
+        # centre rows: atom order (type_one_side) or grouped by centre type (one net per pair)
+        if self.type_one_side:
+            row, type_sizes, inv = dst, [n_atoms], None
+        else:
+            perm = torch.argsort(atom_type, stable=True)
+            inv = torch.empty_like(perm)
+            inv[perm] = torch.arange(n_atoms, device=perm.device)
+            row, type_sizes = inv[dst], torch.bincount(atom_type, minlength=nt).tolist()
+        # each neighbour type t gets a dense block [N, S_t, 4] (S_t = most type-t neighbours of
+        # any atom here, not sel); empty slots hold zero rows and so contribute nothing
+        slot, counts = neighbor_slots(row * nt + tj, n_atoms * nt)
+        widths = counts.view(n_atoms, nt).max(dim=0).values.tolist() if n_atoms else [0] * nt
+        gr = rr.new_zeros(n_atoms, self.dim_emb, 4)
+        for t in range(nt):
+            width = int(widths[t])
+            if width == 0:
+                continue
+            sel_t = tj == t
+            block = rr.new_zeros(n_atoms * width, 4).index_put_((row[sel_t] * width + slot[sel_t],), rr[sel_t])
+            block = block.view(n_atoms, width, 4)
+            parts, start = [], 0
+            for c, size in enumerate(type_sizes):  # centre-type groups (one group when type_one_side)
+                if size == 0:
+                    continue
+                r_blk = block[start: start + size]
+                net = self.embeddings[t if self.type_one_side else c * nt + t]
+                g_blk = net(r_blk[..., :1].reshape(-1, 1)).view(size, width, self.dim_emb)
+                parts.append(torch.bmm(g_blk.transpose(1, 2), r_blk))
+                start += size
+            gr = gr + (parts[0] if len(parts) == 1 else torch.cat(parts))
+        if inv is not None:
+            gr = gr[inv]
         # closed-form contribution of DeePMD's empty neighbour slots
         n_it = torch.bincount(dst * nt + tj, minlength=n_atoms * nt).view(n_atoms, nt).to(self.dtype)
         n_pad = self.sel_t.unsqueeze(0) - n_it  # [N, nt]
         gr = gr + torch.einsum("nt,ntmk->nmk", n_pad, self._padding_table()[atom_type])
         gr = gr / self.nnei
-        desc = torch.einsum("nmk,nak->nma", gr, gr[:, : self.axis_neuron]).reshape(n_atoms, self.dim_out)
+        desc = torch.bmm(gr, gr[:, : self.axis_neuron].transpose(1, 2)).reshape(n_atoms, self.dim_out)
         return {K.DESCRIPTOR: desc, K.ROT_MAT: gr[:, :, 1:]}
 
     # ------------------------------------------------------------------------------------------

@@ -90,8 +90,8 @@ class DenseLayer(nn.Module):
             y = y * self.idt
         if self.skip == 1:
             y = y + x
-        elif self.skip == 2:
-            y = y + torch.cat([x, x], dim=-1)
+        elif self.skip == 2:  # y + [x, x] without materialising the concatenation
+            y = (y.unflatten(-1, (2, self.n_in)) + x.unsqueeze(-2)).flatten(-2)
         return y
 
     # --- DeePMD-kit serialisation ("@class": "Layer") -----------------------------------
