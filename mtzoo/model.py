@@ -129,8 +129,9 @@ class Model(nn.Module):
             if K.ATOM_ENERGY in out:
                 out[K.ENERGY] = scatter_sum(out[K.ATOM_ENERGY], batch, n_frames)
             if differentiate:
-                (g,) = torch.autograd.grad(out[K.ENERGY].sum(), vec, create_graph=create_graph)
-                g = g.to(torch.float64)
+                (g,) = torch.autograd.grad(out[K.ENERGY].sum(), vec, create_graph=create_graph, allow_unused=True)
+                # no edges (isolated atoms): the energy does not depend on positions
+                g = torch.zeros_like(vec, dtype=torch.float64) if g is None else g.to(torch.float64)
                 if forces:
                     n = pos.shape[0]
                     out[K.FORCES] = scatter_sum(g, edge_index[1], n) - scatter_sum(g, edge_index[0], n)
@@ -144,6 +145,35 @@ class Model(nn.Module):
                     out[K.STRESS] = torch.where(periodic[:, None, None], -w / torch.where(periodic, vol, 1.0)[:, None, None],
                                                 torch.zeros_like(w))
         return out
+
+    def predict(self, frame, head: str | None = None) -> dict:
+        """Energy, forces, virial (and stress when periodic) of one frame, as numpy arrays.
+
+        Parameters
+        ----------
+        frame : ase.Atoms, pymatgen Structure/Molecule, or mtzoo System (first frame)
+            The atoms; elements must be in ``type_map``.
+        head : str or None
+            Head name (may be omitted for single-head models).
+
+        Returns
+        -------
+        dict
+            ``energy`` (float, eV), ``energies`` ``[n]`` (eV), ``forces`` ``[n, 3]`` (eV/A),
+            ``virial`` ``[3, 3]`` (eV) and, for periodic frames, ``stress`` ``[3, 3]`` (eV/A^3, ASE sign).
+        """
+        from mtzoo.data.graph import collate, system_graphs
+        from mtzoo.data.readers import load_systems
+        from mtzoo.data.system import System
+
+        system = frame if isinstance(frame, System) else load_systems([frame])[0]
+        graph = system_graphs(system, self.type_map, self.rcut)[0]
+        out = self(collate([graph]), head=head, create_graph=False)
+        res = {"energy": float(out[K.ENERGY][0].detach()), "energies": out[K.ATOM_ENERGY].detach().numpy(),
+               "forces": out[K.FORCES].detach().numpy(), "virial": out[K.VIRIAL][0].detach().numpy()}
+        if system.periodic:
+            res["stress"] = out[K.STRESS][0].detach().numpy()
+        return res
 
 
 def model_config(model: Model) -> dict:

@@ -127,6 +127,13 @@ class DescrptSeA(Descriptor):
         for a, b in self.exclude_types:
             keep[a, b] = keep[b, a] = 0.0
         self.register_buffer("pair_keep", keep)
+        if self.exclude_types and not self.set_davg_zero:
+            warnings.warn(
+                "se_e2_a: with exclude_types, an excluded neighbour still takes one of the sel slots, so the "
+                "energy jumps when it crosses rcut unless the mean of the environment matrix is zero "
+                "(DeePMD-kit behaves the same; mtzoo keeps parity). Set set_davg_zero: true to avoid the jump.",
+                stacklevel=2,
+            )
 
     # ------------------------------------------------------------------------------------------
     def get_config(self) -> dict:

@@ -1,0 +1,103 @@
+"""Command line: ``mtzoo train | freeze | test``.
+
+Errors in user input (config, data, files) print one line ``mtzoo: error: ...`` and exit 2;
+no traceback.  ``--debug`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+USER_ERRORS = (ValueError, FileNotFoundError, KeyError, PermissionError, IsADirectoryError)
+
+
+def _train(args) -> None:
+    from mtzoo.train.trainer import train
+
+    result = train(args.input, workdir=args.workdir, restart=args.restart,
+                   progress=False if args.no_progress else None)
+    valid = result.get("valid") or {}
+    print(f"trained to step {result.get('step')} in {result['wall_s']:.1f} s "
+          f"({result['s_per_step_median'] * 1000:.1f} ms/step median)"
+          + (f"; validation rmse_e {valid.get('rmse_e', float('nan')):.3e} eV/atom, "
+             f"rmse_f {valid.get('rmse_f', float('nan')):.3e} eV/A" if valid else ""))
+
+
+def _freeze(args) -> None:
+    from mtzoo.zoo.frozen import freeze
+
+    path = freeze(args.checkpoint, args.output)
+    print(f"saved frozen model to {path}")
+
+
+def _test(args) -> None:
+    from mtzoo.data.readers import load_systems
+    from mtzoo.evaluate import evaluate, format_table
+    from mtzoo.zoo.frozen import load_model
+
+    model = load_model(args.model)
+    systems = load_systems(args.system)
+    result = evaluate(model, systems, head=args.head, nframes=args.numb_test, batch_size=args.batch_size)
+    result["model"] = str(args.model)
+    if args.json:
+        text = json.dumps(result, indent=2)
+        if args.json == "-":
+            print(text)
+        else:
+            Path(args.json).write_text(text + "\n")
+            print(format_table(result))
+    else:
+        print(format_table(result))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="mtzoo", description="Multi-fidelity machine-learned interatomic potentials")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: OMP_NUM_THREADS or torch's)")
+    sub = p.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("train", help="train from a DeePMD-kit input.json")
+    t.add_argument("input")
+    t.add_argument("-o", "--workdir", default=".", help="run folder (lcurve.out, checkpoints, out.json)")
+    t.add_argument("--restart", default=None, help="resume from this checkpoint")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.set_defaults(func=_train)
+    f = sub.add_parser("freeze", help="freeze a checkpoint into one model file")
+    f.add_argument("-c", "--checkpoint", default=".", help="checkpoint file or run folder (default: .)")
+    f.add_argument("-o", "--output", default="frozen_model.pth")
+    f.set_defaults(func=_freeze)
+    s = sub.add_parser("test", help="errors of a model on labelled data")
+    s.add_argument("-m", "--model", required=True, help="frozen model (.pth), checkpoint, or DeePMD .dp/.yaml")
+    s.add_argument("-s", "--system", nargs="+", required=True, help="DeePMD systems (or parent folders) or ASE files")
+    s.add_argument("--head", default=None)
+    s.add_argument("-n", "--numb-test", type=int, default=None, help="frames per system (default: all)")
+    s.add_argument("--batch-size", type=int, default=8)
+    s.add_argument("--json", nargs="?", const="-", default=None, help="write JSON to FILE (or stdout)")
+    s.set_defaults(func=_test)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    elif "OMP_NUM_THREADS" in os.environ:
+        torch.set_num_threads(max(1, int(os.environ["OMP_NUM_THREADS"])))
+    try:
+        args.func(args)
+    except USER_ERRORS as exc:
+        if args.debug:
+            raise
+        msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+        print(f"mtzoo: error: {msg}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

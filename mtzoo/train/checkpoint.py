@@ -1,0 +1,90 @@
+"""Checkpoints: written atomically, pruned to ``max_ckpt_keep``, loaded with ``weights_only``.
+
+A checkpoint is ``{format_version, kind: "checkpoint", step, input (completed config),
+model_config, model (state_dict), optimizer, sampler, torch_rng, versions}``; the model is
+rebuilt from code, never unpickled.  ``SAVE_CKPT-STEP.pt`` files sit in the run folder with
+``SAVE_CKPT.pt`` (a copy of the newest) and a ``checkpoint`` text file naming it, as in
+DeePMD-kit.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+
+FORMAT_VERSION = 1
+
+
+def atomic_save(obj: dict, path: str | Path) -> None:
+    """``torch.save`` to a temporary file in the same folder, fsync, then rename over ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            torch.save(obj, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(text: str, path: str | Path) -> None:
+    """Write a text file atomically (temporary file + rename)."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
+
+
+def versions() -> dict[str, str]:
+    import e3nn
+    import torch_geometric
+
+    import mtzoo
+
+    return {"mtzoo": str(mtzoo.__version__), "torch": str(torch.__version__), "torch_geometric": str(torch_geometric.__version__),
+            "e3nn": str(e3nn.__version__)}
+
+
+def save_checkpoint(state: dict, workdir: Path, save_ckpt: str, step: int, max_keep: int) -> Path:
+    """Write ``SAVE_CKPT-STEP.pt`` and ``SAVE_CKPT.pt`` atomically; keep the newest ``max_keep``."""
+    stem = Path(save_ckpt).name.removesuffix(".pt")
+    folder = workdir / Path(save_ckpt).parent
+    path = folder / f"{stem}-{step}.pt"
+    state = {"format_version": FORMAT_VERSION, "kind": "checkpoint", "step": step, "versions": versions(), **state}
+    atomic_save(state, path)
+    atomic_save(state, folder / f"{stem}.pt")
+    atomic_write_text(f"{path.name}\n", folder / "checkpoint")
+    old = sorted(folder.glob(f"{stem}-*.pt"), key=lambda p: int(p.stem.rsplit("-", 1)[1]))
+    for p in old[: max(len(old) - max_keep, 0)]:
+        p.unlink(missing_ok=True)
+    return path
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    """Load a checkpoint (``weights_only=True``); a folder means its newest checkpoint."""
+    path = Path(path)
+    if path.is_dir():
+        marker = path / "checkpoint"
+        if not marker.exists():
+            raise FileNotFoundError(f"{path}: no 'checkpoint' file naming the newest checkpoint")
+        path = path / marker.read_text().strip()
+    if not path.exists():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated or foreign file
+        raise ValueError(f"{path}: not a readable mtzoo checkpoint ({exc.__class__.__name__}: {str(exc).strip().splitlines()[0][:200]})") from None
+    if not isinstance(state, dict) or state.get("kind") != "checkpoint":
+        raise ValueError(f"{path}: not an mtzoo checkpoint")
+    if state.get("format_version", 0) > FORMAT_VERSION:
+        raise ValueError(f"{path}: checkpoint format {state['format_version']} is newer than this mtzoo ({FORMAT_VERSION})")
+    return state

@@ -1,0 +1,63 @@
+"""Frozen models: one file with format version, config, type_map, statistics and weights.
+
+``{format_version, kind: "mtzoo-model", model_config, state_dict, type_map, heads,
+metadata}``; statistics (``davg``/``dstd``, energy biases) are buffers in the state dict.
+Loading rebuilds the model from ``model_config`` and reads the file with
+``torch.load(weights_only=True)``: no pickled code runs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from mtzoo.model import Model, build_model, model_config
+from mtzoo.train.checkpoint import atomic_save, load_checkpoint, versions
+
+FORMAT_VERSION = 1
+KIND = "mtzoo-model"
+
+
+def save_model(model: Model, path: str | Path, metadata: dict | None = None) -> Path:
+    """Write ``model`` as a frozen model file (atomically)."""
+    path = Path(path)
+    atomic_save({"format_version": FORMAT_VERSION, "kind": KIND, "model_config": model_config(model),
+                 "state_dict": model.state_dict(), "type_map": model.type_map, "heads": model.head_names(),
+                 "metadata": {"versions": versions(), **(metadata or {})}}, path)
+    return path
+
+
+def load_model(path: str | Path) -> Model:
+    """Read a frozen model (or a training checkpoint) into an eval-mode :class:`~mtzoo.model.Model`."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"model file not found: {path}")
+    if path.suffix in (".dp", ".yaml", ".yml"):
+        from mtzoo.zoo.deepmd_import import model_from_deepmd
+
+        return model_from_deepmd(path).eval()
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ValueError(f"{path}: not a readable mtzoo model ({exc.__class__.__name__}: {str(exc).strip().splitlines()[0][:200]})") from None
+    if isinstance(state, dict) and state.get("kind") == "checkpoint":
+        state = load_checkpoint(path)
+        model = build_model(state["model_config"])
+        model.load_state_dict(state["model"])
+        return model.eval()
+    if not isinstance(state, dict) or state.get("kind") != KIND:
+        raise ValueError(f"{path}: not an mtzoo model file (expected kind '{KIND}')")
+    if state.get("format_version", 0) > FORMAT_VERSION:
+        raise ValueError(f"{path}: model format {state['format_version']} is newer than this mtzoo ({FORMAT_VERSION})")
+    model = build_model(state["model_config"])
+    model.load_state_dict(state["state_dict"])
+    return model.eval()
+
+
+def freeze(checkpoint: str | Path = ".", output: str | Path = "frozen_model.pth") -> Path:
+    """Freeze a training checkpoint (file or run folder) into a model file."""
+    state = load_checkpoint(checkpoint)
+    model = build_model(state["model_config"])
+    model.load_state_dict(state["model"])
+    return save_model(model, output, {"step": state["step"], "input": state.get("input")})
