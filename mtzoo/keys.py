@@ -36,6 +36,12 @@ FORCES = "force"  # [N, 3] float, eV/A
 VIRIAL = "virial"  # [B, 3, 3] float, eV
 STRESS = "stress"  # [B, 3, 3] float, eV/A^3 (periodic frames only)
 
+# tensor properties (global = sum of the atomic values over the frame)
+DIPOLE = "dipole"  # [B, 3]
+ATOM_DIPOLE = "atomic_dipole"  # [N, 3]
+POLARIZABILITY = "polarizability"  # [B, 3, 3]
+ATOM_POLARIZABILITY = "atomic_polarizability"  # [N, 3, 3]
+
 # --- label masks: 1.0 where the frame carries the label, 0.0 where not ----------------------
 def has(key: str) -> str:
     """Name of the [B] float mask telling which frames carry label ``key``."""
@@ -43,7 +49,8 @@ def has(key: str) -> str:
 
 
 LABEL_KEYS = (ENERGY, FORCES, VIRIAL)
-PER_ATOM_LABELS = (FORCES, ATOM_ENERGY)
+TENSOR_LABEL_KEYS = (DIPOLE, ATOM_DIPOLE, POLARIZABILITY, ATOM_POLARIZABILITY)
+PER_ATOM_LABELS = (FORCES, ATOM_ENERGY, ATOM_DIPOLE, ATOM_POLARIZABILITY)
 
 # --- descriptor outputs (dict keys returned by every descriptor) ------------------------
 DESCRIPTOR = "descriptor"  # [N, dim_out] invariant per-atom features

@@ -126,8 +126,9 @@ class Model(nn.Module):
                 vec.requires_grad_(True)
             feats = self.descriptor(vec, edge_index, atom_type)
             out = hd(feats, atom_type)
-            if K.ATOM_ENERGY in out:
-                out[K.ENERGY] = scatter_sum(out[K.ATOM_ENERGY], batch, n_frames)
+            for o in hd.outputs:
+                if o.reducible:
+                    out[o.name] = scatter_sum(out[o.atom_name], batch, n_frames)
             if differentiate:
                 (g,) = torch.autograd.grad(out[K.ENERGY].sum(), vec, create_graph=create_graph, allow_unused=True)
                 # no edges (isolated atoms): the energy does not depend on positions

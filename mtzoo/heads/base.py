@@ -19,7 +19,9 @@ class OutputDef:
     Attributes
     ----------
     name : str
-        Key in the model's output dict (:mod:`mtzoo.keys`).
+        Key of the frame value in the model's output dict (:mod:`mtzoo.keys`).
+    atom_name : str
+        Key of the per-atom value that the head returns (summed into ``name`` when reducible).
     shape : tuple[int, ...]
         Per-atom shape of the quantity (``()`` for a scalar).
     reducible : bool
@@ -29,6 +31,7 @@ class OutputDef:
     """
 
     name: str
+    atom_name: str
     shape: tuple[int, ...] = ()
     reducible: bool = True
     differentiable: bool = False
@@ -48,6 +51,10 @@ class Head(nn.Module):
                              f"descriptor '{descriptor.type_name}' does not provide")
 
     def forward(self, features: dict[str, torch.Tensor], atom_type: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Per-atom outputs keyed by each :class:`OutputDef`'s ``atom_name``.
+
+        The model sums reducible outputs over the atoms of each frame; heads never see frames.
+        """
         raise NotImplementedError
 
     def get_config(self) -> dict:  # pragma: no cover - interface

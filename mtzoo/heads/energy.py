@@ -49,7 +49,7 @@ class EnergyHead(Head):
     """
 
     head_type = "ener"
-    outputs = (OutputDef(K.ENERGY, (), reducible=True, differentiable=True),)
+    outputs = (OutputDef(K.ENERGY, K.ATOM_ENERGY, (), reducible=True, differentiable=True),)
 
     def __init__(self, ntypes: int, dim_descrpt: int, neuron: Sequence[int] = (120, 120, 120), resnet_dt: bool = True,
                  activation_function: str = "tanh", precision: str = "default",
