@@ -187,8 +187,10 @@ def build_model(config: Mapping) -> Model:
     """Build a model (random weights) from ``{"type_map", "descriptor", "heads": {name: cfg}}``."""
     from mtzoo.descriptors import build_descriptor
     from mtzoo.heads import build_head
+    from mtzoo.heads.shared import share_named_layers
 
     type_map = list(config["type_map"])
     desc = build_descriptor(config["descriptor"], len(type_map))
     heads = {name: build_head(cfg, len(type_map), desc) for name, cfg in config["heads"].items()}
+    share_named_layers(heads)
     return Model(type_map, desc, heads)
