@@ -1,7 +1,11 @@
 """Evaluate a model on data: predictions for frames, and DeePMD-style error metrics.
 
-Metrics per system (and over all systems, frames weighted equally):
-energy per atom, forces (per component), virial per atom; each as RMSE and MAE.
+Metrics per system (and over all systems, frames weighted equally), each as RMSE and MAE:
+
+* energy heads: energy per atom, forces (per component), virial per atom;
+* dipole / polar heads: the frame tensor (per component) and the atomic tensor (per component,
+  atoms of the head's selected types only, as DeePMD-kit's ``dp test``).  Tensor labels carry
+  no unit convention in DeePMD-kit data, so they are reported in "label units".
 """
 
 from __future__ import annotations
@@ -17,16 +21,43 @@ from mtzoo.data.system import System
 from mtzoo.model import Model
 
 UNITS = {"energy_per_atom": "eV/atom", "force": "eV/A", "virial_per_atom": "eV/atom"}
+LABEL_UNITS = "label units"
+
+
+def _is_energy_head(model: Model, head: str) -> bool:
+    return any(o.differentiable for o in model.heads[head].outputs)
+
+
+def _predict_tensor(model: Model, graphs: list, head: str, batch_size: int) -> dict[str, np.ndarray]:
+    """Frame ``[nf, *shape]`` and atomic ``[nf, natoms, *shape]`` values of each output of a tensor head."""
+    outputs = model.heads[head].outputs
+    out: dict[str, list] = {k: [] for o in outputs for k in (o.name, o.atom_name)}
+    for i in range(0, len(graphs), batch_size):
+        batch = collate(graphs[i: i + batch_size])
+        pred = model(batch, head=head, forces=False, virial=False, create_graph=False)
+        nb = batch.num_graphs
+        for o in outputs:
+            out[o.name].append(pred[o.name].detach().numpy())
+            out[o.atom_name].append(pred[o.atom_name].detach().numpy().reshape(nb, -1, *o.shape))
+    return {k: np.concatenate(v) for k, v in out.items()}
 
 
 def predict_system(model: Model, system: System, head: str | None = None, batch_size: int = 8,
                    nframes: int | None = None) -> dict[str, np.ndarray]:
-    """Energies ``[nf]``, forces ``[nf, natoms, 3]``, virials ``[nf, 3, 3]`` for the frames of ``system``."""
+    """Predictions for the frames of ``system``.
+
+    Energy heads: energies ``[nf]``, forces ``[nf, natoms, 3]``, virials ``[nf, 3, 3]``.
+    Tensor heads: ``dipole`` ``[nf, 3]`` and ``atomic_dipole`` ``[nf, natoms, 3]``, or
+    ``polarizability`` ``[nf, 3, 3]`` and ``atomic_polarizability`` ``[nf, natoms, 3, 3]``.
+    """
+    head = model.resolve_head(head)
     graphs = system_graphs(system, model.type_map, model.rcut)[:nframes]
     out: dict[str, list] = {K.ENERGY: [], K.FORCES: [], K.VIRIAL: []}
     was_training = model.training
     model.eval()
     try:
+        if not _is_energy_head(model, head):
+            return _predict_tensor(model, graphs, head, batch_size)
         for i in range(0, len(graphs), batch_size):
             batch = collate(graphs[i: i + batch_size])
             pred = model(batch, head=head, create_graph=False)
@@ -55,6 +86,8 @@ def evaluate(model: Model, systems: Sequence[System], head: str | None = None, n
         (present only where the data has labels), units in ``"units"``.
     """
     head = model.resolve_head(head)
+    if not _is_energy_head(model, head):
+        return _evaluate_tensor(model, systems, head, nframes, batch_size)
     rows, pooled = [], {m: [] for m in UNITS}
     for s in systems:
         pred = predict_system(model, s, head, batch_size, nframes)
@@ -79,11 +112,47 @@ def evaluate(model: Model, systems: Sequence[System], head: str | None = None, n
     return {"head": head, "systems": rows, "total": total, "units": UNITS}
 
 
+def _stats(err: np.ndarray) -> dict:
+    return {"rmse": float(np.sqrt(np.mean(err**2))), "mae": float(np.mean(np.abs(err))), "n": int(err.size)}
+
+
+def _evaluate_tensor(model: Model, systems: Sequence[System], head: str, nframes: int | None, batch_size: int) -> dict:
+    """:func:`evaluate` for a dipole / polar head: metrics named after the frame and atomic label keys."""
+    hd = model.heads[head]
+    sel_types = hd.sel_types() if hasattr(hd, "sel_types") else list(range(len(model.type_map)))
+    metrics = [k for o in hd.outputs for k in (o.name, o.atom_name)]
+    units = {m: LABEL_UNITS for m in metrics}
+    rows, pooled = [], {m: [] for m in metrics}
+    for s in systems:
+        pred = predict_system(model, s, head, batch_size, nframes)
+        nf = len(next(iter(pred.values())))
+        row = {"name": s.name, "nframes": nf, "natoms": s.natoms}
+        sel = np.isin(s.model_types(model.type_map), sel_types)
+        for o in hd.outputs:
+            for key, atomic in ((o.name, False), (o.atom_name, True)):
+                if key not in s.labels or not s.masks[key][:nf].any():
+                    continue
+                mask = s.masks[key][:nf]
+                p, ref = pred[key][mask], s.labels[key][:nf][mask]
+                if atomic:
+                    p, ref = p[:, sel], ref[:, sel]
+                if ref.size == 0:
+                    continue
+                err = (p - ref).ravel()
+                row[key] = _stats(err)
+                pooled[key].append(err)
+        rows.append(row)
+    total = {m: _stats(np.concatenate(e)) for m, e in pooled.items() if e}
+    return {"head": head, "head_type": hd.head_type, "sel_type": sel_types, "systems": rows, "total": total,
+            "units": units}
+
+
 def format_table(result: dict) -> str:
     """Plain-text table of :func:`evaluate`'s result."""
-    metrics = [m for m in UNITS if m in result["total"]]
+    units = result.get("units", UNITS)
+    metrics = [m for m in units if m in result["total"]]
     head = f"head: {result['head']}\n"
-    cols = ["system", "frames"] + [f"{m} RMSE / MAE ({UNITS[m]})" for m in metrics]
+    cols = ["system", "frames"] + [f"{m} RMSE / MAE ({units[m]})" for m in metrics]
     lines = [cols]
     for row in result["systems"] + [{"name": "ALL", "nframes": sum(r["nframes"] for r in result["systems"]),
                                      **result["total"]}]:

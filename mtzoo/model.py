@@ -18,6 +18,7 @@ copy of the graph.  Stress (ASE sign) is :math:`-W / V` for periodic frames.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping, Sequence
 
 import torch
@@ -120,7 +121,8 @@ class Model(nn.Module):
         if batch is None:
             batch = torch.zeros(pos.shape[0], dtype=torch.long, device=pos.device)
         differentiate = (forces or virial) and any(o.differentiable for o in hd.outputs)
-        with torch.enable_grad() if differentiate else torch.no_grad():
+        # differentiated outputs need autograd even under no_grad; other heads follow the caller's grad mode
+        with torch.enable_grad() if differentiate else contextlib.nullcontext():
             vec = edge_vectors(pos, edge_index, data[K.CELL_SHIFT], data[K.CELL], batch)
             if differentiate and not vec.requires_grad:
                 vec.requires_grad_(True)
@@ -137,8 +139,12 @@ class Model(nn.Module):
                     n = pos.shape[0]
                     out[K.FORCES] = scatter_sum(g, edge_index[1], n) - scatter_sum(g, edge_index[0], n)
                 if virial:
-                    rg = vec.to(torch.float64).unsqueeze(2) * g.unsqueeze(1)  # [E, 3, 3]
-                    w = -scatter_sum(rg.reshape(-1, 9), batch[edge_index[1]], n_frames).view(n_frames, 3, 3)
+                    v64 = vec.to(torch.float64)
+                    if n_frames == 1:
+                        w = -(v64.t() @ g).unsqueeze(0)
+                    else:
+                        rg = v64.unsqueeze(2) * g.unsqueeze(1)  # [E, 3, 3]
+                        w = -scatter_sum(rg.reshape(-1, 9), batch[edge_index[1]], n_frames).view(n_frames, 3, 3)
                     out[K.VIRIAL] = w
                     cell = data[K.CELL].to(torch.float64)
                     vol = torch.linalg.det(cell).abs()

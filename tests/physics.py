@@ -444,3 +444,65 @@ def check_dtype_float32(model, atoms, head: str, rtol: float = 1e-5, force_rtol:
         worst = max(worst, e)
         assert f <= force_rtol
     return worst
+
+
+# ------------------------------------------------------------------------------------------
+# 7. tensor heads (dipole, polarizability)
+# ------------------------------------------------------------------------------------------
+def _rotate_tensor(x: np.ndarray, rot: np.ndarray) -> np.ndarray:
+    """``R x`` for vectors ``[..., 3]``, ``R x R^T`` for rank-2 tensors ``[..., 3, 3]``."""
+    if x.shape[-2:] == (3, 3):
+        return np.einsum("ab,...bc,dc->...ad", rot, x, rot)
+    return x @ rot.T
+
+
+def check_tensor_equivariance(model, frame, head: str, rtol: float = 1e-12, seed: int = 0) -> float:
+    """Frame and atomic tensors of a dipole / polarizability head transform exactly.
+
+    For every transformed copy of :func:`equivalent_frames` (random rotation ``R``, with the
+    cell rotated too when periodic; translation; permutation; and for periodic frames wrapping,
+    lattice shifts of single atoms and unimodular cell changes): dipoles go to ``R d``,
+    polarizabilities to ``R A R^T``, atomic values are permuted with the atoms, and everything
+    else is unchanged.  Also: the frame tensor is the sum of the atomic ones, polarizabilities are
+    symmetric, and a batch of [frame, rattled copy, rotated copy] gives each frame's values alone.
+    Tolerances are relative to the largest component of each reference output.
+    """
+    fr = as_frame(frame, model.type_map)
+    outputs = [o for o in model.heads[head].outputs if not o.differentiable]
+    assert outputs, f"head '{head}' has no tensor output"
+    ref = evaluate(model, fr, head, forces=False)
+    worst = 0.0
+    for o in outputs:
+        assert np.abs(ref[o.atom_name]).max() > 0, f"{o.atom_name} is identically zero: the check would be vacuous"
+        worst = max(worst, _assert_close(f"{o.name} = sum of {o.atom_name}", ref[o.name][0], ref[o.atom_name].sum(0), rtol,
+                                         float(np.abs(ref[o.atom_name]).max()) * max(fr.natoms, 1)))
+        if o.shape == (3, 3):
+            for key in (o.name, o.atom_name):
+                worst = max(worst, _assert_close(f"{key} symmetric", ref[key], np.swapaxes(ref[key], -1, -2), rtol))
+    rng = np.random.default_rng(seed)
+    transformed = equivalent_frames(fr, rng)
+    for name, f2, perm, rot in transformed:
+        got = evaluate(model, f2, head, forces=False)
+        for o in outputs:
+            g_ref, a_ref = ref[o.name], ref[o.atom_name]
+            if perm is not None:
+                a_ref = a_ref[perm]
+            if rot is not None:
+                g_ref, a_ref = _rotate_tensor(g_ref, rot), _rotate_tensor(a_ref, rot)
+            worst = max(worst,
+                        _assert_close(f"{name}: {o.name}", got[o.name], g_ref, rtol),
+                        _assert_close(f"{name}: {o.atom_name}", got[o.atom_name], a_ref, rtol))
+    # batch independence
+    rattled = fr.replace(pos=fr.pos + rng.normal(scale=0.05, size=fr.pos.shape))
+    flist = [fr, rattled, transformed[0][1]]
+    batched = evaluate(model, flist, head, forces=False)
+    start = 0
+    for k, f in enumerate(flist):
+        alone = evaluate(model, f, head, forces=False)
+        for o in outputs:
+            worst = max(worst,
+                        _assert_close(f"batch frame {k}: {o.name}", batched[o.name][k], alone[o.name][0], rtol),
+                        _assert_close(f"batch frame {k}: {o.atom_name}", batched[o.atom_name][start:start + f.natoms],
+                                      alone[o.atom_name], rtol))
+        start += f.natoms
+    return worst

@@ -463,3 +463,115 @@ def test_extxyz_virial_in_info(tmp_path):
     np.testing.assert_array_equal(s.labels[K.VIRIAL][0], np.diag([1.0, 2.0, 3.0]))
     np.testing.assert_array_equal(s.labels[K.ENERGY], [-1.0])
     assert K.FORCES not in s.labels
+
+
+# --------------------------------------------------------------------------------------
+# tensor labels: dipole / polarizability (global and atomic)
+# --------------------------------------------------------------------------------------
+WATER_TENSOR = SHARED / "examples" / "water_tensor"
+
+
+@pytest.mark.parametrize("kind", ["dipole", "polar"])
+def test_shared_water_tensor_systems(kind):
+    base = WATER_TENSOR / kind / "training_data_reformat"
+    if not base.is_dir():
+        pytest.skip(f"shared DeePMD-kit water_tensor data not present at {SHARED}")
+    atomic, glob = load_systems([base / "atomic_system", base / "global_system"])
+    gkey, akey, comp = ((K.DIPOLE, K.ATOM_DIPOLE, (3,)) if kind == "dipole"
+                        else (K.POLARIZABILITY, K.ATOM_POLARIZABILITY, (3, 3)))
+    # the dipole systems have a 'nopbc' file (their box.npy is ignored), the polar ones do not
+    assert atomic.periodic == glob.periodic == (kind == "polar")
+    nf_a = np.load(base / "atomic_system" / "set.000" / "coord.npy").shape[0]
+    nf_g = np.load(base / "global_system" / "set.000" / "coord.npy").shape[0]
+    assert atomic.natoms == glob.natoms == 192
+    assert set(atomic.labels) == {akey} and set(glob.labels) == {gkey}
+    assert atomic.labels[akey].shape == (nf_a, 192, *comp) and atomic.masks[akey].shape == (nf_a,)
+    assert glob.labels[gkey].shape == (nf_g, *comp) and glob.masks[gkey].all() and atomic.masks[akey].all()
+    raw = np.load(base / "atomic_system" / "set.000" / f"{'atomic_dipole' if kind == 'dipole' else 'atomic_polarizability'}.npy")
+    np.testing.assert_array_equal(atomic.labels[akey].reshape(nf_a, -1), raw)
+    h = np.asarray(atomic.elements) == "H"
+    assert not atomic.labels[akey][:, h].any() and atomic.labels[akey][:, ~h].any()  # only O carries the label
+    # graphs carry the tensor labels of their system only, with masks
+    from mtzoo.data.graph import collate, system_graphs
+
+    ga = collate(system_graphs(atomic, ["O", "H"], 2.0)[:2])
+    assert tuple(ga[akey].shape) == (2 * 192, *comp) and ga[K.has(akey)].tolist() == [1.0, 1.0]
+    assert gkey not in ga and K.has(gkey) not in ga
+    gg = collate(system_graphs(glob, ["O", "H"], 2.0)[:2])
+    assert tuple(gg[gkey].shape) == (2, *comp) and akey not in gg
+    np.testing.assert_array_equal(gg[gkey].numpy(), glob.labels[gkey][:2])
+
+
+@pytest.mark.parametrize("raw", [False, True], ids=["npy", "raw"])
+def test_deepmd_tensor_labels_roundtrip(tmp_path, raw):
+    rng = np.random.default_rng(3)
+    nf, natoms = 4, 3
+    data = _random_data(nf=nf, natoms=natoms)
+    path = _write_deepmd(tmp_path / "t", [0, 1, 1], data, sets=None if raw else [1, 3], raw=raw)
+    tensors = {"dipole": rng.normal(size=(nf, 3)), "atomic_dipole": rng.normal(size=(nf, natoms * 3)),
+               "polarizability": rng.normal(size=(nf, 9)), "atomic_polarizability": rng.normal(size=(nf, natoms * 9))}
+    for stem, arr in tensors.items():
+        if raw:
+            np.savetxt(path / f"{stem}.raw", arr)
+        elif stem == "dipole":  # only the second set has global dipoles
+            np.save(path / "set.001" / "dipole.npy", arr[1:])
+        else:
+            np.save(path / "set.000" / f"{stem}.npy", arr[:1])
+            np.save(path / "set.001" / f"{stem}.npy", arr[1:])
+    (s,) = read_deepmd(path)
+    if raw:
+        np.testing.assert_array_equal(s.labels[K.DIPOLE], tensors["dipole"])
+        assert s.masks[K.DIPOLE].all()
+    else:
+        np.testing.assert_array_equal(s.masks[K.DIPOLE], [False, True, True, True])
+        np.testing.assert_array_equal(s.labels[K.DIPOLE][1:], tensors["dipole"][1:])
+        assert not s.labels[K.DIPOLE][0].any()
+    np.testing.assert_array_equal(s.labels[K.ATOM_DIPOLE], tensors["atomic_dipole"].reshape(nf, natoms, 3))
+    np.testing.assert_array_equal(s.labels[K.POLARIZABILITY], tensors["polarizability"].reshape(nf, 3, 3))
+    np.testing.assert_array_equal(s.labels[K.ATOM_POLARIZABILITY],
+                                  tensors["atomic_polarizability"].reshape(nf, natoms, 3, 3))
+    assert s.masks[K.ATOM_POLARIZABILITY].all()
+
+
+@pytest.mark.parametrize("stem,comp", [("atomic_dipole", 3), ("atomic_polarizability", 9)])
+def test_atomic_tensor_wrong_size(tmp_path, stem, comp):
+    nf, natoms = 3, 6
+    data = _random_data(nf=nf, natoms=natoms)
+    path = _write_deepmd(tmp_path / "old", [0, 1, 1, 0, 1, 1], data)
+    # the older DeePMD-kit layout: only the 2 sel_type atoms (type 0) per frame
+    np.save(path / "set.000" / f"{stem}.npy", np.zeros((nf, 2 * comp)))
+    with pytest.raises(DataError, match=rf"{stem}\.npy.*expected natoms\*{comp} = {natoms * comp}.*sel_type"):
+        read_deepmd(path)
+    np.save(path / "set.000" / f"{stem}.npy", np.zeros((nf, natoms * comp + 1)))
+    with pytest.raises(DataError, match=rf"{stem}\.npy.*expected natoms\*{comp} = {natoms * comp}"):
+        read_deepmd(path)
+
+
+def test_global_tensor_wrong_size(tmp_path):
+    data = _random_data(nf=3, natoms=2)
+    path = _write_deepmd(tmp_path / "g", [0, 1], data)
+    np.save(path / "set.000" / "polarizability.npy", np.zeros((3, 6)))
+    with pytest.raises(DataError, match=r"polarizability\.npy"):
+        read_deepmd(path)
+
+
+def test_from_atoms_tensor_labels():
+    from ase import Atoms
+    from ase.calculators.singlepoint import SinglePointCalculator
+
+    a = Atoms("OH2", positions=[[0, 0, 0], [0.96, 0, 0], [-0.24, 0.93, 0]])
+    a.info["polarizability"] = np.arange(9.0)
+    a.arrays["atomic_dipole"] = np.arange(9.0).reshape(3, 3)
+    a.calc = SinglePointCalculator(a, energy=-1.0, dipole=np.array([0.1, 0.2, 0.3]))
+    b = Atoms("OH2", positions=[[0, 0, 0], [0.95, 0, 0], [-0.25, 0.93, 0]])
+    b.info["dipole"] = [1.0, 2.0, 3.0]
+    (s,) = from_atoms([a, b])
+    np.testing.assert_array_equal(s.labels[K.DIPOLE], [[0.1, 0.2, 0.3], [1.0, 2.0, 3.0]])
+    np.testing.assert_array_equal(s.masks[K.POLARIZABILITY], [True, False])
+    np.testing.assert_array_equal(s.labels[K.POLARIZABILITY][0], np.arange(9.0).reshape(3, 3))
+    np.testing.assert_array_equal(s.labels[K.ATOM_DIPOLE][0], np.arange(9.0).reshape(3, 3))
+    np.testing.assert_array_equal(s.masks[K.ATOM_DIPOLE], [True, False])
+    c = b.copy()
+    c.info["dipole"] = [1.0, 2.0]
+    with pytest.raises(DataError, match="dipole"):
+        from_atoms([c])

@@ -41,9 +41,9 @@ def test_training_reduces_force_and_energy_error(tmp_path):
     tr = Trainer(cfg, tmp_path, progress=False, log=lambda *a: None)
     from mtzoo.evaluate import evaluate
 
-    before = evaluate(tr.model, tr.valid_data.systems)["total"]
+    before = evaluate(tr.model, tr.tasks["default"].valid.systems)["total"]
     tr.run()
-    after = evaluate(tr.model, tr.valid_data.systems)["total"]
+    after = evaluate(tr.model, tr.tasks["default"].valid.systems)["total"]
     assert after["force"]["rmse"] < before["force"]["rmse"] / 1.5, (before, after)
     assert after["energy_per_atom"]["rmse"] < before["energy_per_atom"]["rmse"] / 5, (before, after)
     lc = read_lcurve(tmp_path / "lcurve.out")
@@ -88,7 +88,7 @@ def test_freeze_load_roundtrip_and_out_json(tmp_path):
     model = load_model(path)
     from mtzoo.data.graph import collate, system_graphs
 
-    g = collate(system_graphs(tr.valid_data.systems[0], model.type_map, model.rcut)[:2])
+    g = collate(system_graphs(tr.tasks["default"].valid.systems[0], model.type_map, model.rcut)[:2])
     e1 = model(g)[K.ENERGY]
     tr.model.eval()
     e2 = tr.model(g)[K.ENERGY]
@@ -101,11 +101,11 @@ def test_auto_sel_and_auto_batch(tmp_path):
     cfg["training"]["training_data"]["batch_size"] = "auto:64"
     tr = Trainer(cfg, tmp_path, progress=False, log=lambda *a: None)
     assert tr.model.descriptor.sel == [35, 34]  # measured neighbour maxima of the bundled data
-    assert tr.train_data.batch_size == [2, 2, 2]  # ceil(64 / 32 atoms)
+    assert tr.tasks["default"].train.batch_size == [2, 2, 2]  # ceil(64 / 32 atoms)
 
 
 def test_lcurve_header_matches_deepmd_layout():
-    h = lcurve_header({"rmse": 1.0, "rmse_e": 1.0, "rmse_f": 1.0}, True)
+    h = lcurve_header({"default": {"rmse": 1.0, "rmse_e": 1.0, "rmse_f": 1.0}}, {"default": {}}, True)
     assert h.splitlines()[0].split() == ["#", "step", "rmse_val", "rmse_trn", "rmse_e_val", "rmse_e_trn",
                                          "rmse_f_val", "rmse_f_trn", "lr"]
 
@@ -120,6 +120,6 @@ def test_shared_water_input_trains_unmodified(tmp_path, monkeypatch, water_dir):
     cfg.training.validation_data.numb_btch = 1
     monkeypatch.chdir(path.parent)
     tr = Trainer(cfg, tmp_path, progress=False, log=lambda *a: None)
-    assert [s.nframes for s in tr.train_data.systems] == [80, 160, 80]
+    assert [s.nframes for s in tr.tasks["default"].train.systems] == [80, 160, 80]
     res = tr.run()
     assert math.isfinite(res["train"]["rmse"]) and res["step"] == 2

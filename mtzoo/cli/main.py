@@ -18,9 +18,15 @@ USER_ERRORS = (ValueError, FileNotFoundError, KeyError, PermissionError, IsADire
 def _train(args) -> None:
     from mtzoo.train.trainer import train
 
-    result = train(args.input, workdir=args.workdir, restart=args.restart,
+    result = train(args.input, workdir=args.workdir, restart=args.restart, init_frz_model=args.init_frz_model,
                    progress=False if args.no_progress else None)
     valid = result.get("valid") or {}
+    if valid and isinstance(next(iter(valid.values())), dict):  # multi-task: one line per task
+        print(f"trained to step {result.get('step')} in {result['wall_s']:.1f} s "
+              f"({result['s_per_step_median'] * 1000:.1f} ms/step median)")
+        for name, m in valid.items():
+            print(f"  {name}: " + ", ".join(f"{k} {v:.3e}" for k, v in sorted(m.items())))
+        return
     print(f"trained to step {result.get('step')} in {result['wall_s']:.1f} s "
           f"({result['s_per_step_median'] * 1000:.1f} ms/step median)"
           + (f"; validation rmse_e {valid.get('rmse_e', float('nan')):.3e} eV/atom, "
@@ -30,8 +36,17 @@ def _train(args) -> None:
 def _freeze(args) -> None:
     from mtzoo.zoo.frozen import freeze
 
-    path = freeze(args.checkpoint, args.output)
+    path = freeze(args.checkpoint, args.output, head=args.head)
     print(f"saved frozen model to {path}")
+
+
+def _labelled(head, systems) -> bool:
+    keys = {k for o in head.outputs for k in (o.name, o.atom_name)}
+    if any(o.differentiable for o in head.outputs):
+        from mtzoo import keys as K
+
+        keys |= {K.FORCES, K.VIRIAL}
+    return any(k in s.labels and s.masks[k].any() for s in systems for k in keys)
 
 
 def _test(args) -> None:
@@ -41,17 +56,23 @@ def _test(args) -> None:
 
     model = load_model(args.model)
     systems = load_systems(args.system)
-    result = evaluate(model, systems, head=args.head, nframes=args.numb_test, batch_size=args.batch_size)
-    result["model"] = str(args.model)
+    names = [model.resolve_head(args.head)] if (args.head or len(model.heads) == 1) else model.head_names()
+    results = {}
+    for name in names:
+        if len(names) > 1 and not _labelled(model.heads[name], systems):
+            print(f"head {name}: the systems carry none of its labels; skipped", file=sys.stderr)
+            continue
+        results[name] = evaluate(model, systems, head=name, nframes=args.numb_test, batch_size=args.batch_size)
+        results[name]["model"] = str(args.model)
+    if not results:
+        raise ValueError(f"none of the heads {names} has labels in the given systems")
+    payload = next(iter(results.values())) if len(names) == 1 else {"model": str(args.model), "heads": results}
+    if args.json == "-":
+        print(json.dumps(payload, indent=2))
+        return
     if args.json:
-        text = json.dumps(result, indent=2)
-        if args.json == "-":
-            print(text)
-        else:
-            Path(args.json).write_text(text + "\n")
-            print(format_table(result))
-    else:
-        print(format_table(result))
+        Path(args.json).write_text(json.dumps(payload, indent=2) + "\n")
+    print("\n\n".join(format_table(r) for r in results.values()))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,11 +84,16 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("input")
     t.add_argument("-o", "--workdir", default=".", help="run folder (lcurve.out, checkpoints, out.json)")
     t.add_argument("--restart", default=None, help="resume from this checkpoint")
+    t.add_argument("--init-frz-model", default=None,
+                   help="start from this frozen model: descriptor {} and old heads {} are completed from it")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.set_defaults(func=_train)
     f = sub.add_parser("freeze", help="freeze a checkpoint into one model file")
     f.add_argument("-c", "--checkpoint", default=".", help="checkpoint file or run folder (default: .)")
     f.add_argument("-o", "--output", default="frozen_model.pth")
+    g = f.add_mutually_exclusive_group()
+    g.add_argument("--united-model", action="store_true", help="keep every head (the default)")
+    g.add_argument("--head", default=None, help="keep only this head")
     f.set_defaults(func=_freeze)
     s = sub.add_parser("test", help="errors of a model on labelled data")
     s.add_argument("-m", "--model", required=True, help="frozen model (.pth), checkpoint, or DeePMD .dp/.yaml")

@@ -20,6 +20,8 @@ dataclass:
 Sections with a ``"type"`` key that selects one of several schemas (descriptor, fitting,
 loss, learning rate, optimizer, model) derive from :class:`Variant` and are dispatched by
 a :class:`Registry`.  Adding a schema is one dataclass plus one ``@registry.register``.
+A field annotated ``dict[str, X]`` with ``X`` a section (``model.fitting_net_dict``) is an
+object of named sections, each parsed at ``path.NAME``.
 
 Every error is a :class:`ConfigError` whose one-line message names the file (when known)
 and the key path, e.g. ``input.json: model.descriptor.rcut: must be > 0, got -1.0``.
@@ -365,12 +367,24 @@ def _section_class(tp: Any) -> type[Section] | None:
     return None
 
 
+def _section_dict_class(tp: Any) -> type[Section] | None:
+    """The Section subclass ``X`` of ``dict[str, X]`` (or ``dict[str, X] | None``), else None."""
+    members = [a for a in typing.get_args(tp) if a is not type(None)] if _is_union(tp) else [tp]
+    args = typing.get_args(members[0]) if len(members) == 1 and typing.get_origin(members[0]) is dict else ()
+    return _section_class(args[1]) if len(args) == 2 else None
+
+
 def _parse_value(f: dataclasses.Field, tp: Any, value: Any, path: str) -> Any:
     sub = _section_class(tp)
     if sub is not None:
         if value is None and sub is not tp:  # an optional section given as null
             return None
         return sub.parse(value, path)
+    item = _section_dict_class(tp)
+    if item is not None:  # an object of named sections (e.g. model.fitting_net_dict)
+        if value is None and _is_union(tp):
+            return None
+        return {k: item.parse(v, join_path(path, k)) for k, v in as_object(value, path).items()}
     try:
         value = coerce(value, tp)
     except _Mismatch:

@@ -5,13 +5,18 @@ Descriptor and fitting types are :class:`~mtzoo.config.base.Variant` schemas pic
 ``"type"``; to add one, write its dataclass and decorate it with
 ``@DESCRIPTORS.register(name, aliases)`` (or ``FITTINGS``).  DeePMD-kit types that mtzoo
 does not implement yet are listed in the registries so that they give a clear
-``"not implemented yet"`` error rather than "unknown".
+``"not implemented yet"`` error rather than "unknown".  The ``dipole`` and ``polar``
+fittings are in :mod:`mtzoo.config.tensor`.
+
+A single-task model has one fitting net (``fitting_net``); a multi-task model (DeePMD-kit
+v2 scheme) has named heads (``fitting_net_dict``) sharing the descriptor, see
+:mod:`mtzoo.config.multitask`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from mtzoo.config.base import (
     ConfigError,
@@ -25,6 +30,7 @@ from mtzoo.config.base import (
     option,
     show,
 )
+from mtzoo.config.multitask import DEFAULT_HEAD, check_head_names, check_shared_layers
 
 __all__ = [
     "ACTIVATIONS",
@@ -67,8 +73,6 @@ FITTINGS = Registry(
     "fitting",
     default="ener",
     unimplemented={
-        "dipole": (),
-        "polar": (),
         "dos": (),
         "property": (),
         "population": (),
@@ -159,6 +163,16 @@ class DescriptorConfig(Variant):
     """
 
     registry: ClassVar[Registry] = DESCRIPTORS
+
+    @property
+    def dim_out(self) -> int | None:
+        """Width of the descriptor (the fitting nets' input), None when not known from the config."""
+        return None
+
+    @property
+    def embedding_width(self) -> int | None:
+        """Width ``M`` of the rotation matrix that tensor heads contract with (None: unknown)."""
+        return None
 
     def check_ntypes(self, ntypes: int, path: str) -> None:
         """Checks that need the number of atom types (``len(type_map)``)."""
@@ -251,6 +265,16 @@ class SeE2AConfig(DescriptorConfig):
             return None
         return 1.1 if self.sel == "auto" else float(self.sel[5:])
 
+    @property
+    def dim_out(self) -> int:
+        """``neuron[-1] * axis_neuron``."""
+        return self.neuron[-1] * self.axis_neuron
+
+    @property
+    def embedding_width(self) -> int:
+        """``neuron[-1]``."""
+        return self.neuron[-1]
+
     def validate(self, path: str) -> None:
         """``rcut_smth < rcut`` and ``axis_neuron <= neuron[-1]``."""
         if not self.rcut_smth < self.rcut:
@@ -283,9 +307,58 @@ class SeE2AConfig(DescriptorConfig):
 
 @dataclasses.dataclass(kw_only=True)
 class FittingConfig(Variant):
-    """Base of the fitting-net schemas (``model.fitting_net``); ``type`` defaults to ``"ener"``."""
+    """Base of the fitting-net schemas (``model.fitting_net``); ``type`` defaults to ``"ener"``.
+
+    The implemented schemas all have ``neuron``, ``activation_function``, ``precision``,
+    ``trainable`` and ``layer_name`` (one fitting net per atom type of ``len(neuron)``
+    hidden layers plus a linear output layer).
+
+    Attributes
+    ----------
+    default_loss : str
+        The loss type this fitting is trained with (``"ener"`` or ``"tensor"``); a loss of
+        another type is an error, and a loss given without ``type`` gets this one.
+    """
 
     registry: ClassVar[Registry] = FITTINGS
+    default_loss: ClassVar[str] = "ener"
+
+    if TYPE_CHECKING:  # fields of every implemented schema (declared there, with defaults)
+        neuron: list[int]
+        activation_function: str
+        precision: str
+        trainable: bool | list[bool]
+        layer_name: list[str | None] | None
+
+    @property
+    def dtype_name(self) -> str:
+        """Parameter dtype name: ``precision`` with ``"default"`` resolved to ``"float64"``."""
+        return dtype_name(self.precision)
+
+    @property
+    def trainable_layers(self) -> list[bool]:
+        """``trainable`` as one flag per layer (``len(neuron) + 1``)."""
+        if isinstance(self.trainable, bool):
+            return [self.trainable] * (len(self.neuron) + 1)
+        return list(self.trainable)
+
+    def output_width(self, embedding_width: int | None) -> int | str:
+        """Width of the output layer; for tensor fittings it depends on the descriptor's
+        ``embedding_width`` ``M`` (given as None when unknown: the result is then the
+        symbol ``"M"`` or ``"M*M"``)."""
+        return 1
+
+    def validate(self, path: str) -> None:
+        """Lengths of ``trainable`` (when a list) and ``layer_name`` are ``len(neuron) + 1``."""
+        nlayer = len(self.neuron) + 1
+        for key in ("trainable", "layer_name"):
+            value = getattr(self, key)
+            if isinstance(value, list) and len(value) != nlayer:
+                raise ConfigError(
+                    f"expected len(neuron) + 1 = {nlayer} items (hidden layers and output layer), "
+                    f"got {len(value)}",
+                    join_path(path, key),
+                )
 
     def check_ntypes(self, ntypes: int, path: str) -> None:
         """Checks that need the number of atom types (``len(type_map)``)."""
@@ -354,30 +427,6 @@ class EnerFittingConfig(FittingConfig):
 
     _unsupported = {"exclude_types": []}
 
-    @property
-    def dtype_name(self) -> str:
-        """Parameter dtype name: ``precision`` with ``"default"`` resolved to ``"float64"``."""
-        return dtype_name(self.precision)
-
-    @property
-    def trainable_layers(self) -> list[bool]:
-        """``trainable`` as one flag per layer (``len(neuron) + 1``)."""
-        if isinstance(self.trainable, bool):
-            return [self.trainable] * (len(self.neuron) + 1)
-        return list(self.trainable)
-
-    def validate(self, path: str) -> None:
-        """Lengths of ``trainable`` (when a list) and ``layer_name`` are ``len(neuron) + 1``."""
-        nlayer = len(self.neuron) + 1
-        for key in ("trainable", "layer_name"):
-            value = getattr(self, key)
-            if isinstance(value, list) and len(value) != nlayer:
-                raise ConfigError(
-                    f"expected len(neuron) + 1 = {nlayer} items (hidden layers and output layer), "
-                    f"got {len(value)}",
-                    join_path(path, key),
-                )
-
     def check_ntypes(self, ntypes: int, path: str) -> None:
         """``atom_ener`` has at most ``ntypes`` items."""
         if len(self.atom_ener) > ntypes:
@@ -397,16 +446,24 @@ def _bridging_off(value: Any) -> bool:
 @MODELS.register("standard")
 @dataclasses.dataclass(kw_only=True)
 class ModelConfig(Variant):
-    """The ``model`` section of a single-task input (DeePMD-kit's ``standard`` model).
+    """The ``model`` section (DeePMD-kit's ``standard`` model).
+
+    Exactly one of ``fitting_net`` (single-task input) and ``fitting_net_dict``
+    (multi-task input, DeePMD-kit v2 scheme) is given; :attr:`heads` gives both as a dict.
 
     Attributes
     ----------
     type_map : list of str
         Name of each atom type (required, unique); its length is the number of types.
     descriptor : DescriptorConfig
-        The descriptor of the atomic environment.
-    fitting_net : FittingConfig
-        The fitting net.
+        The descriptor of the atomic environment (shared by all heads).
+    fitting_net : FittingConfig or None
+        The fitting net of a single-task input.
+    fitting_net_dict : dict of str to FittingConfig, or None
+        The heads of a multi-task input (name -> fitting net), in input order.  Names are
+        non-empty and contain no ``"."``.  Layers of several heads (or of one head) with
+        the same ``layer_name`` share parameters; their shapes, activation, precision and
+        trainability must agree (checked here as far as the config tells).
     data_stat_nbatch : int
         Number of frames per system used for the input normalisation statistics.
     data_stat_protect : float
@@ -425,7 +482,13 @@ class ModelConfig(Variant):
         check=_check_type_map, doc="Name of each atom type; the number of types is its length."
     )
     descriptor: DescriptorConfig = option(doc="The descriptor of atomic environment.")
-    fitting_net: FittingConfig = option(doc="The fitting of physical properties.")
+    fitting_net: FittingConfig | None = option(
+        None, omit_none=True, doc="The fitting of physical properties (single-task input)."
+    )
+    fitting_net_dict: dict[str, FittingConfig] | None = option(
+        None, omit_none=True,
+        doc="The fitting nets of a multi-task input, by head name; they share the descriptor.",
+    )
     data_stat_nbatch: int = option(
         10, check=gt(0), doc="Number of frames in each system used for the data statistics."
     )
@@ -462,8 +525,41 @@ class ModelConfig(Variant):
         """Number of atom types, ``len(type_map)``."""
         return len(self.type_map)
 
+    @property
+    def multi_task(self) -> bool:
+        """Whether the heads are given by ``fitting_net_dict``."""
+        return self.fitting_net_dict is not None
+
+    @property
+    def heads(self) -> dict[str, FittingConfig]:
+        """Head name -> fitting net; a single-task model has one head, ``"default"``."""
+        if self.fitting_net_dict is not None:
+            return dict(self.fitting_net_dict)
+        return {DEFAULT_HEAD: self.fitting_net} if self.fitting_net is not None else {}
+
+    def head_path(self, name: str, path: str = "model") -> str:
+        """Key path of head ``name``'s fitting net (``model.fitting_net_dict.NAME``)."""
+        if self.fitting_net_dict is None:
+            return join_path(path, "fitting_net")
+        return join_path(join_path(path, "fitting_net_dict"), name)
+
     def validate(self, path: str) -> None:
-        """Checks of the descriptor and fitting net against ``type_map``."""
+        """One of fitting_net/fitting_net_dict; checks against ``type_map``; shared layers."""
+        if self.fitting_net is not None and self.fitting_net_dict is not None:
+            raise ConfigError(
+                "fitting_net and fitting_net_dict are mutually exclusive (single-task and "
+                "multi-task schemes); give only one",
+                join_path(path, "fitting_net_dict"),
+            )
+        if self.fitting_net is None and self.fitting_net_dict is None:
+            raise ConfigError(
+                "missing required key (or fitting_net_dict for a multi-task input)",
+                join_path(path, "fitting_net"),
+            )
+        if self.fitting_net_dict is not None:
+            check_head_names(self.fitting_net_dict, join_path(path, "fitting_net_dict"))
         self.descriptor.check_ntypes(self.ntypes, join_path(path, "descriptor"))
-        self.fitting_net.check_ntypes(self.ntypes, join_path(path, "fitting_net"))
+        for name, fitting in self.heads.items():
+            fitting.check_ntypes(self.ntypes, self.head_path(name, path))
+        check_shared_layers(self.heads, self.descriptor, lambda name: self.head_path(name, path))
 

@@ -2,12 +2,18 @@
 
 Key names, defaults and aliases follow DeePMD-kit 3.2 (``deepmd/utils/argcheck.py``).
 Learning-rate, optimizer and loss types are :class:`~mtzoo.config.base.Variant` schemas
-registered in :data:`LEARNING_RATES`, :data:`OPTIMIZERS` and :data:`LOSSES`.
+registered in :data:`LEARNING_RATES`, :data:`OPTIMIZERS` and :data:`LOSSES` (the ``tensor``
+loss is in :mod:`mtzoo.config.tensor`, the data sections in :mod:`mtzoo.config.data`,
+re-exported here).  ``training`` holds either the single-task data
+(``training_data``/``validation_data``) or the multi-task ``data_dict`` and
+``fitting_weight`` (see :mod:`mtzoo.config.multitask`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
 from typing import Any, ClassVar
 
 from mtzoo.config.base import (
@@ -15,7 +21,6 @@ from mtzoo.config.base import (
     Registry,
     Section,
     Variant,
-    each,
     ge,
     gt,
     in_range,
@@ -24,6 +29,8 @@ from mtzoo.config.base import (
     option,
     show,
 )
+from mtzoo.config.data import DataConfig, TaskDataConfig, ValidationDataConfig
+from mtzoo.config.multitask import TASK_SCHEDULES
 
 __all__ = [
     "LEARNING_RATES",
@@ -36,6 +43,7 @@ __all__ = [
     "LearningRateConfig",
     "LossConfig",
     "OptimizerConfig",
+    "TaskDataConfig",
     "TrainingConfig",
     "ValidationDataConfig",
 ]
@@ -50,7 +58,7 @@ LOSSES = Registry(
     "loss",
     default="ener",
     unimplemented={
-        "dens": (), "ener_spin": (), "dos": (), "population": (), "property": (), "tensor": (),
+        "dens": (), "ener_spin": (), "dos": (), "population": (), "property": (),
     },
 )
 
@@ -292,112 +300,12 @@ class EnerLossConfig(LossConfig):
     }
 
 
-# --------------------------------------------------------------------------- data
-
-
-def _as_list(value: Any) -> list[str]:
-    return [value] if isinstance(value, str) else value
-
-
-def _check_systems(systems: list[str]) -> str | None:
-    if not systems:
-        return "must not be empty"
-    return None if all(systems) else "system paths must not be empty"
-
-
-def _check_batch_size(value: Any) -> str | None:
-    if isinstance(value, list):
-        return each(gt(0), nonempty=True)(value)
-    if isinstance(value, int):
-        return gt(0)(value)
-    rule, _, number = value.partition(":")
-    if rule == "auto" and (not number or (number.isdigit() and int(number) > 0)):
-        return None
-    if rule in ("mixed", "max", "filter", "mix"):
-        return f"{show(value)}: \"{rule}:N\" batch sizes are not supported by mtzoo yet"
-    return f'must be an int > 0, a list of int, "auto" or "auto:N" (N > 0), got {show(value)}'
-
-
-def _check_auto_prob(value: str) -> str | None:
-    if value in ("prob_uniform", "prob_sys_size"):
-        return None
-    head, *blocks = value.split(";")
-    ok = head == "prob_sys_size" and bool(blocks)
-    for block in blocks:
-        parts = block.split(":")
-        try:
-            ok = ok and len(parts) == 3 and int(parts[0]) >= 0 and int(parts[1]) >= 0 and float(parts[2]) >= 0
-        except ValueError:
-            ok = False
-    if ok:
-        return None
-    return (
-        'must be "prob_uniform", "prob_sys_size" or "prob_sys_size;start:end:weight;...", '
-        f"got {show(value)}"
-    )
-
-
-@dataclasses.dataclass(kw_only=True)
-class DataConfig(Section):
-    """``training.training_data``: the data systems and how batches are drawn.
-
-    Attributes
-    ----------
-    systems : list of str
-        System directories, or parent directories searched recursively (a single string
-        is stored as a one-item list).  Relative paths are relative to the input file's
-        directory at run time.
-    batch_size : int, str or list of int
-        Frames per batch: an int for all systems, a list with one int per system,
-        ``"auto"`` (``batch_size * natoms >= 32``) or ``"auto:N"`` (``>= N``).
-    set_prefix : str
-        Prefix of the data set directories (``set.000``, ...).
-    auto_prob : str
-        System probabilities (alias ``auto_prob_style``): ``"prob_uniform"``,
-        ``"prob_sys_size"`` (proportional to the number of batches) or
-        ``"prob_sys_size;start:end:weight;..."``.
-    sys_probs : list of float or None
-        Explicit probability of each system (alias ``sys_weights``); overrides
-        ``auto_prob``.
-    """
-
-    systems: list[str] = option(
-        accept=list[str] | str, convert=_as_list, check=_check_systems,
-        doc="The data systems (a path or a list of paths; parents are searched recursively).",
-    )
-    batch_size: int | str | list[int] = option(
-        "auto", check=_check_batch_size,
-        doc='Batch size: int, list of int (one per system), "auto" or "auto:N".',
-    )
-    set_prefix: str = option("set", doc="The prefix of the data set directories.")
-    auto_prob: str = option(
-        "prob_sys_size", aliases=("auto_prob_style",), check=_check_auto_prob,
-        doc="How the probability of each system is determined.",
-    )
-    sys_probs: list[float] | None = option(
-        None, aliases=("sys_weights",), check=each(ge(0), nonempty=True),
-        doc="The probability of each system (same length as systems).",
-    )
-
-    _unsupported: ClassVar[dict[str, Any]] = {"rglob_patterns": None, "min_pair_dist": 0.0}
-
-
-@dataclasses.dataclass(kw_only=True)
-class ValidationDataConfig(DataConfig):
-    """``training.validation_data``: as :class:`DataConfig`, plus ``numb_btch``.
-
-    Attributes
-    ----------
-    numb_btch : int
-        Number of batches drawn at each validation (alias ``numb_batch``, > 0).
-    """
-
-    numb_btch: int = option(
-        1, aliases=("numb_batch",), check=gt(0),
-        doc="Number of batches to be sampled for each validation period.",
-    )
-
-    _unsupported: ClassVar[dict[str, Any]] = {"rglob_patterns": None}
+def _check_weight(value: Any) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return f"expected a number >= 0, got {show(value)}"
+    if not math.isfinite(value):
+        return f"must be a finite number >= 0, got {value}"
+    return None if value >= 0 else f"must be >= 0, got {show(value)}"
 
 
 # --------------------------------------------------------------------------- training
@@ -405,14 +313,29 @@ class ValidationDataConfig(DataConfig):
 
 @dataclasses.dataclass(kw_only=True)
 class TrainingConfig(Section):
-    """The ``training`` section (single task).
+    """The ``training`` section.
+
+    A single-task input gives ``training_data`` (and ``validation_data``); a multi-task
+    input gives ``data_dict`` (and ``fitting_weight``, ``task_schedule``) instead.
 
     Attributes
     ----------
-    training_data : DataConfig
-        Training data (required).
+    training_data : DataConfig or None
+        Training data (required in a single-task input).
     validation_data : ValidationDataConfig or None
-        Validation data.
+        Validation data (single-task input).
+    data_dict : dict of str to TaskDataConfig, or None
+        Multi-task input: the data of each head (one entry per head of
+        ``model.fitting_net_dict``).
+    fitting_weight : dict of str to float, or None
+        Multi-task input: probability weight (finite, >= 0) of each head's task.  None:
+        every head has weight 1; a head it leaves out has weight 0 and is not trained
+        (:meth:`untrained_heads`).  Not all weights may be 0.
+    task_schedule : str
+        How tasks are picked at each step (mtzoo extension): ``"stochastic"`` (default),
+        ``"round_robin"`` or ``"joint"`` (the weighted sum of all tasks' losses at every
+        step); see :data:`mtzoo.config.multitask.TASK_SCHEDULES`.  Written by ``to_dict``
+        for multi-task inputs, or when not the default.
     numb_steps : int or None
         Number of training steps (>= 0; aliases ``stop_batch``, ``num_step``,
         ``num_steps``, ``numb_step``).  Exactly one of ``numb_steps`` and ``numb_epoch``
@@ -442,8 +365,26 @@ class TrainingConfig(Section):
         Clip the gradient norm to this value (0 or None: no clipping).
     """
 
-    training_data: DataConfig = option(doc="Configurations of training data.")
-    validation_data: ValidationDataConfig | None = option(None, doc="Configurations of validation data.")
+    training_data: DataConfig | None = option(
+        None, omit_none=True, doc="Configurations of training data (single-task input)."
+    )
+    validation_data: ValidationDataConfig | None = option(
+        None, doc="Configurations of validation data (single-task input)."
+    )
+    data_dict: dict[str, TaskDataConfig] | None = option(
+        None, omit_none=True, doc="The data of each head (multi-task input): {training_data, validation_data}."
+    )
+    fitting_weight: dict[str, float] | None = option(
+        None, omit_none=True,
+        doc="Probability weight (>= 0) of each head's task (multi-task input); absent: all 1;"
+        " a head left out is not trained.",
+    )
+    task_schedule: str = option(
+        "stochastic", check=one_of(*TASK_SCHEDULES),
+        doc='How tasks are picked at each step: "stochastic" (one task per step, drawn by weight),'
+        ' "round_robin" (one task per step, in turn) or "joint" (weighted sum of all tasks\' losses'
+        " every step).",
+    )
     numb_steps: int | None = option(
         None, aliases=("stop_batch", "num_step", "num_steps", "numb_step"), check=ge(0), omit_none=True,
         doc="Number of training steps; exclusive with numb_epoch.",
@@ -490,8 +431,38 @@ class TrainingConfig(Section):
         "enable_tf32": False,
     }
 
+    @property
+    def multi_task(self) -> bool:
+        """Whether the data is given by ``data_dict``."""
+        return self.data_dict is not None
+
+    def weight(self, head: str) -> float:
+        """The ``fitting_weight`` of ``head`` (1.0 without fitting_weight, 0.0 if left out)."""
+        if self.fitting_weight is None:
+            return 1.0
+        return self.fitting_weight.get(head, 0.0)
+
+    def untrained_heads(self) -> list[str]:
+        """Heads of ``data_dict`` that ``fitting_weight`` leaves out: they are not trained
+        (the trainer warns "head 'x' has no fitting_weight and will not be trained")."""
+        if self.data_dict is None or self.fitting_weight is None:
+            return []
+        return [name for name in self.data_dict if name not in self.fitting_weight]
+
+    def to_dict(self) -> dict[str, Any]:
+        """As :meth:`Section.to_dict`; ``task_schedule`` only for multi-task or non-default,
+        no ``validation_data`` key in a multi-task input."""
+        out = super().to_dict()
+        if self.data_dict is None and self.task_schedule == "stochastic":
+            del out["task_schedule"]
+        if self.data_dict is not None and self.validation_data is None:
+            del out["validation_data"]
+        return out
+
     def validate(self, path: str) -> None:
-        """Exactly one of ``numb_steps``/``numb_epoch``; ``stat_file_mode="read"`` needs a file."""
+        """Single-task or multi-task data; weights; exactly one of ``numb_steps``/``numb_epoch``;
+        ``stat_file_mode="read"`` needs a file."""
+        self._validate_data(path)
         if self.numb_steps is None and self.numb_epoch is None:
             raise ConfigError("missing required key (or give numb_epoch)", join_path(path, "numb_steps"))
         if self.numb_steps is not None and self.numb_epoch is not None:
@@ -501,3 +472,33 @@ class TrainingConfig(Section):
             )
         if self.stat_file_mode == "read" and not self.stat_file:
             raise ConfigError('"read" requires training.stat_file', join_path(path, "stat_file_mode"))
+
+    def _validate_data(self, path: str) -> None:
+        if self.data_dict is None:
+            if self.fitting_weight is not None:
+                raise ConfigError(
+                    "multi-task key without training.data_dict; give data_dict (and model.fitting_net_dict)",
+                    join_path(path, "fitting_weight"),
+                )
+            if self.training_data is None:
+                raise ConfigError("missing required key", join_path(path, "training_data"))
+            return
+        for key in ("training_data", "validation_data"):
+            if getattr(self, key) is not None:
+                raise ConfigError(
+                    f"{key} and data_dict are mutually exclusive (single-task and multi-task schemes); "
+                    "give the data of each head in data_dict",
+                    join_path(path, key),
+                )
+        if not self.data_dict:
+            raise ConfigError("must name at least one head", join_path(path, "data_dict"))
+        if self.fitting_weight is not None:
+            weights: dict[str, float] = {}
+            for name, value in self.fitting_weight.items():
+                if name.startswith("_comment"):
+                    continue
+                reason = _check_weight(value)
+                if reason:
+                    raise ConfigError(reason, join_path(join_path(path, "fitting_weight"), name))
+                weights[name] = float(value)
+            self.fitting_weight = weights

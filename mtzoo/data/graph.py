@@ -53,7 +53,11 @@ def neighbor_list(pos: np.ndarray, cell: np.ndarray | None, rcut: float) -> tupl
 def frame_to_graph(system: System, iframe: int, atom_type: np.ndarray, rcut: float) -> Data:
     """Graph of frame ``iframe`` of ``system`` with its labels and label masks.
 
-    ``atom_type`` are the model's type indices (:meth:`System.model_types`).
+    ``atom_type`` are the model's type indices (:meth:`System.model_types`).  Energy, force and
+    virial fields are always present (zeros and mask 0 without labels); tensor labels
+    (``dipole`` ``[1, 3]``, ``atomic_dipole`` ``[n, 3]``, ``polarizability`` ``[1, 3, 3]``,
+    ``atomic_polarizability`` ``[n, 3, 3]``, each with its ``has_*`` mask ``[1]``) only when the
+    system carries them.
     """
     pos = system.coord[iframe]
     cell = system.box[iframe] if system.periodic else None
@@ -78,6 +82,12 @@ def frame_to_graph(system: System, iframe: int, atom_type: np.ndarray, rcut: flo
             shape = (n, 3) if key == K.FORCES else ((1,) if key == K.ENERGY else (1, 3, 3))
             data[key] = torch.zeros(shape, dtype=torch.float64)
             data[K.has(key)] = torch.zeros(1, dtype=torch.float64)
+    # tensor labels only where the system has them: global [1, 3] / [1, 3, 3], atomic [n, 3] / [n, 3, 3]
+    for key in K.TENSOR_LABEL_KEYS:
+        if key in system.labels:
+            value = torch.from_numpy(np.ascontiguousarray(system.labels[key][iframe], dtype=np.float64))
+            data[key] = value if key in K.PER_ATOM_LABELS else value.reshape(1, *value.shape)
+            data[K.has(key)] = torch.tensor([float(system.masks[key][iframe])], dtype=torch.float64)
     return Data(num_nodes=n, **data)
 
 

@@ -39,6 +39,37 @@ __all__ = [
 # DeePMD-kit file stem of each label and the number of values it holds per frame
 # (``None``: natoms * 3).
 _DEEPMD_LABELS = ((K.ENERGY, "energy", 1), (K.FORCES, "force", None), (K.VIRIAL, "virial", 9))
+# tensor labels: file stem, values per frame (global) or per atom (atomic), per-frame shape
+_DEEPMD_TENSOR_LABELS = (
+    (K.DIPOLE, "dipole", 3, False, (3,)),
+    (K.ATOM_DIPOLE, "atomic_dipole", 3, True, (3,)),
+    (K.POLARIZABILITY, "polarizability", 9, False, (3, 3)),
+    (K.ATOM_POLARIZABILITY, "atomic_polarizability", 9, True, (3, 3)),
+)
+
+
+def label_frame_shape(key: str, natoms: int) -> tuple[int, ...]:
+    """Shape of one frame of label ``key`` (``()`` for the energy)."""
+    shapes = {K.ENERGY: (), K.FORCES: (natoms, 3), K.VIRIAL: (3, 3), K.DIPOLE: (3,),
+              K.ATOM_DIPOLE: (natoms, 3), K.POLARIZABILITY: (3, 3), K.ATOM_POLARIZABILITY: (natoms, 3, 3)}
+    return shapes[key]
+
+
+def _read_atomic_tensor(fname: Path, nf: int, natoms: int, ncomp: int, where: str) -> np.ndarray:
+    """``[nf, natoms * ncomp]`` atomic tensor label, or a DataError naming the expected size."""
+    arr = _load_array(fname)
+    per = natoms * ncomp
+    if arr.size == nf * per:
+        return arr.reshape(nf, per)
+    got = arr.size / nf
+    hint = ""
+    if arr.size % (nf * ncomp) == 0 and arr.size // (nf * ncomp) < natoms:
+        hint = (f" ({arr.size // (nf * ncomp)} atoms x {ncomp}: the older DeePMD-kit layout with only the "
+                "sel_type atoms is not supported; write every atom, zeros for the others)")
+    raise DataError(
+        f"{where}: {fname.name} has shape {arr.shape} ({got:g} values per frame for {nf} frames); expected "
+        f"natoms*{ncomp} = {per} values per frame (natoms = {natoms} from type.raw){hint}"
+    )
 
 
 def _one_line(msg: object) -> str:
@@ -144,6 +175,15 @@ def _read_frames(where: Path, natoms: int, periodic: bool, ext: str) -> dict[str
             arr = _fit_frames(_load_array(fname), fname, nf, per, f"{stem} per frame", str(where))
             shape = {K.ENERGY: (nf,), K.FORCES: (nf, natoms, 3), K.VIRIAL: (nf, 3, 3)}[key]
             out[key] = arr.reshape(shape)
+    for key, stem, ncomp, atomic, _ in _DEEPMD_TENSOR_LABELS:
+        fname = where / f"{stem}{ext}"
+        if not fname.is_file():
+            continue
+        if atomic:
+            arr = _read_atomic_tensor(fname, nf, natoms, ncomp, str(where))
+        else:
+            arr = _fit_frames(_load_array(fname), fname, nf, ncomp, f"{stem} per frame", str(where))
+        out[key] = arr.reshape((nf,) + label_frame_shape(key, natoms))
     return out
 
 
@@ -155,7 +195,11 @@ def read_deepmd(path: str | Path) -> list[System]:
     path : str or Path
         Folder with ``type.raw``, optional ``type_map.raw`` and ``nopbc``, and either
         ``set.*/`` folders of ``.npy`` files (``coord``, ``box``, ``energy``, ``force``,
-        ``virial``) or the same data as ``.raw`` text files at the top level.
+        ``virial``, and the tensor labels ``dipole`` ``[nf, 3]``, ``atomic_dipole``
+        ``[nf, natoms*3]``, ``polarizability`` ``[nf, 9]``, ``atomic_polarizability``
+        ``[nf, natoms*9]``) or the same data as ``.raw`` text files at the top level.
+        Atomic tensor labels hold every atom in ``type.raw`` order (zeros for atoms of types
+        without the tensor); the older layout with only ``sel_type`` atoms is rejected.
 
     Returns
     -------
@@ -166,7 +210,8 @@ def read_deepmd(path: str | Path) -> list[System]:
     Raises
     ------
     DataError
-        Missing folder or files, empty ``type.raw``, or arrays whose sizes disagree.
+        Missing folder or files, empty ``type.raw``, or arrays whose sizes disagree (an
+        atomic tensor label not of size ``natoms * 3`` / ``natoms * 9`` per frame included).
     """
     path = Path(path)
     if not path.is_dir():
@@ -189,15 +234,14 @@ def read_deepmd(path: str | Path) -> list[System]:
     coord = np.concatenate([p["coord"] for p in parts])
     box = np.concatenate([p["box"] for p in parts]) if periodic else None
     labels, masks = {}, {}
-    frame_shape = {K.ENERGY: (), K.FORCES: (natoms, 3), K.VIRIAL: (3, 3)}
-    for key, _, _ in _DEEPMD_LABELS:
+    for key in [k for k, _, _ in _DEEPMD_LABELS] + [k for k, *_ in _DEEPMD_TENSOR_LABELS]:
         if not any(key in p for p in parts):
             continue
         arrays, flags = [], []
         for p in parts:
             n = p["coord"].shape[0]
             have = key in p
-            arrays.append(p[key] if have else np.zeros((n,) + frame_shape[key]))
+            arrays.append(p[key] if have else np.zeros((n,) + label_frame_shape(key, natoms)))
             flags.append(np.full(n, have, dtype=bool))
         labels[key] = np.concatenate(arrays)
         masks[key] = np.concatenate(flags)
@@ -274,6 +318,18 @@ def _frame_from_atoms(atoms: Any, where: str) -> dict[str, Any]:
             labels[K.VIRIAL] = _stress_to_virial(stress, volume, where)
         elif info.get("virial") is not None:
             labels[K.VIRIAL] = np.asarray(info["virial"], dtype=np.float64).reshape(3, 3)
+    n = len(atoms)
+    for key, value in ((K.DIPOLE, results.get("dipole", info.get("dipole"))),
+                       (K.POLARIZABILITY, info.get("polarizability")),
+                       (K.ATOM_DIPOLE, arrays.get("atomic_dipole")),
+                       (K.ATOM_POLARIZABILITY, arrays.get("atomic_polarizability"))):
+        if value is None:
+            continue
+        shape = label_frame_shape(key, n)
+        arr = np.asarray(value, dtype=np.float64)
+        if arr.size != int(np.prod(shape)):
+            raise DataError(f"{where}: {key} has shape {arr.shape}; expected {shape}")
+        labels[key] = arr.reshape(shape)
     return {
         "symbols": tuple(atoms.get_chemical_symbols()),
         "coord": np.array(atoms.positions, dtype=np.float64),
@@ -289,17 +345,16 @@ def _group_frames(frames: list[dict[str, Any]], name: str) -> list[System]:
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for fr in frames:
         groups.setdefault((fr["symbols"], fr["box"] is not None), []).append(fr)
-    shapes = {K.ENERGY: (), K.FORCES: None, K.VIRIAL: (3, 3)}
     systems = []
     for gi, ((symbols, periodic), members) in enumerate(groups.items()):
         natoms = len(symbols)
         if natoms == 0:
             raise DataError(f"{name}: frame with no atoms")
         labels, masks = {}, {}
-        for key in (K.ENERGY, K.FORCES, K.VIRIAL):
+        for key in K.LABEL_KEYS + K.TENSOR_LABEL_KEYS:
             if not any(key in fr["labels"] for fr in members):
                 continue
-            shape = (natoms, 3) if shapes[key] is None else shapes[key]
+            shape = label_frame_shape(key, natoms)
             labels[key] = np.stack([fr["labels"].get(key, np.zeros(shape)) for fr in members])
             masks[key] = np.array([key in fr["labels"] for fr in members], dtype=bool)
         sys_name = name
@@ -329,6 +384,9 @@ def from_atoms(atoms_or_list: Any, name: str = "ase.Atoms") -> list[System]:
     come from stored calculator results (e.g. a ``SinglePointCalculator``; an attached
     calculator is never asked to compute), else from ``atoms.info["energy"]``,
     ``atoms.arrays["forces"]``, ``atoms.info["stress"]`` or ``atoms.info["virial"]``.
+    Tensor labels: ``dipole`` (calculator result or ``atoms.info["dipole"]``, 3 values),
+    ``atoms.info["polarizability"]`` (9 values), ``atoms.arrays["atomic_dipole"]``
+    ``[n, 3]`` and ``atoms.arrays["atomic_polarizability"]`` ``[n, 9]``.
     Stress (ASE sign, eV/A^3, Voigt 6 or 3x3) becomes the virial ``-stress * volume``.
 
     Parameters

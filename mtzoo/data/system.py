@@ -41,8 +41,11 @@ class System:
         frames are not periodic (``nopbc``).
     labels : dict[str, np.ndarray]
         Label arrays keyed by :mod:`mtzoo.keys` names: ``energy`` ``[nframes]``,
-        ``force`` ``[nframes, natoms, 3]``, ``virial`` ``[nframes, 3, 3]``.  A label that
-        some frames lack is stored with zeros there and ``masks[key]`` False.
+        ``force`` ``[nframes, natoms, 3]``, ``virial`` ``[nframes, 3, 3]``, and the tensor
+        labels ``dipole`` ``[nframes, 3]``, ``atomic_dipole`` ``[nframes, natoms, 3]``,
+        ``polarizability`` ``[nframes, 3, 3]``, ``atomic_polarizability``
+        ``[nframes, natoms, 3, 3]`` (units as given by the data).  A label that some frames
+        lack is stored with zeros there and ``masks[key]`` False.
     masks : dict[str, np.ndarray]
         Boolean ``[nframes]`` per label key: which frames carry it.
     """
@@ -107,7 +110,8 @@ class System:
             raise DataError(f"{self.name}: {na} atoms in coord but {len(self.elements)} element names")
         if self.box is not None and self.box.shape != (nf, 3, 3):
             raise DataError(f"{self.name}: box must have shape [{nf}, 3, 3], got {self.box.shape}")
-        expected = {K.ENERGY: (nf,), K.FORCES: (nf, na, 3), K.VIRIAL: (nf, 3, 3)}
+        expected = {K.ENERGY: (nf,), K.FORCES: (nf, na, 3), K.VIRIAL: (nf, 3, 3), K.DIPOLE: (nf, 3),
+                    K.ATOM_DIPOLE: (nf, na, 3), K.POLARIZABILITY: (nf, 3, 3), K.ATOM_POLARIZABILITY: (nf, na, 3, 3)}
         for key, arr in self.labels.items():
             if key in expected and arr.shape != expected[key]:
                 raise DataError(f"{self.name}: label '{key}' has shape {arr.shape}, expected {expected[key]}")

@@ -53,10 +53,46 @@ def neighbor_slots(key: torch.Tensor, n_keys: int) -> tuple[torch.Tensor, torch.
     if key.numel() == 0:
         return key.clone(), counts
     start = torch.cumsum(counts, 0) - counts
+    ar = torch.arange(key.numel(), device=key.device)
+    if bool((key[1:] >= key[:-1]).all()):  # already grouped (neighbour lists sorted by centre)
+        return ar - start[key], counts
     order = torch.argsort(key, stable=True)
     slot = torch.empty_like(key)
-    slot[order] = torch.arange(key.numel(), device=key.device) - start[key[order]]
+    slot[order] = ar - start[key[order]]
     return slot, counts
+
+
+def mirror_pairs(edge_vec: torch.Tensor, src: torch.Tensor, dst: torch.Tensor,
+                 key: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pairs of mirror edges ``j -> i`` / ``i -> j``, as (rep ``[P]``, dup ``[P]``) edge indices.
+
+    ``dup`` is paired with ``rep`` when it joins the same two atoms the other way round, has the
+    same ``key`` (the caller's type-pair key: same embedding net and statistics) and its vector
+    is exactly the negative of rep's (one periodic image).  Then
+    :math:`|\mathbf r_{\rm dup}(\mathbf x)| = |\mathbf r_{\rm rep}(\mathbf x)|` as functions of the
+    positions and cell, so any function of the distance evaluated on ``rep`` serves ``dup`` too,
+    value and gradient (forces and virial included: the mirror's gradient is the negative of
+    rep's on the negated vector).  Found with a hash table on the unordered atom pair; a hash
+    collision or several images of one pair only leave edges unpaired (slower, never wrong).
+    Every ``dup`` is distinct and never a ``rep``.
+    """
+    n = src.numel()
+    empty = src.new_zeros(0)
+    if n < 2:
+        return empty, empty
+    v = edge_vec.detach()
+    # hash table on the unordered atom pair: each slot keeps its lowest edge index (the rep);
+    # the other edges of the slot pair with it when they are its exact mirror
+    size = 1 << max(int(8 * n).bit_length(), 4)
+    lo, hi = torch.minimum(src, dst), torch.maximum(src, dst)
+    h = (lo * 1000003 + hi * 19260817) & (size - 1)
+    idx = torch.arange(n, device=src.device)
+    table = torch.full((size,), n, dtype=idx.dtype, device=src.device).scatter_reduce_(0, h, idx, "amin")
+    cand = table.index_select(0, h)
+    e = ((cand != idx) & (src.index_select(0, cand) == dst)).nonzero().squeeze(1)  # same pair, reversed
+    c = cand.index_select(0, e)
+    ok = (key.index_select(0, c) == key.index_select(0, e)) & (v.index_select(0, c) == -v.index_select(0, e)).all(-1)
+    return c[ok], e[ok]
 
 
 @register("se_e2_a", "se_a")
@@ -127,6 +163,8 @@ class DescrptSeA(Descriptor):
         for a, b in self.exclude_types:
             keep[a, b] = keep[b, a] = 0.0
         self.register_buffer("pair_keep", keep)
+        # evaluate the embedding once for each pair of mirror edges (exact; see mirror_pairs)
+        self.share_mirror_edges = True
         if self.exclude_types and not self.set_davg_zero:
             warnings.warn(
                 "se_e2_a: with exclude_types, an excluded neighbour still takes one of the sel slots, so the "
@@ -148,7 +186,7 @@ class DescrptSeA(Descriptor):
         return tj if self.type_one_side else ti * self.ntypes + tj
 
     def _padding_table(self) -> torch.Tensor:
-        """:math:`\\mathcal N(\\hat s^{\\rm pad})^\\top \\hat{\\mathcal R}^{\\rm pad}` for each type pair, ``[nt, nt, M1, 4]``."""
+        """:math:`\\mathcal N(\\hat s^{\\rm pad})^\\top \\hat{\\mathcal R}^{\\rm pad}` for each type pair, transposed: ``[nt, nt, 4, M1]``."""
         nt = self.ntypes
         pad = -self.davg / self.dstd  # [nt, nt, 4]
         ti = torch.arange(nt, device=pad.device).repeat_interleave(nt)
@@ -156,56 +194,70 @@ class DescrptSeA(Descriptor):
         k = self._net_index(ti, tj)
         s = pad[..., 0].reshape(-1, 1)
         g = torch.cat([self.embeddings[int(k[p])](s[p: p + 1]) for p in range(nt * nt)])  # [nt*nt, M1]
-        return (g[:, :, None] * pad.reshape(-1, 1, 4)).view(nt, nt, self.dim_emb, 4)
+        return (pad.reshape(-1, 4, 1) * g[:, None, :]).view(nt, nt, 4, self.dim_emb)
 
     def forward(self, edge_vec: torch.Tensor, edge_index: torch.Tensor, atom_type: torch.Tensor) -> dict[str, torch.Tensor]:
-        nt, n_atoms = self.ntypes, atom_type.shape[0]
+        nt, n_atoms, m1 = self.ntypes, atom_type.shape[0], self.dim_emb
         src, dst = edge_index[0], edge_index[1]
         ti, tj = atom_type[dst], atom_type[src]
-        rr = env_matrix(edge_vec.to(self.dtype), self.rcut_smth, self.rcut, self.env_protection)
         pair = ti * nt + tj
+        rr = env_matrix(edge_vec.to(self.dtype), self.rcut_smth, self.rcut, self.env_protection)
         rr = (rr - self.davg.view(-1, 4)[pair]) / self.dstd.view(-1, 4)[pair]
         if self.exclude_types:
             rr = rr * self.pair_keep.view(-1)[pair].unsqueeze(-1)
-        # centre rows: atom order (type_one_side) or grouped by centre type (one net per pair)
-        if self.type_one_side:
-            row, type_sizes, inv = dst, [n_atoms], None
-        else:
-            perm = torch.argsort(atom_type, stable=True)
-            inv = torch.empty_like(perm)
-            inv[perm] = torch.arange(n_atoms, device=perm.device)
-            row, type_sizes = inv[dst], torch.bincount(atom_type, minlength=nt).tolist()
-        # each neighbour type t gets a dense block [N, S_t, 4] (S_t = most type-t neighbours of
-        # any atom here, not sel); empty slots hold zero rows and so contribute nothing
-        slot, counts = neighbor_slots(row * nt + tj, n_atoms * nt)
-        widths = counts.view(n_atoms, nt).max(dim=0).values.tolist() if n_atoms else [0] * nt
-        gr = rr.new_zeros(n_atoms, self.dim_emb, 4)
-        for t in range(nt):
-            width = int(widths[t])
-            if width == 0:
+        # embedding rows: one per edge, except that an edge whose mirror (same two atoms, opposite
+        # vector, same net and statistics) was found reuses the mirror's row (same input, same net)
+        net = self._net_index(ti, tj)
+        n_edges = src.numel()
+        dev = src.device
+        own = torch.ones(n_edges, dtype=torch.bool, device=dev)
+        rep = dup = None
+        if self.share_mirror_edges and n_edges:
+            rep, dup = mirror_pairs(edge_vec, src, dst, pair)
+            own.index_fill_(0, dup, False)
+        row_of_edge = torch.empty_like(src)
+        jobs = []
+        for k in range(len(self.embeddings)):
+            in_k = net == k
+            rows = (in_k & own).nonzero().squeeze(1)  # edges evaluated by net k
+            if rows.numel() == 0:
                 continue
-            sel_t = tj == t
-            block = rr.new_zeros(n_atoms * width, 4).index_put_((row[sel_t] * width + slot[sel_t],), rr[sel_t])
-            block = block.view(n_atoms, width, 4)
-            parts, start = [], 0
-            for c, size in enumerate(type_sizes):  # centre-type groups (one group when type_one_side)
-                if size == 0:
-                    continue
-                r_blk = block[start: start + size]
-                net = self.embeddings[t if self.type_one_side else c * nt + t]
-                g_blk = net(r_blk[..., :1].reshape(-1, 1)).view(size, width, self.dim_emb)
-                parts.append(torch.bmm(g_blk.transpose(1, 2), r_blk))
-                start += size
-            gr = gr + (parts[0] if len(parts) == 1 else torch.cat(parts))
-        if inv is not None:
-            gr = gr[inv]
+            row_of_edge[rows] = torch.arange(rows.numel(), device=dev)
+            g_k = self.embeddings[k](rr.index_select(0, rows)[:, :1])
+            jobs.append((k, in_k.nonzero().squeeze(1), g_k))
+        if dup is not None:
+            row_of_edge[dup] = row_of_edge[rep]
+        # each net gets dense per-centre slots [n, W] (W = most of its edges around one atom here;
+        # one-sided nets: all atoms, pair nets: the atoms of their centre type); empty slots hold a
+        # zero environment row and so contribute nothing whatever embedding row they point at
+        gr = rr.new_zeros(n_atoms, 4, m1)
+        if not self.type_one_side:
+            local = torch.empty_like(atom_type)
+            for c in range(nt):
+                idx_c = (atom_type == c).nonzero().squeeze(1)
+                local[idx_c] = torch.arange(idx_c.numel(), device=dev)
+        for k, edges, g_k in jobs:
+            if self.type_one_side:
+                centres, n_c = None, n_atoms
+                d = dst.index_select(0, edges)
+            else:
+                centres = (atom_type == k // nt).nonzero().squeeze(1)
+                n_c = centres.numel()
+                d = local[dst.index_select(0, edges)]
+            slot, counts = neighbor_slots(d, n_c)
+            width = int(counts.max())
+            pos = d * width + slot
+            r_grid = rr.new_zeros(n_c * width, 4).index_put_((pos,), rr.index_select(0, edges)).view(n_c, width, 4)
+            g_map = torch.zeros(n_c * width, dtype=torch.long, device=dev).index_put_((pos,), row_of_edge.index_select(0, edges))
+            part = torch.bmm(r_grid.transpose(1, 2), g_k.index_select(0, g_map).view(n_c, width, m1))  # [n, 4, M1]
+            gr = gr + part if centres is None else gr.index_add(0, centres, part)
         # closed-form contribution of DeePMD's empty neighbour slots
         n_it = torch.bincount(dst * nt + tj, minlength=n_atoms * nt).view(n_atoms, nt).to(self.dtype)
         n_pad = self.sel_t.unsqueeze(0) - n_it  # [N, nt]
-        gr = gr + torch.einsum("nt,ntmk->nmk", n_pad, self._padding_table()[atom_type])
+        gr = gr + torch.einsum("nt,ntkm->nkm", n_pad, self._padding_table()[atom_type])
         gr = gr / self.nnei
-        desc = torch.bmm(gr, gr[:, : self.axis_neuron].transpose(1, 2)).reshape(n_atoms, self.dim_out)
-        return {K.DESCRIPTOR: desc, K.ROT_MAT: gr[:, :, 1:]}
+        desc = torch.bmm(gr.transpose(1, 2), gr[:, :, : self.axis_neuron]).reshape(n_atoms, self.dim_out)
+        return {K.DESCRIPTOR: desc, K.ROT_MAT: gr[:, 1:].transpose(1, 2)}
 
     # ------------------------------------------------------------------------------------------
     @torch.no_grad()

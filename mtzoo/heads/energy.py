@@ -90,6 +90,13 @@ class EnergyHead(Head):
             out = torch.empty_like(desc[:, 0]).index_copy(0, order, torch.cat(parts).squeeze(-1))
         return {K.ATOM_ENERGY: out.to(torch.float64) + self.bias_atom_e[atom_type]}
 
+    @torch.no_grad()
+    def compute_output_stats(self, systems, type_map) -> None:
+        """Per-type energy bias from a least-squares fit to the energies of ``systems``."""
+        bias = energy_bias_from_systems(systems, type_map, self.rcond, self.atom_ener)
+        if bias is not None:
+            self.bias_atom_e.copy_(torch.as_tensor(bias, dtype=torch.float64))
+
     def load_deepmd(self, data: dict, out_bias: np.ndarray | None = None) -> None:
         """Copy nets and bias from DeePMD-kit's serialized ``ener`` fitting (plus the atomic model's ``out_bias``)."""
         for net, nd in zip(self.nets, data["nets"]["networks"]):
@@ -133,3 +140,18 @@ def fit_energy_bias(type_counts: np.ndarray, energies: np.ndarray, rcond: float 
         sol, *_ = np.linalg.lstsq(c[:, free], e, rcond=rcond)
         bias[free] = sol
     return bias
+
+
+def energy_bias_from_systems(systems, type_map, rcond=None, atom_ener=None) -> np.ndarray | None:
+    """:func:`fit_energy_bias` over every frame of ``systems`` that has an energy label (None if none has)."""
+    counts, energies = [], []
+    for s in systems:
+        if K.ENERGY not in s.labels:
+            continue
+        m = s.masks[K.ENERGY]
+        c = np.bincount(s.model_types(list(type_map)), minlength=len(type_map))
+        counts.append(np.repeat(c[None], int(m.sum()), 0))
+        energies.append(s.labels[K.ENERGY][m])
+    if not counts:
+        return None
+    return fit_energy_bias(np.concatenate(counts), np.concatenate(energies), rcond, atom_ener)

@@ -90,8 +90,9 @@ class DenseLayer(nn.Module):
             y = y * self.idt
         if self.skip == 1:
             y = y + x
-        elif self.skip == 2:  # y + [x, x] without materialising the concatenation
-            y = (y.unflatten(-1, (2, self.n_in)) + x.unsqueeze(-2)).flatten(-2)
+        elif self.skip == 2:  # [x, x] + y, added in place into the fresh concatenation (measured
+            # faster than a broadcast add: one allocation less and a cheaper backward)
+            y = torch.cat([x, x], dim=-1).add_(y)
         return y
 
     # --- DeePMD-kit serialisation ("@class": "Layer") -----------------------------------

@@ -1,8 +1,11 @@
-"""Single-task trainer for DeePMD-kit input files.
+"""Trainer for DeePMD-kit input files, single-task and multi-task.
 
-One step: draw a batch (:class:`~mtzoo.train.data.BatchSampler`), evaluate the model with
-``create_graph=True`` (forces enter the loss), compute the loss with prefactors scheduled by
-the learning rate, one Adam step.  Every ``disp_freq`` steps (and at step 1) a line of
+One step: the task scheduler picks the task(s) (stochastic by default: one task drawn with
+probability proportional to its ``fitting_weight``), each draws a batch of its own data
+(:class:`~mtzoo.train.data.BatchSampler`), the model evaluates that task's head with
+``create_graph=True`` (forces enter the loss), the loss has prefactors scheduled by the
+learning rate, and one Adam step updates the shared descriptor and that head (other heads
+get no gradient, so neither they nor their optimizer state change).  Every ``disp_freq`` steps (and at step 1) a line of
 DeePMD's ``lcurve.out`` layout is written with validation metrics on ``numb_btch`` batches;
 every ``save_freq`` steps a checkpoint is written atomically.  ``restart`` resumes from a
 checkpoint with the optimizer, sampler and RNG states, so the continued run equals an
@@ -21,56 +24,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mtzoo import keys as K
-from mtzoo.config import ConfigError, InputConfig, load_input, parse_input
-from mtzoo.heads.energy import fit_energy_bias
-from mtzoo.model import Model, build_model, model_config
+from mtzoo.config import ConfigError, complete_input, load_input, parse_input
+from mtzoo.model import build_model, model_config
 from mtzoo.train.checkpoint import atomic_write_text, load_checkpoint, save_checkpoint
-from mtzoo.train.data import BatchSampler, GraphSet, system_probs
-from mtzoo.train.loss import EnergyLoss
 from mtzoo.train.lr import ExpDecayLR
-
-_HEAD_KEYS = ("neuron", "resnet_dt", "activation_function", "precision", "trainable", "seed", "rcond", "atom_ener",
-              "layer_name")
-HEAD = "default"
-
-
-def resolve_sel(sel, graphs: GraphSet, ntypes: int, rcut: float) -> list[int]:
-    """``sel`` as a list: ``"auto[:factor]"`` = ceil(factor x most neighbours per type in the data) (factor 1.1)."""
-    if not isinstance(sel, str):
-        return [int(s) for s in sel]
-    factor = float(sel.split(":", 1)[1]) if ":" in sel else 1.1
-    from mtzoo.data.graph import count_neighbors
-
-    best = np.zeros(ntypes, dtype=np.int64)
-    for k in range(len(graphs.systems)):
-        best = np.maximum(best, count_neighbors(graphs.graphs(k), ntypes))
-    return [int(math.ceil(factor * b)) for b in best]
-
-
-def model_from_input(cfg: InputConfig, train: GraphSet) -> Model:
-    """Build the model of ``cfg.model`` (sel ``auto`` resolved on ``train``)."""
-    mcfg = cfg.model
-    desc = mcfg.descriptor.to_dict()
-    desc["sel"] = resolve_sel(desc["sel"], train, mcfg.ntypes, desc["rcut"])
-    head = {k: v for k, v in mcfg.fitting_net.to_dict().items() if k in _HEAD_KEYS}
-    head["type"] = "ener"
-    return build_model({"type_map": list(mcfg.type_map), "descriptor": desc, "heads": {HEAD: head}})
-
-
-def energy_bias(train: GraphSet, ntypes: int, rcond=None, atom_ener=None) -> np.ndarray | None:
-    """Least-squares per-type energies over every training frame with an energy label."""
-    counts, energies = [], []
-    for s in train.systems:
-        if K.ENERGY not in s.labels:
-            continue
-        m = s.masks[K.ENERGY]
-        c = np.bincount(s.model_types(train.type_map), minlength=ntypes)
-        counts.append(np.repeat(c[None], int(m.sum()), 0))
-        energies.append(s.labels[K.ENERGY][m])
-    if not counts:
-        return None
-    return fit_energy_bias(np.concatenate(counts), np.concatenate(energies), rcond, atom_ener)
+from mtzoo.train.scheduler import TaskScheduler
+from mtzoo.train.tasks import (Task, attach_losses, build_tasks, compute_statistics, load_frozen_state, model_from_frozen,
+                               model_from_input, warn_untrained)
 
 
 class Progress:
@@ -96,7 +56,7 @@ class Progress:
 
 
 class Trainer:
-    """Train one model from a DeePMD-kit single-task input.
+    """Train a model from a DeePMD-kit input (single-task, or multi-task with one head per task).
 
     Parameters
     ----------
@@ -105,110 +65,125 @@ class Trainer:
     workdir : str or Path
         Where lcurve.out, checkpoints and out.json go (default: the working directory).
     restart : str or Path or None
-        Checkpoint to resume from (optimizer, sampler and RNG states included).
+        Checkpoint to resume from (optimizer, samplers, scheduler and RNG states included).
+    init_frz_model : str or Path or None
+        Frozen model to start from: the input may give ``descriptor: {}`` and old heads as
+        ``{}`` (completed from the model); new heads train from scratch.
     progress : bool or None
         Show a progress bar (default: when stderr is a terminal).
     """
 
     def __init__(self, cfg, workdir: str | Path = ".", restart: str | Path | None = None,
-                 progress: bool | None = None, log=print) -> None:
-        base = None
+                 init_frz_model: str | Path | None = None, progress: bool | None = None, log=print) -> None:
+        base, source = None, "<dict>"
+        frozen = load_frozen_state(init_frz_model) if init_frz_model is not None else None
         if isinstance(cfg, (str, Path)):
-            base = Path(cfg).resolve().parent
-            cfg = load_input(cfg)
+            base, source = Path(cfg).resolve().parent, str(cfg)
+            cfg = load_input(cfg) if frozen is None else json.loads(Path(cfg).read_text())
+        if frozen is not None:
+            if not isinstance(cfg, dict):
+                raise TypeError("with init_frz_model the input must be a path or a dict")
+            cfg, self.new_heads = complete_input(cfg, frozen["metadata"]["input"], source)
+            cfg = parse_input(cfg, source=source)
         elif isinstance(cfg, dict):
-            cfg = parse_input(cfg)
+            cfg = parse_input(cfg, source=source)
         if cfg.training.numb_steps is None:
             raise ConfigError("training.numb_epoch: epoch-based training is not supported yet; give numb_steps")
         self.cfg, self.workdir, self.log = cfg, Path(workdir), log
         self.workdir.mkdir(parents=True, exist_ok=True)
         tcfg = cfg.training
-        type_map = list(cfg.model.type_map)
+        type_map = list(cfg.model.type_map) if frozen is None else frozen["model_config"]["type_map"]
         rcut = float(cfg.model.descriptor.rcut)
-        self.train_data = GraphSet.from_config(tcfg.training_data, type_map, rcut, base, "training.training_data")
-        self.valid_data = (GraphSet.from_config(tcfg.validation_data, type_map, rcut, base, "training.validation_data")
-                           if tcfg.validation_data is not None else None)
+        self.tasks: dict[str, Task] = {t.name: t for t in build_tasks(cfg, type_map, rcut, base)}
+        warn_untrained(list(self.tasks.values()))
         self.state0 = load_checkpoint(restart) if restart is not None else None
         if self.state0 is not None:
             self.model = build_model(self.state0["model_config"])
             self.model.load_state_dict(self.state0["model"])
+        elif frozen is not None:
+            self.model = model_from_frozen(frozen, cfg, self.new_heads)
+            compute_statistics(self.model, cfg, list(self.tasks.values()), heads=self.new_heads, descriptor=False)
         else:
-            self.model = model_from_input(cfg, self.train_data)
-            self._statistics()
+            self.model = model_from_input(cfg, list(self.tasks.values()))
+            compute_statistics(self.model, cfg, list(self.tasks.values()))
+        attach_losses(list(self.tasks.values()), cfg, self.model)
         self.lr = ExpDecayLR(cfg.learning_rate, tcfg.numb_steps)
-        self.loss = EnergyLoss(cfg.loss, cfg.learning_rate.start_lr)
-        params = [p for p in self.model.parameters() if p.requires_grad]
         ocfg = cfg.optimizer
-        self.optimizer = torch.optim.Adam(params, lr=self.lr(0), betas=(ocfg.adam_beta1, ocfg.adam_beta2),
-                                          weight_decay=ocfg.weight_decay)
-        probs = system_probs(tcfg.training_data.auto_prob, tcfg.training_data.sys_probs, self.train_data.nbatches(),
-                             "training.training_data")
-        self.sampler = BatchSampler(self.train_data, probs, tcfg.seed)
-        if self.valid_data is not None:
-            vp = system_probs(tcfg.validation_data.auto_prob, tcfg.validation_data.sys_probs,
-                              self.valid_data.nbatches(), "training.validation_data")
-            self.valid_sampler = BatchSampler(self.valid_data, vp, None if tcfg.seed is None else tcfg.seed + 1)
+        self.optimizer = torch.optim.Adam([p for p in self.model.parameters() if p.requires_grad], lr=self.lr(0),
+                                          betas=(ocfg.adam_beta1, ocfg.adam_beta2), weight_decay=ocfg.weight_decay)
+        names = list(self.tasks)
+        self.scheduler = TaskScheduler(names, [self.tasks[n].weight for n in names],
+                                       getattr(tcfg, "task_schedule", "stochastic"), tcfg.seed)
         self.step = 0
         if tcfg.seed is not None:
             torch.manual_seed(tcfg.seed)
         if self.state0 is not None:
             self.optimizer.load_state_dict(self.state0["optimizer"])
-            self.sampler.load_state_dict(self.state0["sampler"])
-            if self.valid_data is not None and self.state0.get("valid_sampler"):
-                self.valid_sampler.load_state_dict(self.state0["valid_sampler"])
+            for n, st in self.state0["tasks"].items():
+                self.tasks[n].load_state_dict(st)
+            self.scheduler.load_state_dict(self.state0["scheduler"])
             torch.set_rng_state(self.state0["torch_rng"])
             self.step = int(self.state0["step"])
         self.progress = progress
 
     # ------------------------------------------------------------------------------------------
-    def _statistics(self) -> None:
-        mcfg = self.cfg.model
-        stat = self.train_data.stat_graphs(mcfg.data_stat_nbatch)
-        self.model.descriptor.compute_stats(stat, protection=mcfg.data_stat_protect)
-        head = self.model.heads[HEAD]
-        bias = energy_bias(self.train_data, mcfg.ntypes, head.rcond, head.atom_ener)
-        if bias is not None:
-            head.bias_atom_e.copy_(torch.as_tensor(bias))
+    def _forward_loss(self, task: Task, batch, lr: float, create_graph: bool):
+        pred = self.model(batch, head=task.name, forces=task.loss.needs_forces(), virial=task.loss.needs_virial(),
+                          create_graph=create_graph)
+        return task.loss(pred, batch, lr)
 
-    def train_step(self, batch, lr: float) -> dict[str, float]:
-        """One optimizer step on ``batch`` at learning rate ``lr``; returns the batch metrics."""
+    def train_step(self, batch, lr: float, task: str | None = None) -> dict[str, float]:
+        """One optimizer step of ``task`` (default: the only task) on ``batch``; returns its metrics."""
+        name = task if task is not None else self.model.resolve_head(None)
+        return self._step([(self.tasks[name], batch, 1.0)], lr)[name]
+
+    def _step(self, items, lr: float) -> dict[str, dict[str, float]]:
         self.model.train()
         for g in self.optimizer.param_groups:
             g["lr"] = lr
-        pred = self.model(batch, head=HEAD, forces=self.loss.needs_forces(), virial=self.loss.needs_virial(),
-                          create_graph=True)
-        loss, metrics = self.loss(pred, batch, lr)
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        metrics, total = {}, 0.0
+        for task, batch, weight in items:
+            loss, metrics[task.name] = self._forward_loss(task, batch, lr, create_graph=True)
+            total = total + weight * loss
+        total.backward()
         gmax = self.cfg.training.gradient_max_norm
         if gmax is not None:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), gmax)
         self.optimizer.step()
         return metrics
 
-    def validate(self, lr: float) -> dict[str, float]:
-        """Mean metrics over ``numb_btch`` validation batches (empty when there is no validation data)."""
-        if self.valid_data is None:
-            return {}
+    def _evaluate(self, task: Task, sampler, nbatch: int, lr: float) -> dict[str, float]:
         self.model.eval()
-        rows = []
-        for _ in range(self.cfg.training.validation_data.numb_btch):
-            batch = self.valid_sampler.next()
-            pred = self.model(batch, head=HEAD, forces=self.loss.needs_forces(), virial=self.loss.needs_virial(),
-                              create_graph=False)
-            rows.append(self.loss(pred, batch, lr)[1])
+        rows = [self._forward_loss(task, sampler.next(), lr, create_graph=False)[1] for _ in range(nbatch)]
         return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
+
+    def validate(self, lr: float) -> dict[str, dict[str, float]]:
+        """Mean metrics of each task over ``numb_btch`` of its validation batches."""
+        return {n: self._evaluate(t, t.valid_sampler, t.numb_btch, lr) for n, t in self.tasks.items()
+                if t.valid_sampler is not None}
 
     def _checkpoint_state(self) -> dict:
         return {"input": self.cfg.to_dict(), "model_config": model_config(self.model),
                 "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "sampler": self.sampler.state_dict(),
-                "valid_sampler": self.valid_sampler.state_dict() if self.valid_data is not None else None,
-                "torch_rng": torch.get_rng_state()}
+                "tasks": {n: t.state_dict() for n, t in self.tasks.items()},
+                "scheduler": self.scheduler.state_dict(), "torch_rng": torch.get_rng_state()}
 
     def save(self) -> Path:
         t = self.cfg.training
         return save_checkpoint(self._checkpoint_state(), self.workdir, t.save_ckpt, self.step, t.max_ckpt_keep)
+
+    def _display(self, lr: float, step_metrics: dict) -> tuple[dict, dict]:
+        """Train and validation metrics per task for an lcurve line.
+
+        Single-task: the metrics of the step just taken.  Multi-task: tasks not trained at this step
+        are evaluated on one batch of their training data (no update), as DeePMD-kit does.
+        """
+        valid = self.validate(lr)
+        train = {}
+        for n, t in self.tasks.items():
+            train[n] = step_metrics[n] if n in step_metrics else self._evaluate(t, t.sampler, 1, lr)
+        return train, valid
 
     def run(self) -> dict:
         """Train to ``numb_steps``.
@@ -216,8 +191,8 @@ class Trainer:
         Returns
         -------
         dict
-            ``step`` (final step), ``lr``, ``train``/``valid`` (metrics of the last lcurve line),
-            ``last_train`` (metrics of the final step), ``wall_s``, ``s_per_step_median``.
+            ``step`` (final step), ``lr``, ``train``/``valid`` (per-task metrics of the last lcurve
+            line; for single-task runs the task's metrics directly), ``wall_s``, ``s_per_step_median``.
         """
         t = self.cfg.training
         atomic_write_text(json.dumps(self.cfg.to_dict(), indent=2) + "\n", self.workdir / "out.json")
@@ -226,30 +201,35 @@ class Trainer:
         fout = open(lcurve_path, "a" if resumed else "w")
         header_written = resumed
         bar = Progress(t.numb_steps, self.step, self.progress)
-        t0, last, train_metrics = time.perf_counter(), {}, {}
-        step_times = []
+        t0, last, step_times = time.perf_counter(), {}, []
+        single = not self.cfg.multi_task
         try:
             while self.step < t.numb_steps:
                 lr = self.lr(self.step)
-                batch = self.sampler.next()
+                items = [(self.tasks[n], self.tasks[n].sampler.next(), w) for n, w in self.scheduler.next()]
                 ts = time.perf_counter()
-                train_metrics = self.train_step(batch, lr)
+                step_metrics = self._step(items, lr)
                 step_times.append(time.perf_counter() - ts)
                 self.step += 1
-                if not all(math.isfinite(v) for k, v in train_metrics.items() if k == "rmse"):
-                    raise FloatingPointError(f"step {self.step}: loss is {train_metrics['rmse']}; lower start_lr or check the data")
+                for n, m in step_metrics.items():
+                    if not math.isfinite(m["rmse"]):
+                        raise FloatingPointError(f"step {self.step}: loss of task '{n}' is {m['rmse']}; "
+                                                 "lower start_lr or check the data")
                 if self.step % t.disp_freq == 0 or self.step == 1:
-                    valid_metrics = self.validate(lr)
+                    train, valid = self._display(lr, step_metrics)
                     if not header_written:
-                        fout.write(lcurve_header(train_metrics, bool(valid_metrics)))
+                        fout.write(lcurve_header(train, valid, single))
                         header_written = True
-                    fout.write(lcurve_line(self.step, lr, train_metrics, valid_metrics))
+                    fout.write(lcurve_line(self.step, lr, train, valid, single))
                     fout.flush()
-                    last = {"step": self.step, "lr": lr, "train": train_metrics, "valid": valid_metrics}
+                    last = {"step": self.step, "lr": lr, "train": train, "valid": valid}
                     if t.disp_training and not bar.enabled:
-                        self.log(f"step {self.step}: " + ", ".join(
-                            f"{k} {valid_metrics.get(k, v):.3e}" for k, v in sorted(train_metrics.items())))
-                bar.update(self.step, f"rmse {train_metrics['rmse']:.2e}")
+                        self.log(f"step {self.step}: " + "; ".join(
+                            (f"{n}: " if not single else "") + ", ".join(
+                                f"{k} {valid.get(n, m).get(k, v):.3e}" for k, v in sorted(m.items()))
+                            for n, m in train.items()))
+                first = next(iter(step_metrics.values()))
+                bar.update(self.step, f"rmse {first['rmse']:.2e}")
                 if self.step % t.save_freq == 0:
                     self.save()
             if not (self.workdir / f"{Path(t.save_ckpt).name.removesuffix('.pt')}-{self.step}.pt").exists():
@@ -257,29 +237,36 @@ class Trainer:
         finally:
             bar.close()
             fout.close()
-        last.update(step=self.step, last_train=train_metrics if step_times else {})
-        last["wall_s"] = time.perf_counter() - t0
-        last["s_per_step_median"] = float(np.median(step_times)) if step_times else None
+        if single and last:
+            name = next(iter(self.tasks))
+            last["train"], last["valid"] = last["train"][name], last["valid"].get(name, {})
+        last.update(step=self.step, wall_s=time.perf_counter() - t0,
+                    s_per_step_median=float(np.median(step_times)) if step_times else None)
         return last
 
 
-def lcurve_header(train: dict, has_valid: bool) -> str:
-    keys = sorted(train)
+def lcurve_header(train: dict, valid: dict, single: bool) -> str:
+    """DeePMD-kit's lcurve header: ``step``, metric columns (``_val``/``_trn``; per task in multi-task), ``lr``."""
     s = "# {:5s}".format("step")
-    for k in keys:
-        s += ("   %11s %11s" % (k + "_val", k + "_trn")) if has_valid else ("   %11s" % (k + "_trn"))
+    for name, metrics in train.items():
+        suffix = "" if single else f"_{name}"
+        for k in sorted(metrics):
+            s += ("   %11s %11s" % (f"{k}_val{suffix}", f"{k}_trn{suffix}")) if name in valid else (
+                "   %11s" % f"{k}_trn{suffix}")
     return s + "   {:8s}\n".format("lr") + "# If there is no available reference data, rmse_*_{val,trn} will print nan\n"
 
 
-def lcurve_line(step: int, lr: float, train: dict, valid: dict) -> str:
+def lcurve_line(step: int, lr: float, train: dict, valid: dict, single: bool) -> str:
     s = f"{step:7d}"
-    for k in sorted(train):
-        s += ("   %11.2e %11.2e" % (valid.get(k, math.nan), train[k])) if valid else ("   %11.2e" % train[k])
+    for name, metrics in train.items():
+        for k in sorted(metrics):
+            s += ("   %11.2e %11.2e" % (valid[name].get(k, math.nan), metrics[k])) if name in valid else (
+                "   %11.2e" % metrics[k])
     return s + f"   {lr:8.1e}\n"
 
 
-def train(input_file, workdir: str | Path = ".", restart=None, progress: bool | None = None) -> dict:
+def train(input_file, workdir: str | Path = ".", restart=None, init_frz_model=None, progress: bool | None = None) -> dict:
     """Train from a DeePMD-kit input file (Python API of ``mtzoo train``)."""
     with warnings.catch_warnings():
         warnings.simplefilter("default")
-        return Trainer(input_file, workdir, restart, progress).run()
+        return Trainer(input_file, workdir, restart=restart, init_frz_model=init_frz_model, progress=progress).run()

@@ -15,7 +15,8 @@ import numpy as np
 from mtzoo.model import Model, build_model
 
 SUPPORTED_DESCRIPTORS = ("se_e2_a",)
-SUPPORTED_FITTINGS = ("ener",)
+SUPPORTED_FITTINGS = ("ener", "dipole", "polar")
+TENSOR_FITTINGS = ("dipole", "polar")
 
 
 def _resolve_variables(node, lookup):
@@ -64,7 +65,7 @@ def _descriptor_config(d: dict) -> dict:
             "trainable": bool(d.get("trainable", True))}
 
 
-def _fitting_config(f: dict) -> dict:
+def _fitting_config(f: dict, atom_exclude_types=()) -> dict:
     kind = f.get("type")
     if kind not in SUPPORTED_FITTINGS:
         raise ValueError(f"DeePMD fitting '{kind}' cannot be imported yet (supported: {SUPPORTED_FITTINGS})")
@@ -72,20 +73,38 @@ def _fitting_config(f: dict) -> dict:
         if f.get(key, 0):
             raise ValueError(f"DeePMD fitting with {key}={f[key]} cannot be imported yet")
     trainable = f.get("trainable", True)
-    return {"type": "ener", "neuron": list(f["neuron"]), "resnet_dt": f["resnet_dt"],
-            "activation_function": f["activation_function"], "precision": f["precision"],
-            "trainable": trainable if isinstance(trainable, bool) else list(trainable), "rcond": f.get("rcond")}
+    cfg = {"type": kind, "neuron": list(f["neuron"]), "resnet_dt": f["resnet_dt"],
+           "activation_function": f["activation_function"], "precision": f["precision"],
+           "trainable": trainable if isinstance(trainable, bool) else list(trainable)}
+    if kind == "ener":
+        return {**cfg, "rcond": f.get("rcond")}
+    # DeePMD's atomic model copies atom_exclude_types into the fitting's exclude_types; both zero the output
+    cfg["exclude_types"] = sorted({int(t) for t in list(f.get("exclude_types", [])) + list(atom_exclude_types)})
+    if f.get("layer_name") is not None:
+        cfg["layer_name"] = list(f["layer_name"])
+    if kind == "polar":
+        scale = np.asarray(f["@variables"]["scale"], dtype=np.float64).ravel()
+        cfg.update(fit_diag=bool(f.get("fit_diag", True)), shift_diag=bool(f.get("shift_diag", True)),
+                   scale=scale.tolist())
+    return cfg
 
 
 def model_from_deepmd(data: dict | str | Path, head: str = "default") -> Model:
-    """mtzoo model equal to a DeePMD-kit se_e2_a + ener model.
+    """mtzoo model equal to a DeePMD-kit se_e2_a model with an ``ener``, ``dipole`` or ``polar`` fitting.
 
     Parameters
     ----------
     data : dict, str or Path
-        ``EnergyModel.serialize()`` dict, a file dict with a ``"model"`` entry, or a ``.dp``/``.yaml`` path.
+        ``EnergyModel``/``DipoleModel``/``PolarModel`` ``.serialize()`` dict, a file dict with a
+        ``"model"`` entry, or a ``.dp``/``.yaml`` path.
     head : str
-        Name of the energy head in the mtzoo model.
+        Name of the head in the mtzoo model.
+
+    Notes
+    -----
+    Dipole and polar models may carry ``atom_exclude_types`` (the types without the tensor, the
+    complement of TF's ``sel_type``): they become the head's ``exclude_types``.  The atomic
+    model's ``out_bias`` enters the polar head's diagonal shift (ignored for dipoles, as in DeePMD).
     """
     if not isinstance(data, dict):
         data = load_deepmd_file(data)
@@ -93,12 +112,19 @@ def model_from_deepmd(data: dict | str | Path, head: str = "default") -> Model:
         data = data["model"]
     if data.get("@class") != "Model" or data.get("type") != "standard":
         raise ValueError(f"expected a DeePMD-kit standard model dict, got @class={data.get('@class')} type={data.get('type')}")
-    if data.get("pair_exclude_types") or data.get("atom_exclude_types"):
-        raise ValueError("DeePMD models with pair_exclude_types/atom_exclude_types cannot be imported yet")
-    type_map = list(data["type_map"])
     dd, ff = data["descriptor"], data["fitting"]
-    model = build_model({"type_map": type_map, "descriptor": _descriptor_config(dd), "heads": {head: _fitting_config(ff)}})
+    tensor = ff.get("type") in TENSOR_FITTINGS
+    if data.get("pair_exclude_types") or (data.get("atom_exclude_types") and not tensor):
+        raise ValueError("DeePMD models with pair_exclude_types (or atom_exclude_types on an energy model) "
+                         "cannot be imported yet")
+    type_map = list(data["type_map"])
+    atom_exclude = list(data.get("atom_exclude_types") or [])
+    model = build_model({"type_map": type_map, "descriptor": _descriptor_config(dd),
+                         "heads": {head: _fitting_config(ff, atom_exclude)}})
     model.descriptor.load_deepmd(dd)
-    out_bias = data.get("@variables", {}).get("out_bias")
-    model.heads[head].load_deepmd(ff, out_bias)
+    variables = data.get("@variables", {})
+    if tensor:
+        model.heads[head].load_deepmd(ff, variables.get("out_bias"), variables.get("out_std"))
+    else:
+        model.heads[head].load_deepmd(ff, variables.get("out_bias"))
     return model

@@ -55,9 +55,33 @@ def load_model(path: str | Path) -> Model:
     return model.eval()
 
 
-def freeze(checkpoint: str | Path = ".", output: str | Path = "frozen_model.pth") -> Path:
-    """Freeze a training checkpoint (file or run folder) into a model file."""
+def freeze(checkpoint: str | Path = ".", output: str | Path = "frozen_model.pth", head: str | None = None) -> Path:
+    """Freeze a training checkpoint (file or run folder) into a model file.
+
+    Parameters
+    ----------
+    checkpoint : str or Path
+        Checkpoint file, or a run folder (its newest checkpoint).
+    output : str or Path
+        Model file to write.
+    head : str or None
+        Keep only this head (a single-head model); default: every head (the united model).
+    """
     state = load_checkpoint(checkpoint)
     model = build_model(state["model_config"])
     model.load_state_dict(state["model"])
-    return save_model(model, output, {"step": state["step"], "input": state.get("input")})
+    if head is not None:
+        model = single_head(model, head)
+    return save_model(model, output, {"step": state["step"], "input": state.get("input"),
+                                      "source_heads": list(state["model_config"]["heads"])})
+
+
+def single_head(model: Model, head: str) -> Model:
+    """A model with the shared descriptor and only ``head`` (weights copied)."""
+    name = model.resolve_head(head)
+    cfg = model_config(model)
+    cfg["heads"] = {name: {**cfg["heads"][name], "layer_name": None}}
+    out = build_model(cfg)
+    keep = {k: v for k, v in model.state_dict().items() if k.startswith("descriptor.") or k.startswith(f"heads.{name}.")}
+    out.load_state_dict(keep)
+    return out.eval()

@@ -1,0 +1,193 @@
+"""Tasks of a training run: one head, its loss, its data and samplers, and its weight.
+
+A single-task input is one task named ``default``; a multi-task input (``fitting_net_dict`` /
+``loss_dict`` / ``data_dict`` / ``fitting_weight``) one task per key.  This module also builds
+the model of an input (shared descriptor + one head per task), its statistics, and the model
+of a run that starts from a frozen model (``--init-frz-model``).
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mtzoo.config import ConfigError
+from mtzoo.data.graph import count_neighbors
+from mtzoo.heads import HEADS
+from mtzoo.model import Model, build_model
+from mtzoo.train.data import BatchSampler, GraphSet, system_probs
+from mtzoo.train.loss import EnergyLoss
+
+
+@dataclass
+class Task:
+    """Everything the trainer needs for one head."""
+
+    name: str
+    weight: float
+    loss: object
+    train: GraphSet
+    sampler: BatchSampler
+    valid: GraphSet | None = None
+    valid_sampler: BatchSampler | None = None
+    numb_btch: int = 1
+
+    def state_dict(self) -> dict:
+        return {"sampler": self.sampler.state_dict(),
+                "valid_sampler": None if self.valid_sampler is None else self.valid_sampler.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.sampler.load_state_dict(state["sampler"])
+        if self.valid_sampler is not None and state.get("valid_sampler"):
+            self.valid_sampler.load_state_dict(state["valid_sampler"])
+
+
+def make_loss(loss_cfg, start_lr: float, head):
+    """Loss object of ``head`` for a loss config (``ener`` or ``tensor``)."""
+    kind = getattr(loss_cfg, "type", "ener")
+    if kind in ("ener", "ener_hess"):
+        return EnergyLoss(loss_cfg, start_lr)
+    if kind == "tensor":
+        from mtzoo.train.loss import TensorLoss
+
+        return TensorLoss.for_head(head, loss_cfg.pref, loss_cfg.pref_atomic)
+    raise ConfigError(f"loss type '{kind}' is not supported yet")
+
+
+def attach_losses(tasks: list[Task], cfg, model: Model) -> None:
+    """Give every task the loss of its head (tensor losses need the head's selected types)."""
+    losses = {tc.name: tc.loss for tc in cfg.tasks()}
+    for t in tasks:
+        t.loss = make_loss(losses[t.name], cfg.learning_rate.start_lr, model.heads[t.name])
+
+
+def build_tasks(cfg, type_map, rcut: float, base: Path | None) -> list[Task]:
+    """Load the data of every task and set up its samplers (seeds derived from ``training.seed``)."""
+    seed = cfg.training.seed
+    tasks = []
+    for i, tc in enumerate(cfg.tasks()):
+        where = "training.training_data" if not cfg.multi_task else f"training.data_dict.{tc.name}.training_data"
+        train = GraphSet.from_config(tc.training_data, type_map, rcut, base, where)
+        probs = system_probs(tc.training_data.auto_prob, tc.training_data.sys_probs, train.nbatches(), where)
+        s = None if seed is None else [seed, i]
+        task = Task(tc.name, float(tc.weight), None, train, BatchSampler(train, probs, s))
+        if tc.validation_data is not None:
+            vwhere = where.replace("training_data", "validation_data")
+            task.valid = GraphSet.from_config(tc.validation_data, type_map, rcut, base, vwhere)
+            vp = system_probs(tc.validation_data.auto_prob, tc.validation_data.sys_probs, task.valid.nbatches(), vwhere)
+            task.valid_sampler = BatchSampler(task.valid, vp, None if seed is None else [seed, i, 1])
+            task.numb_btch = int(tc.validation_data.numb_btch)
+        tasks.append(task)
+    return tasks
+
+
+def constructor_params(cls) -> set[str]:
+    """Keyword parameters of ``cls.__init__``, following ``**kwargs`` up the class hierarchy."""
+    names: set[str] = set()
+    for klass in cls.__mro__:
+        if "__init__" not in vars(klass):
+            continue
+        params = inspect.signature(klass.__init__).parameters
+        names |= {n for n, p in params.items() if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL) and n != "self"}
+        if not any(p.kind == p.VAR_KEYWORD for p in params.values()):
+            break
+    return names
+
+
+def head_config(fitting_cfg) -> dict:
+    """Constructor arguments of the head for a fitting config (DeePMD keys the head does not take are dropped)."""
+    d = fitting_cfg.to_dict()
+    kind = d.get("type", "ener")
+    if kind not in HEADS:
+        raise ConfigError(f"fitting_net type '{kind}' is not supported yet (available: {sorted(HEADS)})")
+    params = constructor_params(HEADS[kind])
+    out = {k: v for k, v in d.items() if k in params and k not in ("ntypes", "dim_descrpt", "dim_rot", "mixed_types")}
+    out["type"] = kind
+    return out
+
+
+def resolve_sel(sel, tasks: list[Task], ntypes: int) -> list[int]:
+    """``sel`` as a list: ``"auto[:factor]"`` = ceil(factor x most neighbours per type in the data), factor 1.1."""
+    if not isinstance(sel, str):
+        return [int(s) for s in sel]
+    factor = float(sel.split(":", 1)[1]) if ":" in sel else 1.1
+    best = np.zeros(ntypes, dtype=np.int64)
+    for t in tasks:
+        for k in range(len(t.train.systems)):
+            best = np.maximum(best, count_neighbors(t.train.graphs(k), ntypes))
+    return [int(math.ceil(factor * b)) for b in best]
+
+
+def model_from_input(cfg, tasks: list[Task]) -> Model:
+    """Shared descriptor of ``cfg.model`` and one head per task (random weights)."""
+    mcfg = cfg.model
+    desc = mcfg.descriptor.to_dict()
+    desc["sel"] = resolve_sel(desc["sel"], tasks, mcfg.ntypes)
+    heads = {tc.name: head_config(tc.fitting) for tc in cfg.tasks()}
+    return build_model({"type_map": list(mcfg.type_map), "descriptor": desc, "heads": heads})
+
+
+def compute_statistics(model: Model, cfg, tasks: list[Task], heads: list[str] | None = None,
+                       descriptor: bool = True) -> None:
+    """Descriptor statistics from every task's data; each head's output statistics from its own data."""
+    if descriptor:
+        graphs = [g for t in tasks for g in t.train.stat_graphs(cfg.model.data_stat_nbatch)]
+        model.descriptor.compute_stats(graphs, protection=cfg.model.data_stat_protect)
+    for t in tasks:
+        if heads is not None and t.name not in heads:
+            continue
+        head = model.heads[t.name]
+        if hasattr(head, "compute_output_stats"):
+            head.compute_output_stats(t.train.systems, model.type_map)
+
+
+def warn_untrained(tasks: list[Task]) -> None:
+    for t in tasks:
+        if t.weight == 0:
+            warnings.warn(f"head '{t.name}' has no fitting_weight (or weight 0) and will not be trained", stacklevel=2)
+
+
+def model_from_frozen(frozen_state: dict, cfg, new_heads: list[str]) -> Model:
+    """Model of a run that starts from a frozen model: its descriptor and old heads with their weights,
+    plus the new heads of ``cfg`` (random weights).  ``descriptor.trainable`` and per-head
+    ``trainable`` flags follow ``cfg``."""
+    old_cfg = frozen_state["model_config"]
+    desc = dict(old_cfg["descriptor"])
+    desc["trainable"] = bool(cfg.model.descriptor.trainable)
+    heads = {}
+    for tc in cfg.tasks():
+        if tc.name in new_heads:
+            heads[tc.name] = head_config(tc.fitting)
+        else:
+            heads[tc.name] = {**old_cfg["heads"][tc.name], "trainable": head_config(tc.fitting).get("trainable", True)}
+    model = build_model({"type_map": old_cfg["type_map"], "descriptor": desc, "heads": heads})
+    keep = {k: v for k, v in frozen_state["state_dict"].items()
+            if k.startswith("descriptor.") or any(k.startswith(f"heads.{h}.") for h in heads if h not in new_heads)}
+    missing, unexpected = model.load_state_dict(keep, strict=False)
+    bad = [k for k in missing if not any(k.startswith(f"heads.{h}.") for h in new_heads)]
+    if bad or unexpected:
+        raise ValueError(f"frozen model does not fit the input: missing {bad[:5]}, unexpected {unexpected[:5]}")
+    return model
+
+
+def load_frozen_state(path) -> dict:
+    """Read a frozen model file for ``--init-frz-model`` (weights_only)."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"--init-frz-model: model file not found: {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ValueError(f"{path}: not a readable mtzoo model ({exc.__class__.__name__})") from None
+    if not isinstance(state, dict) or state.get("kind") != "mtzoo-model":
+        raise ValueError(f"{path}: not an mtzoo model file")
+    if not (state.get("metadata") or {}).get("input"):
+        raise ValueError(f"{path}: the model file does not record the input it was trained from; "
+                         "--init-frz-model needs it to complete the new input")
+    return state
