@@ -55,12 +55,27 @@ def _test(args) -> None:
     from mtzoo.zoo.frozen import load_model
 
     model = load_model(args.model)
-    systems = load_systems(args.system)
-    names = [model.resolve_head(args.head)] if (args.head or len(model.heads) == 1) else model.head_names()
+    shared, per_head = [], {}
+    for item in args.system:
+        head, sep, path = item.partition("=")
+        if sep and head in model.heads:
+            per_head.setdefault(head, []).append(path)
+        elif sep and not Path(item).exists():
+            raise KeyError(f"-s {item}: head '{head}' not in this model (available: {model.head_names()})")
+        else:
+            shared.append(item)
+    if args.head:
+        names = [model.resolve_head(args.head)]
+    elif per_head and not shared:
+        names = list(per_head)
+    else:
+        names = model.head_names()
+    shared_systems = load_systems(shared) if shared else []
     results = {}
     for name in names:
+        systems = shared_systems + (load_systems(per_head[name]) if name in per_head else [])
         if len(names) > 1 and not _labelled(model.heads[name], systems):
-            print(f"head {name}: the systems carry none of its labels; skipped", file=sys.stderr)
+            print(f"head {name}: the systems given carry none of its labels; skipped", file=sys.stderr)
             continue
         results[name] = evaluate(model, systems, head=name, nframes=args.numb_test, batch_size=args.batch_size)
         results[name]["model"] = str(args.model)
@@ -97,7 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
     f.set_defaults(func=_freeze)
     s = sub.add_parser("test", help="errors of a model on labelled data")
     s.add_argument("-m", "--model", required=True, help="frozen model (.pth), checkpoint, or DeePMD .dp/.yaml")
-    s.add_argument("-s", "--system", nargs="+", required=True, help="DeePMD systems (or parent folders) or ASE files")
+    s.add_argument("-s", "--system", nargs="+", required=True,
+                   help="DeePMD systems (or parent folders) or ASE files; HEAD=PATH evaluates head HEAD on PATH "
+                        "(without --head, every head is evaluated on the plain paths and on its own HEAD=PATH ones)")
     s.add_argument("--head", default=None)
     s.add_argument("-n", "--numb-test", type=int, default=None, help="frames per system (default: all)")
     s.add_argument("--batch-size", type=int, default=8)

@@ -21,6 +21,13 @@ where :math:`\\mathcal T^{<}` is the first ``axis_neuron`` (:math:`M_2`) rows.  
 atoms cross the cutoff; it equals DeePMD-kit whenever :math:`n_{i,t} \\le \\mathrm{sel}_t`
 (DeePMD drops the farthest neighbours beyond ``sel``; mtzoo keeps them and warns).
 
+Evaluation (exact, float64 by default, forces by autograd): the embedding net runs once per
+edge, except that the two edges of a same-type pair ``j -> i`` / ``i -> j`` (same distance
+function of the positions, same net and statistics) share one evaluation (:func:`mirror_pairs`;
+about 27 % fewer rows on liquid water); the rows are then gathered into a dense
+``[atoms, most neighbours]`` grid per net and contracted with :math:`\\hat{\\mathcal R}` by one
+batched matmul.  ``share_mirror_edges = False`` turns the sharing off (same results).
+
 Outputs: ``descriptor`` ``[N, M1*M2]`` and ``rot_mat`` = :math:`\\mathcal T_{:,1:4}` ``[N, M1, 3]``
 (the axis vectors that tensor heads contract with).
 """
@@ -193,7 +200,10 @@ class DescrptSeA(Descriptor):
         tj = torch.arange(nt, device=pad.device).repeat(nt)
         k = self._net_index(ti, tj)
         s = pad[..., 0].reshape(-1, 1)
-        g = torch.cat([self.embeddings[int(k[p])](s[p: p + 1]) for p in range(nt * nt)])  # [nt*nt, M1]
+        if self.type_one_side:  # one call per net: rows (ti, tj) of net tj
+            g = torch.stack([self.embeddings[t](s.view(nt, nt)[:, t: t + 1]) for t in range(nt)], 1).reshape(nt * nt, -1)
+        else:
+            g = torch.cat([self.embeddings[int(k[p])](s[p: p + 1]) for p in range(nt * nt)])  # [nt*nt, M1]
         return (pad.reshape(-1, 4, 1) * g[:, None, :]).view(nt, nt, 4, self.dim_emb)
 
     def forward(self, edge_vec: torch.Tensor, edge_index: torch.Tensor, atom_type: torch.Tensor) -> dict[str, torch.Tensor]:

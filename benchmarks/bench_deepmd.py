@@ -1,0 +1,325 @@
+"""Speed: mtzoo vs DeePMD-kit on DeePMD's water example (se_e2_a + ener), side by side in one run.
+
+Same architecture on both sides (``examples/water/se_e2_a/input_torch.json``: se_e2_a sel
+[46, 92], rcut 6, neuron [25, 50, 100], axis_neuron 16, type_one_side; fitting [240, 240, 240]),
+float64, one thread each (``OMP_NUM_THREADS=1``, ``torch.set_num_threads(1)``,
+``DP_INTRA/INTER_OP_PARALLELISM_THREADS=1``).  Measured, in interleaved rounds so that both see
+the same machine load:
+
+* energy + force (+ virial) call on the first frame of ``examples/water/data/data_0`` (192 atoms)
+  and on that frame replicated 2x2x2 (1536 atoms).  DeePMD-kit: ``DeepPot.eval`` through the
+  shared ``peers/deepmd_time.py infer`` (it builds its own neighbour list inside the call);
+  mtzoo: ``Model.forward`` on a graph built before the timer, and separately the whole path
+  from positions (neighbour list with vesin, graph, ``Model.forward``);
+* training step (batch size 1, DeePMD's ``ener`` loss with its prefactors, Adam).  DeePMD-kit:
+  ``dp --pt train`` through ``peers/deepmd_time.py train`` (wall time per 10 steps, display and
+  validation included, steps after the 20th); mtzoo: :class:`mtzoo.train.trainer.Trainer` on the
+  same input, timed the same way, and also the bare ``train_step`` (draw a batch + one step).
+
+Writes ``benchmarks/results/YYYY-MM-DD-water-se_e2_a.json`` (medians, ratios deepmd/mtzoo,
+machine, git commit) and prints a table.  See ``benchmarks/README.md``.
+
+    python benchmarks/bench_deepmd.py [--shared ../shared] [--peer-python PY] [--repeat 3] [--out benchmarks/results/]
+"""
+
+from __future__ import annotations
+
+import os
+
+for _v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "DP_INTRA_OP_PARALLELISM_THREADS", "DP_INTER_OP_PARALLELISM_THREADS"):
+    os.environ[_v] = "1"  # before torch is imported, here and in the DeePMD-kit subprocesses
+
+import argparse
+import datetime
+import json
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+WATER = "data/deepmd-examples/examples/water"
+INPUT = WATER + "/se_e2_a/input_torch.json"
+FRAME = WATER + "/data/data_0"
+
+
+def log(*a) -> None:
+    print(*a, file=sys.stderr, flush=True)
+
+
+# ----------------------------------------------------------------------------------------------
+# DeePMD-kit (subprocesses of the peer's python)
+# ----------------------------------------------------------------------------------------------
+def peer_run(peer: str, args: list[str], cwd: Path | None = None) -> dict:
+    out = subprocess.run([peer, *args], capture_output=True, text=True, env=dict(os.environ), cwd=cwd)
+    if out.returncode != 0:
+        raise RuntimeError(f"{' '.join(args[:2])} failed ({out.returncode}):\n{out.stdout[-2000:]}{out.stderr[-2000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def deepmd_train(peer: str, shared: Path, steps: int, workdir: Path) -> dict:
+    res = peer_run(peer, [str(shared / "peers/deepmd_time.py"), "train", str(shared / INPUT),
+                          "--steps", str(steps), "--workdir", str(workdir)])
+    return {"s_per_step_median": res["s_per_step_median"]}
+
+
+def deepmd_freeze(peer: str, workdir: Path) -> Path:
+    dp = str(Path(peer).parent / "dp")
+    out = subprocess.run([dp, "--pt", "freeze", "-o", "frozen.pth"], cwd=workdir, capture_output=True, text=True,
+                         env=dict(os.environ))
+    if out.returncode != 0:
+        raise RuntimeError(f"dp --pt freeze failed:\n{out.stdout[-2000:]}{out.stderr[-2000:]}")
+    return workdir / "frozen.pth"
+
+
+def deepmd_infer(peer: str, shared: Path, frozen: Path, repeat: int, calls: int) -> float:
+    res = peer_run(peer, [str(shared / "peers/deepmd_time.py"), "infer", str(frozen), str(shared / FRAME),
+                          "--repeat", str(repeat), "--calls", str(calls)])
+    return float(res["s_per_call_median"])
+
+
+# ----------------------------------------------------------------------------------------------
+# mtzoo
+# ----------------------------------------------------------------------------------------------
+def mtzoo_model(shared: Path):
+    """The input's architecture via ``build_model``; descriptor statistics and energy bias from data."""
+    import torch
+
+    from mtzoo import keys as K
+    from mtzoo.config import load_input
+    from mtzoo.data.graph import system_graphs
+    from mtzoo.data.readers import read_deepmd
+    from mtzoo.heads.energy import fit_energy_bias
+    from mtzoo.model import build_model
+
+    cfg = load_input(shared / INPUT)
+    type_map = list(cfg.model.type_map)
+    desc = cfg.model.descriptor.to_dict()
+    fit = cfg.tasks()[0].fitting.to_dict() if hasattr(cfg, "tasks") else cfg.model.fitting_net.to_dict()
+    head = {k: fit[k] for k in ("neuron", "resnet_dt", "activation_function", "precision", "seed") if k in fit}
+    head["type"] = "ener"
+    torch.manual_seed(0)
+    model = build_model({"type_map": type_map, "descriptor": desc, "heads": {"default": head}})
+    # statistics as DeePMD's data_stat_nbatch (20 batches of one frame) over the training systems
+    graphs, counts, energies = [], [], []
+    nstat = int(getattr(cfg.model, "data_stat_nbatch", 20) or 20)
+    for name in ("data_0", "data_1", "data_2"):
+        for s in read_deepmd(shared / WATER / "data" / name):
+            for g in system_graphs(s, type_map, model.rcut)[: max(1, nstat // 3)]:
+                graphs.append(g)
+                counts.append(np.bincount(g[K.ATOM_TYPE].numpy(), minlength=len(type_map)))
+                energies.append(float(g[K.ENERGY][0]))
+    model.descriptor.compute_stats(graphs)
+    model.heads["default"].bias_atom_e.copy_(torch.as_tensor(fit_energy_bias(np.array(counts), np.array(energies))))
+    return model.eval(), type_map
+
+
+def water_atoms(shared: Path, type_map: list[str], repeat: int):
+    """First frame of data_0 as ``ase.Atoms`` (replicated ``repeat``^3 times, as deepmd_time.py does)."""
+    from ase import Atoms
+
+    sysdir = shared / FRAME
+    sets = sorted(d for d in os.listdir(sysdir) if d.startswith("set."))
+    coord = np.load(sysdir / sets[0] / "coord.npy")[0].reshape(-1, 3)
+    box = np.load(sysdir / sets[0] / "box.npy")[0].reshape(3, 3)
+    types = np.loadtxt(sysdir / "type.raw", dtype=int).reshape(-1)
+    atoms = Atoms(symbols=[type_map[t] for t in types], positions=coord, cell=box, pbc=True)
+    return atoms.repeat((repeat,) * 3) if repeat > 1 else atoms
+
+
+def mtzoo_infer(model, atoms, type_map: list[str], calls: int) -> dict[str, list[float]]:
+    """Per-call seconds of ``Model.forward`` on a prebuilt graph, and of positions -> graph -> forward."""
+    from mtzoo.data.graph import atoms_to_graph, collate
+
+    batch = collate([atoms_to_graph(atoms, type_map, model.rcut)])
+    for _ in range(3):
+        model(batch)
+    graph_t, full_t = [], []
+    for _ in range(calls):
+        t0 = time.perf_counter()
+        model(batch)
+        graph_t.append(time.perf_counter() - t0)
+    for _ in range(calls):
+        t0 = time.perf_counter()
+        model(collate([atoms_to_graph(atoms, type_map, model.rcut)]))
+        full_t.append(time.perf_counter() - t0)
+    return {"graph_prebuilt": graph_t, "with_neighbor_list": full_t}
+
+
+def mtzoo_train(shared: Path, steps: int, workdir: Path) -> dict:
+    """Trainer on the unmodified input (but numb_steps/disp/save), timed like deepmd_time.py, plus bare steps."""
+    from mtzoo.config import load_input
+
+    cfg = load_input(shared / INPUT)
+    t = cfg.training
+    t.numb_steps, t.disp_freq, t.save_freq = steps, 10, steps
+    cwd = os.getcwd()
+    os.chdir((shared / INPUT).parent)  # the input's system paths are relative to it
+    try:
+        try:
+            from mtzoo.train.trainer import Trainer
+        except ImportError:
+            Trainer = None
+        if Trainer is not None:
+            stamps: list[tuple[float, str]] = []
+            trainer = Trainer(cfg, workdir, progress=False, log=lambda msg, *a: stamps.append((time.perf_counter(), str(msg))))
+            t0 = time.perf_counter()
+            res = trainer.run()
+            wall = time.perf_counter() - t0
+            # wall per step between display lines after step 20 (what deepmd_time.py reports)
+            pts = [(int(m.split()[1].rstrip(":")), ts) for ts, m in stamps if m.startswith("step ")]
+            per = [(b[1] - a[1]) / (b[0] - a[0]) for a, b in zip(pts, pts[1:]) if a[0] >= 20 and b[0] > a[0]]
+            # bare step: draw a batch + one optimizer step
+            task = next(iter(trainer.tasks.values()))
+            lr = trainer.lr(trainer.step)
+            bare = []
+            for _ in range(min(steps, 30)):
+                t1 = time.perf_counter()
+                trainer.train_step(task.sampler.next(), lr, task.name)
+                bare.append(time.perf_counter() - t1)
+            return {"method": "mtzoo.train.trainer.Trainer (run() timed like deepmd_time.py; train_step for the bare step)",
+                    "s_per_step_median": float(np.median(per)) if per else wall / steps,
+                    "s_per_step_bare_median": float(np.median(bare[3:])),
+                    "trainer_s_per_step_median": res.get("s_per_step_median"), "wall_s": wall}
+        return _manual_train(cfg, steps)
+    finally:
+        os.chdir(cwd)
+
+
+def _manual_train(cfg, steps: int) -> dict:
+    """Fallback without the trainer: EnergyLoss + Adam + ``model(batch, create_graph=True)``."""
+    import torch
+
+    from mtzoo.data.graph import collate, system_graphs
+    from mtzoo.data.readers import read_deepmd
+    from mtzoo.train.loss import EnergyLoss
+
+    model, type_map = mtzoo_model(Path(os.getcwd()).parents[2])
+    graphs = [g for n in ("data_0", "data_1", "data_2") for s in read_deepmd(Path("../data") / n)
+              for g in system_graphs(s, type_map, model.rcut)]
+    loss = EnergyLoss(cfg.loss, cfg.learning_rate.start_lr)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate.start_lr)
+    rng = np.random.default_rng(0)
+    model.train()
+    ts = []
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        batch = collate([graphs[rng.integers(len(graphs))]])
+        opt.zero_grad()
+        value, _ = loss(model(batch, create_graph=True), batch, cfg.learning_rate.start_lr)
+        value.backward()
+        opt.step()
+        ts.append(time.perf_counter() - t0)
+    med = float(np.median(ts[20:] if steps > 25 else ts))
+    return {"method": "manual step: mtzoo.train.loss.EnergyLoss + torch.optim.Adam + model(batch, create_graph=True)",
+            "s_per_step_median": med, "s_per_step_bare_median": med}
+
+
+# ----------------------------------------------------------------------------------------------
+def machine(torch_version: str, peer: str) -> dict:
+    cpu = platform.processor()
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        dp_version = subprocess.run([peer, "-c", "import deepmd; print(deepmd.__version__)"], capture_output=True,
+                                    text=True).stdout.strip()
+    except OSError:
+        dp_version = None
+    return {"cpu": cpu, "logical_cpus": os.cpu_count(), "threads": 1, "torch": torch_version, "deepmd_kit": dp_version,
+            "python": platform.python_version(), "load_average": os.getloadavg()}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--shared", type=Path, default=REPO.parent / "shared")
+    p.add_argument("--peer-python", default="/tmp/mtzoo-peers/deepmd/bin/python")
+    p.add_argument("--repeat", type=int, default=3, help="interleaved rounds (each: DeePMD then mtzoo)")
+    p.add_argument("--calls", type=int, default=10, help="timed energy+force calls per round and side")
+    p.add_argument("--train-steps", type=int, default=100, help="training steps per side (timed after the 20th)")
+    p.add_argument("--train-rounds", type=int, default=1)
+    p.add_argument("--workdir", type=Path, default=Path("/tmp/mtzoo-bench"))
+    p.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
+    args = p.parse_args()
+    shared = args.shared.resolve()
+    if not (shared / INPUT).is_file() or not (shared / FRAME).is_dir():
+        print(f"skipped: DeePMD water example not found under {shared} (give --shared)")
+        return
+    if not Path(args.peer_python).exists() or not (shared / "peers/deepmd_time.py").is_file():
+        print(f"skipped: DeePMD-kit peer not found ({args.peer_python}, {shared / 'peers/deepmd_time.py'}); "
+              "run shared/peers/deepmd_setup.sh")
+        return
+
+    import torch
+
+    torch.set_num_threads(1)
+    torch.set_default_dtype(torch.float64)
+    info = machine(torch.__version__, args.peer_python)
+    log(f"machine: {info}")
+
+    # training first: DeePMD's run also gives the frozen model timed below
+    train = {"deepmd": [], "mtzoo": []}
+    dp_dir = (args.workdir / "deepmd-train").resolve()
+    for r in range(args.train_rounds):
+        log(f"training round {r + 1}/{args.train_rounds}: DeePMD-kit ({args.train_steps} steps)")
+        train["deepmd"].append(deepmd_train(args.peer_python, shared, args.train_steps, dp_dir))
+        log(f"training round {r + 1}/{args.train_rounds}: mtzoo")
+        train["mtzoo"].append(mtzoo_train(shared, args.train_steps, (args.workdir / f"mtzoo-train-{r}").resolve()))
+    frozen = deepmd_freeze(args.peer_python, dp_dir)
+
+    model, type_map = mtzoo_model(shared)
+    cases = {}
+    for rep in (1, 2):
+        atoms = water_atoms(shared, type_map, rep)
+        rounds = []
+        for r in range(args.repeat):
+            log(f"{len(atoms)} atoms, round {r + 1}/{args.repeat}")
+            dp_s = deepmd_infer(args.peer_python, shared, frozen, rep, args.calls)
+            mt = mtzoo_infer(model, atoms, type_map, args.calls)
+            rounds.append({"deepmd": dp_s, "mtzoo_graph_prebuilt": float(np.median(mt["graph_prebuilt"])),
+                           "mtzoo_with_neighbor_list": float(np.median(mt["with_neighbor_list"]))})
+        med = {k: float(np.median([x[k] for x in rounds])) for k in rounds[0]}
+        cases[f"{len(atoms)}_atoms"] = {
+            "natoms": len(atoms), "s_per_call_median": med, "rounds": rounds,
+            "speedup_deepmd_over_mtzoo": {"graph_prebuilt": med["deepmd"] / med["mtzoo_graph_prebuilt"],
+                                          "with_neighbor_list": med["deepmd"] / med["mtzoo_with_neighbor_list"]}}
+
+    tr = {side: float(np.median([x["s_per_step_median"] for x in train[side]])) for side in train}
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
+    dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO, capture_output=True,
+                                text=True).stdout.strip())
+    result = {
+        "benchmark": "water-se_e2_a speed, mtzoo vs DeePMD-kit", "date": datetime.date.today().isoformat(),
+        "commit": commit + ("-dirty" if dirty else ""), "machine": info, "precision": "float64",
+        "input": "examples/water/se_e2_a/input_torch.json", "frame": "examples/water/data/data_0 frame 0 (x1, x2x2x2)",
+        "inference": cases,
+        "training": {"s_per_step_median": tr, "speedup_deepmd_over_mtzoo": tr["deepmd"] / tr["mtzoo"],
+                     "mtzoo_s_per_step_bare_median": float(np.median([x["s_per_step_bare_median"] for x in train["mtzoo"]])),
+                     "mtzoo_method": train["mtzoo"][0]["method"], "rounds": train, "steps": args.train_steps,
+                     "deepmd_method": "dp --pt train via peers/deepmd_time.py (wall per 10 steps incl. display, after step 20)"},
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"{result['date']}-water-se_e2_a.json"
+    path.write_text(json.dumps(result, indent=2) + "\n")
+
+    print(f"{'case':34s} {'DeePMD-kit':>11s} {'mtzoo':>11s} {'ratio':>7s}")
+    for c in cases.values():
+        s = c["s_per_call_median"]
+        for key, label in (("mtzoo_graph_prebuilt", "graph prebuilt"), ("mtzoo_with_neighbor_list", "incl. neighbour list")):
+            print(f"{'E+F ' + str(c['natoms']) + ' atoms, ' + label:34s} {1e3 * s['deepmd']:9.1f}ms {1e3 * s[key]:9.1f}ms "
+                  f"{s['deepmd'] / s[key]:6.2f}x")
+    print(f"{'train step (batch 1)':34s} {1e3 * tr['deepmd']:9.1f}ms {1e3 * tr['mtzoo']:9.1f}ms "
+          f"{tr['deepmd'] / tr['mtzoo']:6.2f}x")
+    print(f"{'  mtzoo bare train_step':34s} {'':11s} {1e3 * result['training']['mtzoo_s_per_step_bare_median']:9.1f}ms")
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
