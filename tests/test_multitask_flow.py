@@ -155,3 +155,55 @@ def test_shared_energy_dipole_input_unmodified(tmp_path, monkeypatch):
     assert tr2.new_heads == ["water_ener_2"]
     tr2.run()
     assert load_model(freeze(tmp_path / "run2", tmp_path / "m2.pth")).head_names() == ["water_ener", "water_ener_2"]
+
+
+def tiny_multitask(tmp_path, steps=12, weights=None, trainable_high=True, descriptor_trainable=True, seed=5):
+    cfg = json.loads((EX / "step1_input.json").read_text())
+    cfg["model"]["descriptor"].update(neuron=[4, 8], axis_neuron=2, trainable=descriptor_trainable)
+    for name, fit in cfg["model"]["fitting_net_dict"].items():
+        fit["neuron"] = [8, 8, 8]
+    cfg["model"]["fitting_net_dict"]["emt_d3bj"]["trainable"] = trainable_high
+    for task in cfg["training"]["data_dict"].values():
+        for part in task.values():
+            part["systems"] = [str((EX / p).resolve()) for p in part["systems"]]
+    cfg["training"].update({"numb_steps": steps, "save_freq": steps, "disp_freq": steps, "seed": seed})
+    if weights is not None:
+        cfg["training"]["fitting_weight"] = weights
+    tr = Trainer(cfg, tmp_path, **QUIET)
+    start = {k: v.clone() for k, v in tr.model.state_dict().items()}
+    tr.run()
+    return tr, start
+
+
+def test_same_seed_same_weights_after_n_steps(tmp_path):
+    a, _ = tiny_multitask(tmp_path / "a")
+    b, _ = tiny_multitask(tmp_path / "b")
+    for (ka, va), (kb, vb) in zip(a.model.state_dict().items(), b.model.state_dict().items()):
+        assert ka == kb and torch.equal(va, vb), ka
+    c, _ = tiny_multitask(tmp_path / "c", seed=6)
+    assert not torch.equal(c.model.state_dict()["descriptor.embeddings.0.layers.0.weight"],
+                           a.model.state_dict()["descriptor.embeddings.0.layers.0.weight"])
+
+
+def test_shared_layer_updated_by_either_task_private_layers_not(tmp_path):
+    shared = "heads.emt.nets.0.layers.0.weight"
+    for trained, other in (("emt", "emt_d3bj"), ("emt_d3bj", "emt")):
+        tr, start = tiny_multitask(tmp_path / trained, weights={trained: 1, other: 0})
+        end = tr.model.state_dict()
+        assert tr.model.heads["emt"].nets[0].layers[0] is tr.model.heads["emt_d3bj"].nets[0].layers[0]
+        assert not torch.equal(end[shared], start[shared]), f"shared layer not updated by steps on {trained}"
+        for k in (f"heads.{other}.nets.0.layers.2.weight", f"heads.{other}.nets.1.layers.3.weight"):
+            assert torch.equal(end[k], start[k]), k
+        assert not torch.equal(end[f"heads.{trained}.nets.0.layers.3.weight"], start[f"heads.{trained}.nets.0.layers.3.weight"])
+
+
+def test_frozen_layers_bit_identical_after_training(tmp_path):
+    # DP-GEN transfer recipe: frozen descriptor, only the output layer of one head trainable
+    tr, start = tiny_multitask(tmp_path, trainable_high=[True, True, False, True], descriptor_trainable=False)
+    end = tr.model.state_dict()
+    for k in start:
+        if k.startswith("descriptor.") or ".layers.2." in k and k.startswith("heads.emt_d3bj."):
+            assert torch.equal(start[k], end[k]), k
+    assert not torch.equal(start["heads.emt_d3bj.nets.0.layers.3.weight"], end["heads.emt_d3bj.nets.0.layers.3.weight"])
+    frozen_ids = {id(p) for p in tr.model.descriptor.parameters()}
+    assert not any(id(p) in frozen_ids for g in tr.optimizer.param_groups for p in g["params"])
