@@ -110,7 +110,8 @@ class Trainer:
         self.lr = ExpDecayLR(cfg.learning_rate, tcfg.numb_steps)
         ocfg = cfg.optimizer
         self.optimizer = torch.optim.Adam([p for p in self.model.parameters() if p.requires_grad], lr=self.lr(0),
-                                          betas=(ocfg.adam_beta1, ocfg.adam_beta2), weight_decay=ocfg.weight_decay)
+                                          betas=(ocfg.adam_beta1, ocfg.adam_beta2), weight_decay=ocfg.weight_decay,
+                                          fused=True)
         names = list(self.tasks)
         self.scheduler = TaskScheduler(names, [self.tasks[n].weight for n in names],
                                        getattr(tcfg, "task_schedule", "stochastic"), tcfg.seed)
