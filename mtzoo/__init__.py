@@ -12,8 +12,8 @@ DeePMD-kit input files and data systems are read as they are.
 
 __version__ = "0.1.0"
 
-__all__ = ["Model", "build_model", "evaluate", "freeze", "load_model", "load_systems", "model_from_deepmd",
-           "save_model", "train"]
+__all__ = ["MTZooCalculator", "Model", "build_model", "evaluate", "freeze", "load_model", "load_systems",
+           "model_from_deepmd", "save_model", "train"]
 
 
 def __getattr__(name: str):
@@ -22,6 +22,10 @@ def __getattr__(name: str):
         from mtzoo import model
 
         return getattr(model, name)
+    if name == "MTZooCalculator":
+        from mtzoo.calculator import MTZooCalculator
+
+        return MTZooCalculator
     if name == "train":
         from mtzoo.train.trainer import train
 

@@ -182,6 +182,12 @@ class Model(nn.Module):
             res["stress"] = out[K.STRESS][0].detach().numpy()
         return res
 
+    def calculator(self, head: str | None = None, **kwargs):
+        """ASE calculator for one head (:class:`mtzoo.calculator.MTZooCalculator`; ``dtype``, ``skin`` ... in ``kwargs``)."""
+        from mtzoo.calculator import MTZooCalculator
+
+        return MTZooCalculator(self, head=head, **kwargs)
+
 
 def model_config(model: Model) -> dict:
     """Plain-data config that :func:`build_model` turns back into the same architecture."""

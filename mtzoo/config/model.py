@@ -54,8 +54,6 @@ DESCRIPTORS = Registry(
     "descriptor",
     unimplemented={
         "loc_frame": (),
-        "se_e2_r": ("se_r",),
-        "se_e3": ("se_at", "se_a_3be", "se_t"),
         "se_a_tpe": ("se_a_ebd",),
         "se_a_ebd_v2": ("se_a_tpe_v2",),
         "se_a_mask": (),
@@ -163,6 +161,8 @@ class DescriptorConfig(Variant):
     """
 
     registry: ClassVar[Registry] = DESCRIPTORS
+    #: Whether the descriptor outputs axis vectors (``rot_mat``), which tensor fittings need.
+    provides_rot: ClassVar[bool] = True
 
     @property
     def dim_out(self) -> int | None:
@@ -561,5 +561,14 @@ class ModelConfig(Variant):
         self.descriptor.check_ntypes(self.ntypes, join_path(path, "descriptor"))
         for name, fitting in self.heads.items():
             fitting.check_ntypes(self.ntypes, self.head_path(name, path))
+            if fitting.default_loss == "tensor" and not self.descriptor.provides_rot:
+                raise ConfigError(
+                    f"a '{fitting.type}' fitting needs the descriptor's axis vectors (rot_mat), and descriptor "
+                    f"'{self.descriptor.type}' has none; use se_e2_a",
+                    join_path(self.head_path(name, path), "type"),
+                )
         check_shared_layers(self.heads, self.descriptor, lambda name: self.head_path(name, path))
 
+
+# the other descriptor schemas register themselves in DESCRIPTORS
+from mtzoo.config import descriptors as _descriptors  # noqa: E402,F401

@@ -14,7 +14,10 @@ import numpy as np
 
 from mtzoo.model import Model, build_model
 
-SUPPORTED_DESCRIPTORS = ("se_e2_a",)
+SUPPORTED_DESCRIPTORS = ("se_e2_a", "se_e2_r", "se_e3")
+#: DeePMD-kit's serialized ``type`` of each descriptor -> mtzoo registry name
+_DESCRIPTOR_NAMES = {"se_e2_a": "se_e2_a", "se_a": "se_e2_a", "se_e2_r": "se_e2_r", "se_r": "se_e2_r",
+                     "se_e3": "se_e3", "se_at": "se_e3", "se_t": "se_e3", "se_a_3be": "se_e3"}
 SUPPORTED_FITTINGS = ("ener", "dipole", "polar")
 TENSOR_FITTINGS = ("dipole", "polar")
 
@@ -54,15 +57,22 @@ def load_deepmd_file(path: str | Path) -> dict:
 
 
 def _descriptor_config(d: dict) -> dict:
-    kind = d.get("type")
-    if kind not in SUPPORTED_DESCRIPTORS:
-        raise ValueError(f"DeePMD descriptor '{kind}' cannot be imported yet (supported: {SUPPORTED_DESCRIPTORS})")
-    return {"type": kind, "sel": list(d["sel"]), "rcut": d["rcut"], "rcut_smth": d["rcut_smth"],
-            "neuron": list(d["neuron"]), "axis_neuron": d["axis_neuron"], "resnet_dt": d["resnet_dt"],
-            "type_one_side": d["type_one_side"], "exclude_types": [list(p) for p in d.get("exclude_types", [])],
-            "env_protection": d.get("env_protection", 0.0), "set_davg_zero": d.get("set_davg_zero", False),
-            "activation_function": d["activation_function"], "precision": d["precision"],
-            "trainable": bool(d.get("trainable", True))}
+    kind = _DESCRIPTOR_NAMES.get(d.get("type"))
+    if kind is None:
+        raise ValueError(f"DeePMD descriptor '{d.get('type')}' cannot be imported yet (supported: {SUPPORTED_DESCRIPTORS})")
+    if d.get("spin") is not None:
+        raise ValueError("DeePMD descriptors with spin cannot be imported yet")
+    cfg = {"type": kind, "sel": list(d["sel"]), "rcut": d["rcut"], "rcut_smth": d["rcut_smth"],
+           "neuron": list(d["neuron"]), "resnet_dt": d["resnet_dt"],
+           "exclude_types": [list(p) for p in d.get("exclude_types", [])],
+           "env_protection": d.get("env_protection", 0.0), "set_davg_zero": d.get("set_davg_zero", False),
+           "activation_function": d["activation_function"], "precision": d["precision"],
+           "trainable": bool(d.get("trainable", True))}
+    if kind == "se_e2_a":
+        cfg["axis_neuron"] = d["axis_neuron"]
+    if kind in ("se_e2_a", "se_e2_r"):
+        cfg["type_one_side"] = d.get("type_one_side", kind == "se_e2_r")
+    return cfg
 
 
 def _fitting_config(f: dict, atom_exclude_types=()) -> dict:
@@ -90,7 +100,7 @@ def _fitting_config(f: dict, atom_exclude_types=()) -> dict:
 
 
 def model_from_deepmd(data: dict | str | Path, head: str = "default") -> Model:
-    """mtzoo model equal to a DeePMD-kit se_e2_a model with an ``ener``, ``dipole`` or ``polar`` fitting.
+    """mtzoo model equal to a DeePMD-kit se_e2_a, se_e2_r or se_e3 model with an ``ener``, ``dipole`` or ``polar`` fitting.
 
     Parameters
     ----------

@@ -1,0 +1,255 @@
+"""DeePMD-kit's se_e2_r (``se_r``) descriptor on an edge graph, without neighbour padding.
+
+Radial information only.  Edge :math:`e = (j \\to i)` carries the normalised radial entry
+:math:`\\hat s_e = (s(r_e) - \\mu_{t_i t_j}) / \\sigma_{t_i t_j}` with :math:`s = w(r)/r`
+(:mod:`mtzoo.nn.env`), and the embedding row :math:`\\mathcal G_e = \\mathcal N_{t_j}(\\hat s_e)`
+(``[M]``; :math:`\\mathcal N_{t_i t_j}` when ``type_one_side`` is false).  DeePMD-kit sums the
+embedding over a padded list of :math:`N_c = \\sum_t \\mathrm{sel}_t` slots, the empty slots
+holding :math:`\\hat s^{\\rm pad}_{t_i t} = -\\mu/\\sigma`, and rescales by 1/5; mtzoo adds the
+empty slots in closed form (:math:`n_{i,t}` = number of type-:math:`t` neighbours of :math:`i`):
+
+.. math::
+
+    \\mathcal D_i = \\frac{1}{5 N_c}\\Big[\\sum_{e \\to i} \\mathcal G_e
+      + \\sum_t (\\mathrm{sel}_t - n_{i,t})\\, \\mathcal N(\\hat s^{\\rm pad}_{t_i t})\\Big] \\in \\mathbb R^{M}.
+
+A neighbour at :math:`r_c` has :math:`s = 0`, i.e. exactly the padded entry, so the sum is smooth
+across the cutoff.  Edges of an excluded type pair (``exclude_types``) enter with
+:math:`\\hat s = 0` (DeePMD multiplies the normalised entry by the exclusion mask), i.e. they
+contribute :math:`\\mathcal N(0)` and still take a slot; this jumps at :math:`r_c` unless
+:math:`\\mu = 0` (``set_davg_zero``), as in DeePMD-kit.
+
+No axis vectors: ``dim_rot = 0`` (a dipole or polar head on se_e2_r fails when the model is built).
+
+Reference: L. Zhang et al., NeurIPS 2018 (DeepPot-SE); DeePMD-kit ``dpmodel/descriptor/se_r.py``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from mtzoo import keys as K
+from mtzoo.descriptors.base import Descriptor, register
+from mtzoo.descriptors.se_e2_a import mirror_pairs
+from mtzoo.nn.common import to_dtype
+from mtzoo.nn.env import env_matrix
+from mtzoo.nn.mlp import EmbeddingNet
+from mtzoo.nn.scatter import scatter_sum
+
+#: DeePMD-kit's constant rescaling of the se_e2_r output (``res_rescale``).
+RES_RESCALE = 1.0 / 5.0
+
+
+@torch.no_grad()
+def env_mat_stats(desc, graphs: Sequence, protection: float, radial_only: bool, name: str) -> None:
+    """Set ``desc.davg``/``desc.dstd`` (``[nt, nt, 4 or 1]``) like DeePMD ``EnvMatStatSe``.
+
+    Per centre type, over all ``sel`` slots of every atom (edges give their raw rows, empty slots
+    zeros, excluded pairs zeros): :math:`\\mu = (\\bar s, 0, 0, 0)`,
+    :math:`\\sigma = (\\sigma_s, \\sigma_a, \\sigma_a, \\sigma_a)`, floored at ``protection``;
+    :math:`\\mu_s = 0` with ``set_davg_zero``.  ``desc`` provides ``ntypes, rcut, rcut_smth,
+    env_protection, exclude_types, pair_keep, nnei, sel, set_davg_zero, dtype``.
+    """
+    nt = desc.ntypes
+    cnt_all = np.zeros(nt)
+    sum_r, sumsq_r, sum_a, sumsq_a = (np.zeros(nt) for _ in range(4))
+    overflow = np.zeros(nt, dtype=np.int64)
+    for g in graphs:
+        ei, at = g[K.EDGE_INDEX], g[K.ATOM_TYPE]
+        vec = (g[K.POSITIONS][ei[0]] - g[K.POSITIONS][ei[1]] + g[K.CELL_SHIFT] @ g[K.CELL][0]).to(torch.float64)
+        rr = env_matrix(vec, desc.rcut_smth, desc.rcut, desc.env_protection)
+        ti, tj = at[ei[1]], at[ei[0]]
+        if desc.exclude_types:
+            rr = rr * desc.pair_keep.to(torch.float64)[ti, tj].unsqueeze(-1)
+        cnt_all += torch.bincount(at, minlength=nt).to(torch.float64).numpy() * desc.nnei
+        sum_r += scatter_sum(rr[:, 0], ti, nt).numpy()
+        sumsq_r += scatter_sum(rr[:, 0] ** 2, ti, nt).numpy()
+        sum_a += scatter_sum(rr[:, 1:].sum(-1), ti, nt).numpy()
+        sumsq_a += scatter_sum((rr[:, 1:] ** 2).sum(-1), ti, nt).numpy()
+        if g.num_nodes:
+            n_it = torch.bincount(ei[1] * nt + tj, minlength=g.num_nodes * nt).view(-1, nt)
+            overflow = np.maximum(overflow, n_it.max(dim=0).values.numpy())
+    ncomp = 1 if radial_only else 4
+    davg = np.zeros((nt, ncomp))
+    dstd = np.full((nt, ncomp), 0.1)
+    for t in range(nt):
+        n = cnt_all[t]
+        if n == 0:
+            continue
+        mean_r = sum_r[t] / n
+        std_r = np.sqrt(max(sumsq_r[t] / n - mean_r**2, 0.0))
+        davg[t, 0] = 0.0 if desc.set_davg_zero else mean_r
+        dstd[t, 0] = max(std_r, protection)
+        if not radial_only:
+            mean_a = sum_a[t] / (3 * n)
+            std_a = np.sqrt(max(sumsq_a[t] / (3 * n) - mean_a**2, 0.0))
+            dstd[t, 1:] = max(std_a, protection)
+    shape = desc.davg.shape
+    desc.davg.copy_(torch.as_tensor(davg, dtype=desc.dtype)[:, None, :].expand(nt, nt, ncomp).reshape(shape))
+    desc.dstd.copy_(torch.as_tensor(dstd, dtype=desc.dtype)[:, None, :].expand(nt, nt, ncomp).reshape(shape))
+    desc.max_neighbors = overflow.tolist()
+    over = [t for t in range(nt) if overflow[t] > desc.sel[t]]
+    if over:
+        warnings.warn(
+            f"{name}: up to " + ", ".join(f"{overflow[t]} neighbours of type {t}" for t in over)
+            + f" fall inside rcut={desc.rcut} but sel={desc.sel}: DeePMD-kit would drop the farthest; "
+            "mtzoo keeps them all, so this model differs from DeePMD-kit for those atoms. Raise sel.",
+            stacklevel=3,
+        )
+
+
+def load_deepmd_stats(arr, sel: Sequence[int], buf: torch.Tensor, name: str) -> None:
+    """Copy DeePMD's per-slot statistics ``[nt, sum(sel), C]`` into ``buf`` ``[nt, nt, C]`` (one row per type pair)."""
+    nt = len(sel)
+    arr = np.asarray(arr).reshape(nt, int(sum(sel)), -1)
+    bounds = np.cumsum([0, *sel])
+    for tj in range(nt):
+        seg = arr[:, bounds[tj]: bounds[tj + 1]]
+        if seg.shape[1] and not np.allclose(seg, seg[:, :1], rtol=0, atol=0):
+            raise ValueError(f"DeePMD {name} varies within the sel slots of type {tj}; mtzoo stores one row per type pair")
+        if seg.shape[1]:
+            buf[:, tj] = torch.as_tensor(seg[:, 0]).view(buf[:, tj].shape)
+
+
+@register("se_e2_r", "se_r")
+class DescrptSeR(Descriptor):
+    """se_e2_r descriptor (DeePMD-kit semantics; see module docstring for the equation).
+
+    Parameters
+    ----------
+    ntypes : int
+        Number of atom types.
+    sel : list of int
+        Expected maximum neighbours per type; :math:`N_c = \\sum` sel normalises the sum.
+    rcut, rcut_smth : float
+        Cutoff and start of the smooth switch (Angstrom).
+    neuron : list of int
+        Embedding-net widths; ``dim_out = neuron[-1]``.
+    type_one_side : bool
+        One embedding net per neighbour type (True; the only choice DeePMD-kit's pt/dpmodel
+        backends implement) or per (centre, neighbour) type pair (False).
+    resnet_dt, exclude_types, env_protection, set_davg_zero, activation_function, precision, trainable, seed
+        As in DeePMD-kit (see :class:`~mtzoo.descriptors.se_e2_a.DescrptSeA`).
+
+    Shapes
+    ------
+    edge_vec ``[E, 3]``, edge_index ``[2, E]``, atom_type ``[N]`` -> ``descriptor`` ``[N, M]``.
+    """
+
+    def __init__(self, ntypes: int, sel: Sequence[int], rcut: float = 6.0, rcut_smth: float = 0.5,
+                 neuron: Sequence[int] = (10, 20, 40), resnet_dt: bool = False, type_one_side: bool = False,
+                 exclude_types: Sequence[Sequence[int]] = (), env_protection: float = 0.0,
+                 set_davg_zero: bool = False, activation_function: str = "tanh", precision: str = "default",
+                 trainable: bool = True, seed: int | Sequence[int] | None = None) -> None:
+        super().__init__()
+        if len(sel) != ntypes:
+            raise ValueError(f"sel has {len(sel)} entries, expected one per type ({ntypes})")
+        self.ntypes, self.rcut, self.rcut_smth = ntypes, float(rcut), float(rcut_smth)
+        self.sel = [int(s) for s in sel]
+        self.neuron = [int(n) for n in neuron]
+        self.resnet_dt, self.type_one_side = bool(resnet_dt), bool(type_one_side)
+        self.exclude_types = [[int(a), int(b)] for a, b in exclude_types]
+        self.env_protection, self.set_davg_zero = float(env_protection), bool(set_davg_zero)
+        self.activation_function, self.precision = activation_function, precision
+        self.trainable, self.seed = bool(trainable), seed
+        self.dtype = to_dtype(precision)
+        self.nnei = sum(self.sel)
+        self.dim_out = self.neuron[-1]
+        self.dim_rot = 0
+        n_nets = ntypes if self.type_one_side else ntypes * ntypes
+        self.embeddings = nn.ModuleList(
+            EmbeddingNet(1, self.neuron, activation_function, resnet_dt, self.dtype,
+                         seed=None if seed is None else [int(seed), k], trainable=trainable)
+            for k in range(n_nets)
+        )
+        self.register_buffer("davg", torch.zeros(ntypes, ntypes, dtype=self.dtype))
+        self.register_buffer("dstd", torch.ones(ntypes, ntypes, dtype=self.dtype))
+        self.register_buffer("sel_t", torch.tensor(self.sel, dtype=self.dtype))
+        keep = torch.ones(ntypes, ntypes, dtype=self.dtype)
+        for a, b in self.exclude_types:
+            keep[a, b] = keep[b, a] = 0.0
+        self.register_buffer("pair_keep", keep)
+        self.share_mirror_edges = True
+        if self.exclude_types and not self.set_davg_zero:
+            warnings.warn(
+                "se_e2_r: with exclude_types, an excluded neighbour still takes one of the sel slots (with the "
+                "embedding of 0 instead of the padded entry), so the energy jumps when it crosses rcut unless "
+                "the mean of the environment matrix is zero (DeePMD-kit behaves the same; mtzoo keeps parity). "
+                "Set set_davg_zero: true to avoid the jump.",
+                stacklevel=2,
+            )
+
+    def get_config(self) -> dict:
+        return {"type": "se_e2_r", "sel": self.sel, "rcut": self.rcut, "rcut_smth": self.rcut_smth,
+                "neuron": self.neuron, "resnet_dt": self.resnet_dt, "type_one_side": self.type_one_side,
+                "exclude_types": self.exclude_types, "env_protection": self.env_protection,
+                "set_davg_zero": self.set_davg_zero, "activation_function": self.activation_function,
+                "precision": self.precision, "trainable": self.trainable, "seed": self.seed}
+
+    def _net_index(self, ti: torch.Tensor, tj: torch.Tensor) -> torch.Tensor:
+        return tj if self.type_one_side else ti * self.ntypes + tj
+
+    def _padding_table(self) -> torch.Tensor:
+        """:math:`\\mathcal N_{k(c, t)}(\\hat s^{\\rm pad}_{ct})` for centre type c, neighbour type t: ``[nt, nt, M]``."""
+        nt = self.ntypes
+        pad = -self.davg / self.dstd  # [nt, nt]
+        rows = []
+        for c in range(nt):
+            rows.append(torch.cat([self.embeddings[int(self._net_index(torch.tensor(c), torch.tensor(t)))](
+                pad[c, t].view(1, 1)) for t in range(nt)]))
+        return torch.stack(rows)
+
+    def forward(self, edge_vec: torch.Tensor, edge_index: torch.Tensor, atom_type: torch.Tensor) -> dict[str, torch.Tensor]:
+        nt, n_atoms = self.ntypes, atom_type.shape[0]
+        src, dst = edge_index[0], edge_index[1]
+        ti, tj = atom_type[dst], atom_type[src]
+        pair = ti * nt + tj
+        s = env_matrix(edge_vec.to(self.dtype), self.rcut_smth, self.rcut, self.env_protection, radial_only=True)
+        s = (s - self.davg.view(-1)[pair].unsqueeze(-1)) / self.dstd.view(-1)[pair].unsqueeze(-1)
+        if self.exclude_types:
+            s = s * self.pair_keep.view(-1)[pair].unsqueeze(-1)
+        net = self._net_index(ti, tj)
+        n_edges = src.numel()
+        own = torch.ones(n_edges, dtype=torch.bool, device=src.device)
+        rep = dup = None
+        if self.share_mirror_edges and n_edges:
+            rep, dup = mirror_pairs(edge_vec, src, dst, pair)
+            own.index_fill_(0, dup, False)
+        g = s.new_zeros(n_edges, self.dim_out)
+        for k in range(len(self.embeddings)):
+            rows = ((net == k) & own).nonzero().squeeze(1)
+            if rows.numel():
+                g = g.index_put((rows,), self.embeddings[k](s.index_select(0, rows)))
+        if dup is not None:
+            g = g.index_put((dup,), g.index_select(0, rep))
+        out = scatter_sum(g, dst, n_atoms)
+        # closed-form contribution of DeePMD's empty neighbour slots
+        n_it = torch.bincount(dst * nt + tj, minlength=n_atoms * nt).view(n_atoms, nt).to(self.dtype)
+        n_pad = self.sel_t.unsqueeze(0) - n_it  # [N, nt]
+        out = out + torch.einsum("nt,ntm->nm", n_pad, self._padding_table()[atom_type])
+        return {K.DESCRIPTOR: out * (RES_RESCALE / self.nnei)}
+
+    @torch.no_grad()
+    def compute_stats(self, graphs: Sequence, protection: float = 1e-2) -> None:
+        """Mean and standard deviation of :math:`s` per centre type (DeePMD ``EnvMatStatSe``, radial only)."""
+        env_mat_stats(self, graphs, protection, radial_only=True, name="se_e2_r")
+
+    def load_deepmd(self, data: dict) -> None:
+        """Copy weights and statistics from DeePMD-kit's serialized se_e2_r dict."""
+        nt = self.ntypes
+        nets = data["embeddings"]["networks"]
+        if bool(data.get("type_one_side", True)) != self.type_one_side:
+            raise ValueError("DeePMD se_e2_r type_one_side differs from this descriptor's")
+        for key, net in enumerate(nets):
+            if self.type_one_side:
+                self.embeddings[key].load_deepmd(net)
+            else:  # DeePMD key (ti, tj) -> index ti + tj * nt
+                self.embeddings[(key % nt) * nt + key // nt].load_deepmd(net)
+        with torch.no_grad():
+            load_deepmd_stats(data["@variables"]["davg"], self.sel, self.davg, "davg")
+            load_deepmd_stats(data["@variables"]["dstd"], self.sel, self.dstd, "dstd")
