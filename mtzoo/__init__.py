@@ -12,8 +12,8 @@ DeePMD-kit input files and data systems are read as they are.
 
 __version__ = "0.1.0"
 
-__all__ = ["MTZooCalculator", "Model", "build_model", "evaluate", "freeze", "load_model", "load_systems",
-           "model_from_deepmd", "save_model", "train"]
+__all__ = ["MTZooCalculator", "Model", "build_model", "evaluate", "finetune", "freeze", "list_pretrained",
+           "load_model", "load_pretrained", "load_systems", "model_from_deepmd", "save_model", "train"]
 
 
 def __getattr__(name: str):
@@ -34,6 +34,14 @@ def __getattr__(name: str):
         from mtzoo.zoo import frozen
 
         return getattr(frozen, name)
+    if name in ("load_pretrained", "list_pretrained"):
+        from mtzoo.zoo import registry
+
+        return getattr(registry, name)
+    if name == "finetune":
+        from mtzoo.zoo.finetune import finetune
+
+        return finetune
     if name == "evaluate":
         from mtzoo.evaluate import evaluate
 

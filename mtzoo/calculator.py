@@ -38,33 +38,11 @@ import torch
 from ase.calculators.calculator import Calculator, PropertyNotImplementedError, all_changes
 
 from mtzoo import keys as K
+from mtzoo.zoo.frozen import DTYPES as _DTYPES, cast_model
 
 __all__ = ["MTZooCalculator", "cast_model"]
 
 _ENERGY_PROPERTIES = ["energy", "free_energy", "energies", "forces", "stress"]
-_DTYPES = {"float32": torch.float32, "float64": torch.float64, torch.float32: torch.float32,
-           torch.float64: torch.float64}
-
-
-def cast_model(model, dtype: torch.dtype):
-    """Same architecture and weights with ``precision`` set to ``dtype`` in descriptor and heads.
-
-    Models carry their precision in their config (the descriptor computes in it), so a cast
-    rebuilds the model from its config and copies the weights (statistics stay float64 where
-    the model keeps them so).
-    """
-    from mtzoo.model import build_model, model_config
-
-    if model.dtype == dtype:
-        return model
-    name = {torch.float32: "float32", torch.float64: "float64"}[dtype]
-    cfg = model_config(model)
-    cfg["descriptor"] = dict(cfg["descriptor"], precision=name)
-    cfg["heads"] = {h: dict(c, precision=name) for h, c in cfg["heads"].items()}
-    new = build_model(cfg)
-    target = new.state_dict()
-    new.load_state_dict({k: v.to(target[k].dtype) for k, v in model.state_dict().items()})
-    return new.to(next(model.parameters()).device).train(model.training)
 
 
 class MTZooCalculator(Calculator):

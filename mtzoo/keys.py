@@ -55,3 +55,4 @@ PER_ATOM_LABELS = (FORCES, ATOM_ENERGY, ATOM_DIPOLE, ATOM_POLARIZABILITY)
 # --- descriptor outputs (dict keys returned by every descriptor) ------------------------
 DESCRIPTOR = "descriptor"  # [N, dim_out] invariant per-atom features
 ROT_MAT = "rot_mat"  # [N, M, 3] equivariant per-atom axis vectors (se_* family)
+EQUIVARIANT = "equivariant"  # [N, irreps_out.dim] e3nn irreps features (descriptors with irreps_out)

@@ -123,3 +123,17 @@ def test_shared_water_input_trains_unmodified(tmp_path, monkeypatch, water_dir):
     assert [s.nframes for s in tr.tasks["default"].train.systems] == [80, 160, 80]
     res = tr.run()
     assert math.isfinite(res["train"]["rmse"]) and res["step"] == 2
+
+
+def test_hybrid_auto_sel_resolved_per_member_cutoff(tmp_path):
+    cfg = small_input(2)
+    d = cfg["model"]["descriptor"]
+    cfg["model"]["descriptor"] = {"type": "hybrid", "list": [
+        {**d, "rcut": 3.5, "rcut_smth": 2.0, "sel": "auto:1.0"},
+        {"type": "se_e2_r", "sel": "auto:1.0", "rcut": 5.0, "rcut_smth": 2.0, "neuron": [4, 8], "seed": 2}]}
+    tr = Trainer(cfg, tmp_path, progress=False, log=lambda *a: None)
+    inner, outer = (m.sel for m in tr.model.descriptor.descrpt_list)
+    assert outer == [35, 34]  # the whole 5 A neighbourhood (as for se_e2_a above)
+    assert all(a < b for a, b in zip(inner, outer)), (inner, outer)
+    assert tr.model.rcut == 5.0
+    tr.run()

@@ -1,4 +1,4 @@
-"""Command line: ``mtzoo train | freeze | test``.
+"""Command line: ``mtzoo train | freeze | test | finetune | zoo list | zoo show``.
 
 Errors in user input (config, data, files) print one line ``mtzoo: error: ...`` and exit 2;
 no traceback.  ``--debug`` shows the traceback.
@@ -90,6 +90,47 @@ def _test(args) -> None:
     print("\n\n".join(format_table(r) for r in results.values()))
 
 
+def _finetune(args) -> None:
+    from mtzoo.zoo.finetune import finetune
+
+    path = finetune(args.model, args.train, args.valid, head_name=args.head, strategy=args.strategy,
+                    init_from=args.init_from, steps=args.steps, replay_weight=args.replay_weight, lr=args.lr,
+                    seed=args.seed, workdir=args.workdir, output=args.output, replay_root=args.replay_root,
+                    progress=None)
+    print(f"saved fine-tuned model to {path} (strategy {args.strategy}, new head '{args.head}')")
+
+
+def _zoo_list(args) -> None:
+    from mtzoo.zoo.registry import list_pretrained
+
+    entries = list_pretrained()
+    if not entries:
+        print("no pretrained models installed")
+        return
+    rows = [("name", "version", "elements", "cutoff", "heads")]
+    rows += [(e["name"], e["version"], ",".join(e["elements"]), f"{e['cutoff']:g}",
+              ", ".join(h["name"] for h in e["heads"])) for e in entries]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+
+
+def _zoo_show(args) -> None:
+    from mtzoo.zoo.registry import get_entry
+
+    e = get_entry(args.name)
+    print(f"{e['name']} {e['version']}: {e['description']}")
+    print(f"  file: {e['file']} ({e.get('size_bytes', '?')} bytes), sha256 {e['sha256']}")
+    print(f"  elements: {', '.join(e['elements'])}; cutoff {e['cutoff']:g} A; descriptor {e['descriptor']['type']}")
+    print("  heads:")
+    for h in e["heads"]:
+        units = ", ".join(f"{k} {v}" for k, v in h.get("units", {}).items())
+        print(f"    {h['name']}: {h['level_of_theory']} ({units})")
+    for h, r in (e.get("test") or {}).get("result", {}).items():
+        print(f"  test {h}: " + ", ".join(f"{k} RMSE {v['rmse']:.3e}" for k, v in r.items() if isinstance(v, dict)))
+    print(f"  model card: {e['model_card']}; licence {e.get('license', '?')}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mtzoo", description="Multi-fidelity machine-learned interatomic potentials")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -120,6 +161,30 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--batch-size", type=int, default=8)
     s.add_argument("--json", nargs="?", const="-", default=None, help="write JSON to FILE (or stdout)")
     s.set_defaults(func=_test)
+    ft = sub.add_parser("finetune", help="fine-tune a model (zoo name or file) on new data with a new head")
+    ft.add_argument("-m", "--model", required=True, help="base model: zoo name or model file")
+    ft.add_argument("--train", nargs="+", required=True, help="training systems of the new head")
+    ft.add_argument("--valid", nargs="+", default=None, help="validation systems of the new head")
+    ft.add_argument("--head", required=True, help="name of the new head")
+    ft.add_argument("--strategy", choices=["multitask", "freeze", "full"], default="multitask",
+                    help="multitask: old heads keep training on their replay data (default); freeze: descriptor "
+                         "frozen, only the new head trains; full: everything trains on the new data only")
+    ft.add_argument("--init-from", default=None, help="start the new head from this head's weights")
+    ft.add_argument("--steps", type=int, default=1000)
+    ft.add_argument("--lr", type=float, default=1e-3, help="start learning rate")
+    ft.add_argument("--replay-weight", type=float, default=1.0, help="fitting_weight of each old head (multitask)")
+    ft.add_argument("--replay-root", default=None, help="folder the base model's replay data paths are relative to")
+    ft.add_argument("--seed", type=int, default=1)
+    ft.add_argument("-w", "--workdir", default="finetune", help="run folder")
+    ft.add_argument("-o", "--output", default="finetuned_model.pth")
+    ft.set_defaults(func=_finetune)
+    z = sub.add_parser("zoo", help="pretrained models shipped with mtzoo")
+    zsub = z.add_subparsers(dest="zoo_command", required=True)
+    zl = zsub.add_parser("list", help="list the pretrained models")
+    zl.set_defaults(func=_zoo_list)
+    zs = zsub.add_parser("show", help="details of one pretrained model")
+    zs.add_argument("name")
+    zs.set_defaults(func=_zoo_show)
     return p
 
 

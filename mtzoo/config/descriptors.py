@@ -1,7 +1,7 @@
-"""Schemas of the radial (``se_e2_r``) and three-body (``se_e3``) descriptors.
+"""Schemas of the radial (``se_e2_r``), three-body (``se_e3``) and ``hybrid`` descriptors.
 
 Key names, defaults and aliases follow DeePMD-kit 3.2 (``descrpt_se_r_args``,
-``descrpt_se_t_args`` in ``deepmd/utils/argcheck.py``).  Registered in
+``descrpt_se_t_args``, ``descrpt_hybrid_args`` in ``deepmd/utils/argcheck.py``).  Registered in
 :data:`mtzoo.config.model.DESCRIPTORS` when :mod:`mtzoo.config.model` is imported.
 Neither descriptor has axis vectors, so a ``dipole``/``polar`` fitting on them is rejected
 (:attr:`provides_rot`).
@@ -10,7 +10,7 @@ Neither descriptor has axis vectors, so a ``dipole``/``polar`` fitting on them i
 from __future__ import annotations
 
 import dataclasses
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from mtzoo.config.base import ConfigError, each, ge, gt, join_path, option, show
 from mtzoo.config.model import (
@@ -25,7 +25,7 @@ from mtzoo.config.model import (
     dtype_name,
 )
 
-__all__ = ["SeE2RConfig", "SeTConfig"]
+__all__ = ["HybridConfig", "SeE2RConfig", "SeTConfig"]
 
 
 @dataclasses.dataclass(kw_only=True)
@@ -150,3 +150,150 @@ class SeTConfig(_RadialFamilyConfig):
     env_protection: float = option(
         0.0, check=ge(0), doc="Protection against division by zero in the environment matrix."
     )
+
+
+def _check_members(value: list) -> str | None:
+    return None if value else "must hold at least one descriptor"
+
+
+@DESCRIPTORS.register("hybrid")
+@dataclasses.dataclass(kw_only=True)
+class HybridConfig(DescriptorConfig):
+    """``hybrid``: the concatenation of a list of descriptors (DeePMD-kit's ``descrpt_hybrid_args``).
+
+    Each member is a full descriptor section with its own ``type``, ``rcut`` and ``sel``; the
+    model's neighbour graph is built at the largest cutoff (:attr:`rcut`) and each member sees
+    the edges inside its own (see :mod:`mtzoo.descriptors.hybrid`).
+
+    Attributes
+    ----------
+    list : list of DescriptorConfig
+        The members (parsed from their JSON objects when the section is validated; errors name
+        ``...list[k].key``).
+    """
+
+    list: list[dict[str, Any]] = option(  # noqa: A003 - DeePMD's key
+        check=_check_members, doc="Build a descriptor from the concatenation of the list of descriptors."
+    )
+
+    def validate(self, path: str) -> None:
+        """Parse every member as a descriptor section (path ``list[k]``)."""
+        base = join_path(path, "list")
+        self.list = [
+            m if isinstance(m, DescriptorConfig) else DESCRIPTORS.parse(m, join_path(base, k))
+            for k, m in enumerate(self.list)
+        ]
+
+    @property
+    def members(self) -> list[DescriptorConfig]:
+        """The member sections (alias of ``list``)."""
+        return self.list
+
+    @property
+    def provides_rot(self) -> bool:  # type: ignore[override]
+        """Whether some member outputs axis vectors (their rotation matrices are concatenated)."""
+        return any(m.provides_rot for m in self.members)
+
+    @property
+    def rcut(self) -> float:
+        """The largest cutoff of the members (the model's neighbour graph)."""
+        return max(float(m.rcut) for m in self.members)
+
+    @property
+    def trainable(self) -> bool:
+        """Whether every member is trainable."""
+        return all(bool(getattr(m, "trainable", True)) for m in self.members)
+
+    @property
+    def dim_out(self) -> int | None:
+        """Sum of the members' widths (None when one is unknown)."""
+        dims = [m.dim_out for m in self.members]
+        return None if any(d is None for d in dims) else sum(dims)
+
+    @property
+    def embedding_width(self) -> int | None:
+        """Sum of the axis-vector counts of the members that have them (None when unknown or none)."""
+        rot = [m for m in self.members if m.provides_rot]
+        widths = [m.embedding_width for m in rot]
+        return None if not rot or any(w is None for w in widths) else sum(widths)
+
+    def check_ntypes(self, ntypes: int, path: str) -> None:
+        """Every member's checks."""
+        base = join_path(path, "list")
+        for k, m in enumerate(self.members):
+            m.check_ntypes(ntypes, join_path(base, k))
+
+
+# --------------------------------------------------------------------------- e3nn_mp
+
+
+def _check_irreps(value: str) -> str | None:
+    from e3nn import o3  # lazy: e3nn is only needed by this descriptor
+
+    try:
+        irreps = o3.Irreps(value)
+    except (ValueError, AssertionError) as exc:
+        return f"not e3nn irreps ({exc}): {show(value)}"
+    if not any(ir == o3.Irrep("0e") for _, ir in irreps):
+        return f"must contain 0e channels (the invariant descriptor), got {show(value)}"
+    return None
+
+
+@DESCRIPTORS.register("e3nn_mp")
+@dataclasses.dataclass(kw_only=True)
+class E3nnMPConfig(DescriptorConfig):
+    """``e3nn_mp``: equivariant message passing with e3nn (NequIP class; see
+    :mod:`mtzoo.descriptors.e3nn_mp`).  ``dim_out`` = the number of ``0e`` channels of
+    ``hidden_irreps``; no axis vectors, but e3nn irreps features (:attr:`provides_irreps`), which
+    the ``dipole``/``polar`` fittings read through their e3nn implementations.
+
+    Attributes
+    ----------
+    rcut : float
+        Cut-off radius (> 0); a polynomial envelope (C^2 at rcut) smooths the radial basis.
+    lmax : int
+        Highest degree of the edge spherical harmonics (1 to 3).
+    num_layers : int
+        Number of interaction layers (>= 1).
+    hidden_irreps : str
+        Irreps of the node features, e.g. ``"32x0e + 16x1o + 8x2e"`` (must contain ``0e``).
+    n_radial : int
+        Number of Bessel radial functions.
+    radial_neurons : list of int
+        Hidden widths of the radial MLP giving the tensor-product weights of each edge.
+    avg_num_neighbors : float or None
+        Normalisation of the neighbour sum; None (default): the mean from the training data.
+    precision, trainable, seed
+        As for ``se_e2_a``.
+    """
+
+    provides_rot: ClassVar[bool] = False
+    provides_irreps: ClassVar[bool] = True
+
+    rcut: float = option(5.0, check=gt(0), doc="The cut-off radius.")
+    lmax: int = option(2, check=lambda v: None if 1 <= v <= 3 else f"must be 1, 2 or 3, got {v}",
+                       doc="Highest degree of the spherical harmonics of the edge directions (1 to 3).")
+    num_layers: int = option(2, check=ge(1), doc="Number of interaction (message-passing) layers.")
+    hidden_irreps: str = option("32x0e + 16x1o + 8x2e", check=_check_irreps,
+                                doc="e3nn irreps of the node features of every layer (must contain 0e).")
+    n_radial: int = option(8, check=gt(0), doc="Number of Bessel radial basis functions.")
+    radial_neurons: list[int] = option([64], check=each(gt(0)),
+                                       doc="Hidden widths of the radial MLP that weights each edge's tensor product.")
+    avg_num_neighbors: float | None = option(
+        None, check=gt(0), doc="Normalisation of the sum over neighbours; null: mean neighbour count in the data."
+    )
+    precision: str = option("default", check=check_precision, doc=_doc_precision)
+    trainable: bool = option(True, doc="Whether the descriptor parameters are trainable.")
+    seed: int | None = option(None, doc="Random seed for parameter initialization.")
+
+    @property
+    def dtype_name(self) -> str:
+        """Parameter dtype name: ``precision`` with ``"default"`` resolved to ``"float64"``."""
+        return dtype_name(self.precision)
+
+    @property
+    def dim_out(self) -> int:
+        """Number of ``0e`` channels in ``hidden_irreps``."""
+        from e3nn import o3
+
+        return sum(mul for mul, ir in o3.Irreps(self.hidden_irreps) if ir == o3.Irrep("0e"))

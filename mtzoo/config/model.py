@@ -163,6 +163,9 @@ class DescriptorConfig(Variant):
     registry: ClassVar[Registry] = DESCRIPTORS
     #: Whether the descriptor outputs axis vectors (``rot_mat``), which tensor fittings need.
     provides_rot: ClassVar[bool] = True
+    #: Whether the descriptor outputs e3nn irreps features (``e3nn_mp``), which the e3nn
+    #: implementations of the tensor fittings read instead of axis vectors.
+    provides_irreps: ClassVar[bool] = False
 
     @property
     def dim_out(self) -> int | None:
@@ -561,10 +564,11 @@ class ModelConfig(Variant):
         self.descriptor.check_ntypes(self.ntypes, join_path(path, "descriptor"))
         for name, fitting in self.heads.items():
             fitting.check_ntypes(self.ntypes, self.head_path(name, path))
-            if fitting.default_loss == "tensor" and not self.descriptor.provides_rot:
+            tensor_ok = self.descriptor.provides_rot or self.descriptor.provides_irreps
+            if fitting.default_loss == "tensor" and not tensor_ok:
                 raise ConfigError(
-                    f"a '{fitting.type}' fitting needs the descriptor's axis vectors (rot_mat), and descriptor "
-                    f"'{self.descriptor.type}' has none; use se_e2_a",
+                    f"a '{fitting.type}' fitting needs the descriptor's axis vectors (rot_mat) or e3nn features, and "
+                    f"descriptor '{self.descriptor.type}' has neither; use se_e2_a or e3nn_mp",
                     join_path(self.head_path(name, path), "type"),
                 )
         check_shared_layers(self.heads, self.descriptor, lambda name: self.head_path(name, path))

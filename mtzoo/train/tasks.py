@@ -18,7 +18,6 @@ import numpy as np
 import torch
 
 from mtzoo.config import ConfigError
-from mtzoo.data.graph import count_neighbors
 from mtzoo.heads import HEADS
 from mtzoo.model import Model, build_model
 from mtzoo.train.data import BatchSampler, GraphSet, system_probs
@@ -112,23 +111,33 @@ def head_config(fitting_cfg) -> dict:
     return out
 
 
-def resolve_sel(sel, tasks: list[Task], ntypes: int) -> list[int]:
-    """``sel`` as a list: ``"auto[:factor]"`` = ceil(factor x most neighbours per type in the data), factor 1.1."""
+def resolve_sel(desc: dict, tasks: list[Task], ntypes: int) -> dict:
+    """Descriptor config with every ``sel: "auto[:factor]"`` resolved (hybrid members each within their
+    own cutoff): ceil(factor x most neighbours per type inside rcut in the training data), factor 1.1."""
+    desc = dict(desc)
+    if "list" in desc:  # hybrid
+        desc["list"] = [resolve_sel(m, tasks, ntypes) for m in desc["list"]]
+        return desc
+    sel = desc.get("sel")
     if not isinstance(sel, str):
-        return [int(s) for s in sel]
+        return desc
+    from mtzoo.descriptors.hybrid import neighbor_counts
+
     factor = float(sel.split(":", 1)[1]) if ":" in sel else 1.1
     best = np.zeros(ntypes, dtype=np.int64)
     for t in tasks:
         for k in range(len(t.train.systems)):
-            best = np.maximum(best, count_neighbors(t.train.graphs(k), ntypes))
-    return [int(math.ceil(factor * b)) for b in best]
+            best = np.maximum(best, neighbor_counts(t.train.graphs(k), ntypes, float(desc["rcut"])))
+    total = int(math.ceil(factor * best.sum()))
+    desc["sel"] = total if isinstance(desc.get("type"), str) and desc["type"] in ("se_atten", "dpa1", "se_atten_v2") \
+        else [int(math.ceil(factor * b)) for b in best]
+    return desc
 
 
 def model_from_input(cfg, tasks: list[Task]) -> Model:
     """Shared descriptor of ``cfg.model`` and one head per task (random weights)."""
     mcfg = cfg.model
-    desc = mcfg.descriptor.to_dict()
-    desc["sel"] = resolve_sel(desc["sel"], tasks, mcfg.ntypes)
+    desc = resolve_sel(mcfg.descriptor.to_dict(), tasks, mcfg.ntypes)
     heads = {tc.name: head_config(tc.fitting) for tc in cfg.tasks()}
     return build_model({"type_map": list(mcfg.type_map), "descriptor": desc, "heads": heads})
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from mtzoo.model import Model, build_model
 
-SUPPORTED_DESCRIPTORS = ("se_e2_a", "se_e2_r", "se_e3")
+SUPPORTED_DESCRIPTORS = ("se_e2_a", "se_e2_r", "se_e3", "hybrid")
 #: DeePMD-kit's serialized ``type`` of each descriptor -> mtzoo registry name
 _DESCRIPTOR_NAMES = {"se_e2_a": "se_e2_a", "se_a": "se_e2_a", "se_e2_r": "se_e2_r", "se_r": "se_e2_r",
                      "se_e3": "se_e3", "se_at": "se_e3", "se_t": "se_e3", "se_a_3be": "se_e3"}
@@ -57,6 +57,8 @@ def load_deepmd_file(path: str | Path) -> dict:
 
 
 def _descriptor_config(d: dict) -> dict:
+    if d.get("type") == "hybrid":  # members in order; DeePMD's hybrid has no keys of its own
+        return {"type": "hybrid", "list": [_descriptor_config(m) for m in d["list"]]}
     kind = _DESCRIPTOR_NAMES.get(d.get("type"))
     if kind is None:
         raise ValueError(f"DeePMD descriptor '{d.get('type')}' cannot be imported yet (supported: {SUPPORTED_DESCRIPTORS})")
@@ -100,7 +102,7 @@ def _fitting_config(f: dict, atom_exclude_types=()) -> dict:
 
 
 def model_from_deepmd(data: dict | str | Path, head: str = "default") -> Model:
-    """mtzoo model equal to a DeePMD-kit se_e2_a, se_e2_r or se_e3 model with an ``ener``, ``dipole`` or ``polar`` fitting.
+    """mtzoo model equal to a DeePMD-kit se_e2_a, se_e2_r, se_e3 or hybrid model with an ``ener``, ``dipole`` or ``polar`` fitting.
 
     Parameters
     ----------

@@ -17,6 +17,9 @@ from mtzoo.train.checkpoint import atomic_save, load_checkpoint, versions
 
 FORMAT_VERSION = 1
 KIND = "mtzoo-model"
+#: Precisions a model can be cast to (:func:`cast_model`), by name or torch dtype.
+DTYPES = {"float32": torch.float32, "float64": torch.float64, torch.float32: torch.float32,
+          torch.float64: torch.float64}
 
 
 def save_model(model: Model, path: str | Path, metadata: dict | None = None) -> Path:
@@ -85,3 +88,36 @@ def single_head(model: Model, head: str) -> Model:
     keep = {k: v for k, v in model.state_dict().items() if k.startswith("descriptor.") or k.startswith(f"heads.{name}.")}
     out.load_state_dict(keep)
     return out.eval()
+
+
+def cast_model(model: Model, dtype) -> Model:
+    """Same architecture and weights with ``precision`` set to ``dtype`` in descriptor and heads.
+
+    Models carry their precision in their config (the descriptor computes in it), so a cast
+    rebuilds the model from its config and copies the weights (statistics stay float64 where
+    the model keeps them so).  ``dtype``: ``"float32"``, ``"float64"`` or the torch dtype.
+    """
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be float32 or float64, not {dtype!r}")
+    dtype = DTYPES[dtype]
+    if model.dtype == dtype:
+        return model
+    name = {torch.float32: "float32", torch.float64: "float64"}[dtype]
+    cfg = model_config(model)
+    cfg["descriptor"] = dict(cfg["descriptor"], precision=name)
+    cfg["heads"] = {h: dict(c, precision=name) for h, c in cfg["heads"].items()}
+    new = build_model(cfg)
+    target = new.state_dict()
+    new.load_state_dict({k: v.to(target[k].dtype) for k, v in model.state_dict().items()})
+    return new.to(next(model.parameters()).device).train(model.training)
+
+
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 hex digest of a file (read in 1 MiB blocks)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

@@ -1,0 +1,205 @@
+"""e3nn_mp descriptor and its native tensor heads: derivatives, symmetry, smoothness, batching,
+training, freeze/load and the config schema (float64; helpers from tests/physics.py).
+
+Models are small (``8x0e + 4x1o + 2x2e``, lmax 2, two layers) with per-type polar scales and a
+random ``out_bias``, so that every term of the heads is exercised.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import physics
+from conftest import AGAU, WATER, molecule_system, water_frames
+from mtzoo import keys as K
+from mtzoo.config import parse_input
+from mtzoo.config.base import ConfigError
+from mtzoo.data.graph import collate, system_graphs
+from mtzoo.data.readers import load_systems, read_deepmd
+from mtzoo.descriptors.e3nn_mp import DescrptE3nnMP
+from mtzoo.heads import E3nnDipoleHead, E3nnPolarHead, EnergyHead, fit_energy_bias
+from mtzoo.model import build_model, model_config
+from mtzoo.train.loss import TensorLoss
+from mtzoo.zoo.frozen import load_model, save_model
+
+DESC = {"type": "e3nn_mp", "rcut": 3.5, "lmax": 2, "num_layers": 2, "hidden_irreps": "8x0e + 4x1o + 2x2e",
+        "n_radial": 6, "radial_neurons": [16], "seed": 1}
+HEADS = {"e": {"type": "ener", "neuron": [8, 8], "seed": 2}, "mu": {"type": "dipole", "seed": 3},
+         "alpha": {"type": "polar", "seed": 4, "scale": "random"}}
+
+
+def agau_frame():
+    return load_systems([AGAU / "train"])[0]
+
+
+FRAMES = {"agau": (["Ag", "Au"], agau_frame), "molecule": (["C", "H", "O"], molecule_system)}
+
+
+@functools.lru_cache(maxsize=None)
+def _model(system: str):
+    type_map, frame = FRAMES[system]
+    nt = len(type_map)
+    rng = np.random.default_rng(5)
+    heads = {k: dict(v) for k, v in HEADS.items()}
+    heads["alpha"]["scale"] = rng.uniform(0.5, 2.0, size=nt).tolist()
+    model = build_model({"type_map": type_map, "descriptor": DESC, "heads": heads})
+    with torch.no_grad():
+        model.descriptor.compute_stats(system_graphs(frame(), type_map, DESC["rcut"]))
+        model.heads["e"].bias_atom_e.copy_(torch.as_tensor(rng.normal(size=nt)))
+        model.heads["alpha"].out_bias.copy_(torch.as_tensor(rng.normal(size=(nt, 3, 3))))
+    return model.eval()
+
+
+def test_contract_and_dispatch():
+    model = _model("molecule")
+    d = model.descriptor
+    assert isinstance(d, DescrptE3nnMP) and d.dim_rot == 0 and str(d.irreps_out) == "8x0e+4x1o+2x2e"
+    assert d.dim_out == 8 and 2.0 < float(d.avg_num_neighbors) < 9.0
+    assert isinstance(model.heads["e"], EnergyHead)
+    assert isinstance(model.heads["mu"], E3nnDipoleHead) and isinstance(model.heads["alpha"], E3nnPolarHead)
+    batch = collate(system_graphs(molecule_system(), model.type_map, model.rcut))
+    from mtzoo.model import edge_vectors
+
+    vec = edge_vectors(batch[K.POSITIONS], batch[K.EDGE_INDEX], batch[K.CELL_SHIFT], batch[K.CELL], batch[K.BATCH])
+    feats = d(vec, batch[K.EDGE_INDEX], batch[K.ATOM_TYPE])
+    assert feats[K.DESCRIPTOR].shape == (9, 8) and feats[K.EQUIVARIANT].shape == (9, d.irreps_out.dim)
+    assert torch.equal(feats[K.DESCRIPTOR], feats[K.EQUIVARIANT][:, :8])
+
+
+@pytest.mark.parametrize("system", list(FRAMES))
+def test_forces_virial_fd(system):
+    model, frame = _model(system), FRAMES[system][1]()
+    err_f = physics.check_forces_fd(model, frame, "e", max_atoms=6)
+    err_v = physics.check_virial_fd(model, frame, "e")
+    print(f"{system}: FD forces {err_f:.1e}, virial {err_v:.1e}")
+
+
+@pytest.mark.parametrize("system", list(FRAMES))
+def test_invariance(system):
+    err = physics.check_invariance(_model(system), FRAMES[system][1](), "e", rtol=1e-11)
+    print(f"{system}: invariance {err:.1e}")
+
+
+@pytest.mark.parametrize("system", list(FRAMES))
+@pytest.mark.parametrize("head", ["mu", "alpha"])
+def test_tensor_equivariance_exact(system, head):
+    err = physics.check_tensor_equivariance(_model(system), FRAMES[system][1](), head, rtol=1e-12)
+    print(f"{head} on {system}: equivariance {err:.1e}")
+
+
+def test_cutoff_smoothness_and_isolated_atoms():
+    model = _model("molecule")
+    errs = physics.check_cutoff_smoothness(model, "e", pairs=[("C", "O"), ("H", "H")])
+    physics.check_isolated_atom(model, "e")
+    print(errs)
+
+
+def test_batch_independence():
+    model = _model("molecule")
+    mol = physics.as_frame(molecule_system())
+    rattled = mol.replace(pos=mol.pos + np.random.default_rng(1).normal(scale=0.05, size=mol.pos.shape))
+    physics.check_batch_independence(model, [mol, rattled, mol.replace(pos=mol.pos[:5], symbols=mol.symbols[:5])], "e")
+
+
+def test_polar_symmetric_and_sel_type():
+    model = build_model({**model_config(_model("molecule")),
+                         "heads": {"alpha": {"type": "polar", "sel_type": [0, 2], "seed": 4}}})
+    out = model(collate(system_graphs(molecule_system(), model.type_map, model.rcut)))
+    a = out[K.ATOM_POLARIZABILITY].detach()
+    assert torch.equal(a, a.transpose(1, 2))
+    types = molecule_system().model_types(model.type_map)
+    assert torch.all(a[torch.as_tensor(types == 1)] == 0) and a[torch.as_tensor(types != 1)].abs().max() > 0
+
+
+def test_freeze_load_round_trip(tmp_path):
+    model = _model("agau")
+    cfg = model_config(model)
+    assert json.loads(json.dumps(cfg)) == cfg
+    again = load_model(save_model(model, tmp_path / "e3nn.pth"))
+    assert model_config(again) == cfg
+    batch = collate(system_graphs(agau_frame(), model.type_map, model.rcut))
+    for head in model.head_names():
+        want, got = model(batch, head=head), again(batch, head=head)
+        for key, value in want.items():
+            assert torch.equal(got[key], value), (head, key)
+
+
+def test_config_parses_e3nn_mp():
+    cfg = {"model": {"type_map": ["O", "H"], "descriptor": {"type": "e3nn_mp", "rcut": 4.0, "seed": 1},
+                     "fitting_net": {"type": "dipole", "sel_type": [0], "neuron": [8]}},
+           "learning_rate": {"start_lr": 1e-3}, "loss": {"type": "tensor", "pref": 1.0, "pref_atomic": 0.0},
+           "training": {"training_data": {"systems": ["x"]}, "numb_steps": 10}}
+    c = parse_input(cfg)
+    d = c.model.descriptor
+    assert d.type == "e3nn_mp" and d.dim_out == 32 and d.hidden_irreps == "32x0e + 16x1o + 8x2e"
+    model = build_model({"type_map": ["O", "H"], "descriptor": d.to_dict(), "heads": {"mu": {"type": "dipole"}}})
+    assert isinstance(model.heads["mu"], E3nnDipoleHead)
+    for key, value, msg in (("hidden_irreps", "8x1o", "must contain 0e"), ("lmax", 4, "must be 1, 2 or 3"),
+                            ("sel", [4, 8], "unknown key")):
+        bad = json.loads(json.dumps(cfg))
+        bad["model"]["descriptor"][key] = value
+        with pytest.raises(ConfigError, match=msg):
+            parse_input(bad)
+
+
+# ------------------------------------------------------------------------------------------
+# multi-task training smoke test
+# ------------------------------------------------------------------------------------------
+def _tasks():
+    """(type_map, {head: (head config, training graphs)}): water energy + dipole when the shared
+    data is present, else two energy heads on the bundled Ag-Au data (two levels of theory)."""
+    dip = WATER.parent / "water_tensor" / "dipole" / "training_data_reformat" / "atomic_system"
+    if (WATER / "data" / "data_0").is_dir() and dip.is_dir():
+        ener = water_frames(2)
+        mu = read_deepmd(dip)[0]
+        mu.coord, mu.box = mu.coord[:2], None if mu.box is None else mu.box[:2]
+        mu.labels = {k: v[:2] for k, v in mu.labels.items()}
+        mu.masks = {k: v[:2] for k, v in mu.masks.items()}
+        return ["O", "H"], {"energy": ({"type": "ener", "neuron": [16], "seed": 2}, ener),
+                            "dipole": ({"type": "dipole", "sel_type": [0], "seed": 3}, mu)}
+    emt, d3 = load_systems([AGAU / "train"])[0], load_systems([AGAU.parent / "agau_d3bj" / "train"])[0]
+    return ["Ag", "Au"], {"emt": ({"type": "ener", "neuron": [16], "seed": 2}, emt),
+                          "d3": ({"type": "ener", "neuron": [16], "seed": 3}, d3)}
+
+
+def _loss(model, name, batch):
+    head = model.heads[name]
+    if isinstance(head, EnergyHead):
+        out = model(batch, head=name, virial=False)
+        de = (out[K.ENERGY] - batch[K.ENERGY]) / batch[K.NUM_ATOMS]
+        return (de**2).mean() + ((out[K.FORCES] - batch[K.FORCES]) ** 2).mean()
+    out = model(batch, head=name)
+    return TensorLoss.for_head(head, pref=1.0, pref_atomic=1.0)(out, batch, 1e-3)[0]
+
+
+def test_multitask_training_loss_falls():
+    type_map, tasks = _tasks()
+    desc = {**DESC, "hidden_irreps": "8x0e + 4x1o", "radial_neurons": [8]}
+    model = build_model({"type_map": type_map, "descriptor": desc, "heads": {n: c for n, (c, _) in tasks.items()}})
+    batches = {}
+    for name, (_, system) in tasks.items():
+        graphs = system_graphs(system, type_map, model.rcut)[:2]
+        batches[name] = collate(graphs)
+        if isinstance(model.heads[name], EnergyHead):
+            counts = np.stack([np.bincount(system.model_types(type_map), minlength=len(type_map))] * system.nframes)
+            bias = fit_energy_bias(counts, system.labels[K.ENERGY])
+            model.heads[name].bias_atom_e.copy_(torch.as_tensor(bias))
+    model.descriptor.compute_stats([g for b in batches.values() for g in b.to_data_list()])
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    model.train()
+    first = {n: float(_loss(model, n, b).detach()) for n, b in batches.items()}
+    names = list(batches)
+    for step in range(40):  # round-robin over the tasks: each step trains one head (and the descriptor)
+        name = names[step % len(names)]
+        opt.zero_grad()
+        _loss(model, name, batches[name]).backward()
+        opt.step()
+    last = {n: float(_loss(model, n, b).detach()) for n, b in batches.items()}
+    print("loss before", first, "after", last)
+    for n in names:
+        assert last[n] < 0.8 * first[n], (n, first[n], last[n])
