@@ -121,3 +121,12 @@ def test_unknown_head(tmp_path, capsys):
     run_cli(capsys, "freeze", "-c", str(tmp_path / "run"), "-o", str(tmp_path / "m.pth"))
     code, _, err = run_cli(capsys, "test", "-m", str(tmp_path / "m.pth"), "-s", str(AGAU / "valid"), "--head", "dft")
     assert_one_line_error(code, err, "dft", "default")
+
+
+def test_test_accepts_zoo_name_and_writes_parity_plot(tmp_path, capsys):
+    png = tmp_path / "parity.png"
+    code, out, err = run_cli(capsys, "test", "-m", "agau-emt-d3-v1", "-s", f"emt={AGAU / 'valid'}",
+                             "--plot", str(png), "-n", "2")
+    assert code == 0, err
+    assert "head: emt" in out and "head: emt_d3bj" not in out  # only the head given systems is evaluated
+    assert png.exists() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000

@@ -49,12 +49,21 @@ def _labelled(head, systems) -> bool:
     return any(k in s.labels and s.masks[k].any() for s in systems for k in keys)
 
 
+def _is_zoo_name(name: str) -> bool:
+    if Path(name).exists():
+        return False
+    from mtzoo.zoo.registry import list_pretrained
+
+    return any(e["name"] == name for e in list_pretrained())
+
+
 def _test(args) -> None:
     from mtzoo.data.readers import load_systems
     from mtzoo.evaluate import evaluate, format_table
     from mtzoo.zoo.frozen import load_model
+    from mtzoo.zoo.registry import load_pretrained
 
-    model = load_model(args.model)
+    model = load_pretrained(args.model) if _is_zoo_name(args.model) else load_model(args.model)
     shared, per_head = [], {}
     for item in args.system:
         head, sep, path = item.partition("=")
@@ -81,6 +90,11 @@ def _test(args) -> None:
         results[name]["model"] = str(args.model)
     if not results:
         raise ValueError(f"none of the heads {names} has labels in the given systems")
+    if args.plot:
+        from mtzoo.plot import parity_plot
+
+        by_head = {n: shared_systems + (load_systems(per_head[n]) if n in per_head else []) for n in results}
+        print(f"parity plot: {parity_plot(model, by_head, args.plot, nframes=args.numb_test)}", file=sys.stderr)
     payload = next(iter(results.values())) if len(names) == 1 else {"model": str(args.model), "heads": results}
     if args.json == "-":
         print(json.dumps(payload, indent=2))
@@ -152,7 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--head", default=None, help="keep only this head")
     f.set_defaults(func=_freeze)
     s = sub.add_parser("test", help="errors of a model on labelled data")
-    s.add_argument("-m", "--model", required=True, help="frozen model (.pth), checkpoint, or DeePMD .dp/.yaml")
+    s.add_argument("-m", "--model", required=True, help="zoo name, frozen model (.pth), checkpoint, or DeePMD .dp/.yaml")
     s.add_argument("-s", "--system", nargs="+", required=True,
                    help="DeePMD systems (or parent folders) or ASE files; HEAD=PATH evaluates head HEAD on PATH "
                         "(without --head, every head is evaluated on the plain paths and on its own HEAD=PATH ones)")
@@ -160,6 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-n", "--numb-test", type=int, default=None, help="frames per system (default: all)")
     s.add_argument("--batch-size", type=int, default=8)
     s.add_argument("--json", nargs="?", const="-", default=None, help="write JSON to FILE (or stdout)")
+    s.add_argument("--plot", default=None, metavar="FILE.png", help="parity plots (prediction vs label) per head")
     s.set_defaults(func=_test)
     ft = sub.add_parser("finetune", help="fine-tune a model (zoo name or file) on new data with a new head")
     ft.add_argument("-m", "--model", required=True, help="base model: zoo name or model file")
