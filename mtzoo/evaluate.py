@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-import torch
 
 from mtzoo import keys as K
 from mtzoo.data.graph import collate, system_graphs

@@ -1,11 +1,11 @@
 """Descriptors: one module per family, registered with DeePMD-kit's names and aliases."""
 
 from mtzoo.descriptors.base import REGISTRY, Descriptor, build_descriptor, canonical_name
-from mtzoo.descriptors.e3nn_mp import DescrptE3nnMP  # noqa: F401  (registers "e3nn_mp")
+from mtzoo.descriptors.e3nn_mp import DescrptE3nnMP
 from mtzoo.descriptors.hybrid import DescrptHybrid
 from mtzoo.descriptors.se_e2_a import DescrptSeA
 from mtzoo.descriptors.se_e2_r import DescrptSeR
 from mtzoo.descriptors.se_t import DescrptSeT
 
-__all__ = ["REGISTRY", "Descriptor", "DescrptHybrid", "DescrptSeA", "DescrptSeR", "DescrptSeT", "build_descriptor",
+__all__ = ["REGISTRY", "Descriptor", "DescrptE3nnMP", "DescrptHybrid", "DescrptSeA", "DescrptSeR", "DescrptSeT", "build_descriptor",
            "canonical_name"]

@@ -34,19 +34,17 @@ Outputs: ``descriptor`` ``[N, M1*M2]`` and ``rot_mat`` = :math:`\\mathcal T_{:,1
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 
-import numpy as np
 import torch
 from torch import nn
 
 from mtzoo import keys as K
+from mtzoo.descriptors.se_common import env_mat_stats, load_deepmd_stats, pair_keep_table, warn_excluded_pairs
 from mtzoo.descriptors.base import Descriptor, register
 from mtzoo.nn.common import to_dtype
 from mtzoo.nn.env import env_matrix
 from mtzoo.nn.mlp import EmbeddingNet
-from mtzoo.nn.scatter import scatter_sum
 
 
 def neighbor_slots(key: torch.Tensor, n_keys: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -166,19 +164,11 @@ class DescrptSeA(Descriptor):
         self.register_buffer("davg", torch.zeros(ntypes, ntypes, 4, dtype=self.dtype))
         self.register_buffer("dstd", torch.ones(ntypes, ntypes, 4, dtype=self.dtype))
         self.register_buffer("sel_t", torch.tensor(self.sel, dtype=self.dtype))
-        keep = torch.ones(ntypes, ntypes, dtype=self.dtype)
-        for a, b in self.exclude_types:
-            keep[a, b] = keep[b, a] = 0.0
-        self.register_buffer("pair_keep", keep)
+        self.register_buffer("pair_keep", pair_keep_table(ntypes, self.exclude_types, self.dtype))
         # evaluate the embedding once for each pair of mirror edges (exact; see mirror_pairs)
         self.share_mirror_edges = True
         if self.exclude_types and not self.set_davg_zero:
-            warnings.warn(
-                "se_e2_a: with exclude_types, an excluded neighbour still takes one of the sel slots, so the "
-                "energy jumps when it crosses rcut unless the mean of the environment matrix is zero "
-                "(DeePMD-kit behaves the same; mtzoo keeps parity). Set set_davg_zero: true to avoid the jump.",
-                stacklevel=2,
-            )
+            warn_excluded_pairs("se_e2_a")
 
     # ------------------------------------------------------------------------------------------
     def get_config(self) -> dict:
@@ -270,56 +260,11 @@ class DescrptSeA(Descriptor):
         return {K.DESCRIPTOR: desc, K.ROT_MAT: gr[:, 1:].transpose(1, 2)}
 
     # ------------------------------------------------------------------------------------------
-    @torch.no_grad()
     def compute_stats(self, graphs: Sequence, protection: float = 1e-2) -> None:
-        """Mean and standard deviation of the environment matrix per centre type (DeePMD ``EnvMatStatSe``).
-
-        Statistics count every one of the ``sel`` slots per atom: edges contribute their raw
-        rows, empty slots zeros (as in DeePMD).  :math:`\\mu = (\\bar s, 0, 0, 0)`,
-        :math:`\\sigma = (\\sigma_s, \\sigma_a, \\sigma_a, \\sigma_a)`, floored at ``protection``.
-        """
-        nt = self.ntypes
-        acc = np.zeros((nt, 4))  # count, sum_r, sumsq_r, sumsq_a ... plus sum_a below
-        sum_a = np.zeros(nt)
-        overflow = np.zeros(nt, dtype=np.int64)
-        for g in graphs:
-            ei, at = g[K.EDGE_INDEX], g[K.ATOM_TYPE]
-            vec = (g[K.POSITIONS][ei[0]] - g[K.POSITIONS][ei[1]] + g[K.CELL_SHIFT] @ g[K.CELL][0]).to(torch.float64)
-            rr = env_matrix(vec, self.rcut_smth, self.rcut, self.env_protection)
-            ti, tj = at[ei[1]], at[ei[0]]
-            if self.exclude_types:
-                rr = rr * self.pair_keep.to(torch.float64)[ti, tj].unsqueeze(-1)
-            cnt = torch.bincount(at, minlength=nt).to(torch.float64).numpy()
-            acc[:, 0] += cnt * self.nnei
-            acc[:, 1] += scatter_sum(rr[:, 0], ti, nt).numpy()
-            acc[:, 2] += scatter_sum(rr[:, 0] ** 2, ti, nt).numpy()
-            acc[:, 3] += scatter_sum((rr[:, 1:] ** 2).sum(-1), ti, nt).numpy()
-            sum_a += scatter_sum(rr[:, 1:].sum(-1), ti, nt).numpy()
-            n_it = torch.bincount(ei[1] * nt + tj, minlength=g.num_nodes * nt).view(-1, nt)
-            overflow = np.maximum(overflow, n_it.max(dim=0).values.numpy() if g.num_nodes else overflow)
-        davg = np.zeros((nt, 4))
-        dstd = np.full((nt, 4), 0.1)
-        for t in range(nt):
-            n = acc[t, 0]
-            if n == 0:
-                continue
-            mean_r = acc[t, 1] / n
-            std_r = np.sqrt(max(acc[t, 2] / n - mean_r**2, 0.0))
-            mean_a = sum_a[t] / (3 * n)
-            std_a = np.sqrt(max(acc[t, 3] / (3 * n) - mean_a**2, 0.0))
-            davg[t, 0] = 0.0 if self.set_davg_zero else mean_r
-            dstd[t] = [max(std_r, protection)] + [max(std_a, protection)] * 3
-        self.davg.copy_(torch.as_tensor(davg, dtype=self.dtype)[:, None, :].expand(nt, nt, 4))
-        self.dstd.copy_(torch.as_tensor(dstd, dtype=self.dtype)[:, None, :].expand(nt, nt, 4))
-        self.max_neighbors = overflow.tolist()
-        over = [t for t in range(nt) if overflow[t] > self.sel[t]]
-        if over:
-            warnings.warn(
-                "se_e2_a: up to " + ", ".join(f"{overflow[t]} neighbours of type {t}" for t in over)
-                + f" fall inside rcut={self.rcut} but sel={self.sel}: DeePMD-kit would drop the farthest; "
-                "mtzoo keeps them all, so this model differs from DeePMD-kit for those atoms. Raise sel.",
-                stacklevel=2,
-            )
+        """Environment-matrix statistics per centre type (DeePMD ``EnvMatStatSe``; see
+        :func:`~mtzoo.descriptors.se_common.env_mat_stats`), warning when an atom has more
+        neighbours of a type than ``sel``."""
+        env_mat_stats(self, graphs, protection, radial_only=False, name="se_e2_a")
 
     # ------------------------------------------------------------------------------------------
     def load_deepmd(self, data: dict) -> None:
@@ -332,13 +277,5 @@ class DescrptSeA(Descriptor):
             else:  # DeePMD key (ti, tj) -> index ti + tj * nt
                 ti, tj = key % nt, key // nt
                 self.embeddings[ti * nt + tj].load_deepmd(net)
-        davg = np.asarray(data["@variables"]["davg"]).reshape(nt, self.nnei, 4)
-        dstd = np.asarray(data["@variables"]["dstd"]).reshape(nt, self.nnei, 4)
-        bounds = np.cumsum([0] + self.sel)
-        for name, arr, buf in (("davg", davg, self.davg), ("dstd", dstd, self.dstd)):
-            for tj in range(nt):
-                seg = arr[:, bounds[tj]: bounds[tj + 1]]
-                if seg.shape[1] and not np.allclose(seg, seg[:, :1], rtol=0, atol=0):
-                    raise ValueError(f"DeePMD {name} varies within the sel slots of type {tj}; mtzoo stores one row per type pair")
-                if seg.shape[1]:
-                    buf[:, tj] = torch.as_tensor(seg[:, 0])
+        load_deepmd_stats(data["@variables"]["davg"], self.sel, self.davg, "davg")
+        load_deepmd_stats(data["@variables"]["dstd"], self.sel, self.dstd, "dstd")

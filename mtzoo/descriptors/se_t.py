@@ -46,7 +46,7 @@ from torch import nn
 from mtzoo import keys as K
 from mtzoo.descriptors.base import Descriptor, register
 from mtzoo.descriptors.se_e2_a import neighbor_slots
-from mtzoo.descriptors.se_e2_r import env_mat_stats, load_deepmd_stats
+from mtzoo.descriptors.se_common import env_mat_stats, load_deepmd_stats, pair_keep_table
 from mtzoo.nn.common import to_dtype
 from mtzoo.nn.env import env_matrix
 from mtzoo.nn.mlp import EmbeddingNet
@@ -105,10 +105,7 @@ class DescrptSeT(Descriptor):
         self.register_buffer("davg", torch.zeros(ntypes, ntypes, 4, dtype=self.dtype))
         self.register_buffer("dstd", torch.ones(ntypes, ntypes, 4, dtype=self.dtype))
         self.register_buffer("sel_t", torch.tensor(self.sel, dtype=self.dtype))
-        keep = torch.ones(ntypes, ntypes, dtype=self.dtype)
-        for a, b in self.exclude_types:
-            keep[a, b] = keep[b, a] = 0.0
-        self.register_buffer("pair_keep", keep)
+        self.register_buffer("pair_keep", pair_keep_table(ntypes, self.exclude_types, self.dtype))
 
     def get_config(self) -> dict:
         return {"type": "se_e3", "sel": self.sel, "rcut": self.rcut, "rcut_smth": self.rcut_smth,
