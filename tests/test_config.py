@@ -39,6 +39,8 @@ NOT_YET = re.compile(r"not (implemented|supported)( by mtzoo)? yet")
 #: Examples (besides water/se_e2_a) that mtzoo reads.
 PARSING_OTHERS = {
     "water/hybrid/input.json",
+    "water/se_atten/input.json",
+    "water/se_atten/input_torch.json",
     "water/se_e2_r/input.json",
     "water/se_e3/input.json",
     "water_multi_task/ener_dipole/input.json",
@@ -341,8 +343,8 @@ ERRORS = [
     ("model.type_map", _DELETE, "model.type_map: missing required key"),
     ("model.descriptor.type", _DELETE, "model.descriptor.type: missing required key"),
     ("model.type", "frozen", "model.type: 'frozen' is not implemented yet (available: standard)"),
-    ("model.descriptor.type", "se_atten", "model.descriptor.type: 'se_atten' is not implemented yet (available: se_e2_a, se_e2_r, se_e3"),
-    ("model.descriptor.type", "dpa1", "model.descriptor.type: 'dpa1' is not implemented yet"),
+    ("model.descriptor.type", "dpa2", "model.descriptor.type: 'dpa2' is not implemented yet (available: se_e2_a, se_e2_r, se_e3"),
+    ("model.descriptor.type", "se_a_tpe", "model.descriptor.type: 'se_a_tpe' is not implemented yet"),
     ("model.descriptor.type", "foo", "model.descriptor.type: unknown descriptor type 'foo' (available: se_e2_a, se_e2_r, se_e3"),
     ("model.fitting_net.type", "dos", "model.fitting_net.type: 'dos' is not implemented yet (available: ener, dipole, polar)"),
     ("model.fitting_net.type", "property", "model.fitting_net.type: 'property' is not implemented yet"),

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, ClassVar
 
-from mtzoo.config.base import ConfigError, each, ge, gt, join_path, option, show
+from mtzoo.config.base import ConfigError, each, ge, gt, join_path, one_of, option, show
 from mtzoo.config.model import (
     DESCRIPTORS,
     DescriptorConfig,
@@ -25,7 +25,7 @@ from mtzoo.config.model import (
     dtype_name,
 )
 
-__all__ = ["HybridConfig", "SeE2RConfig", "SeTConfig"]
+__all__ = ["HybridConfig", "SeAttenConfig", "SeAttenV2Config", "SeE2RConfig", "SeTConfig"]
 
 
 @dataclasses.dataclass(kw_only=True)
@@ -297,3 +297,126 @@ class E3nnMPConfig(DescriptorConfig):
         from e3nn import o3
 
         return sum(mul for mul, ir in o3.Irreps(self.hidden_irreps) if ir == o3.Irrep("0e"))
+
+
+def _check_atten_sel(value: Any) -> str | None:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return None if value > 0 else f"must be > 0, got {show(value)}"
+    return _check_sel(value)
+
+
+@dataclasses.dataclass(kw_only=True)
+class _SeAttenCommonConfig(DescriptorConfig):
+    """Keys shared by se_atten and se_atten_v2 (DeePMD-kit's ``descrpt_se_atten_common_args``)."""
+
+    sel: int | list[int] | str = option(
+        "auto", check=_check_atten_sel,
+        doc="Total number of selected neighbours (all types mixed): an int, a list (only its sum matters), "
+        "or \"auto\"/\"auto:FACTOR\".",
+    )
+    rcut: float = option(6.0, check=gt(0), doc="The cut-off radius.")
+    rcut_smth: float = option(0.5, check=ge(0), doc="Where smoothing starts.")
+    neuron: list[int] = option([10, 20, 40], check=each(gt(0), nonempty=True),
+                               doc="Number of neurons in each hidden layer of the embedding net.")
+    axis_neuron: int = option(4, aliases=("n_axis_neuron",), check=ge(1),
+                              doc="Size of the submatrix of G (the embedding matrix).")
+    lmax: int = option(1, only_default=True, doc="Highest moment degree (only 1, DeePMD's default, is supported).")
+    activation_function: str = option("tanh", convert=str.lower, check=check_activation, doc=_doc_activation)
+    resnet_dt: bool = option(False, doc='Whether to use a "Timestep" in the skip connection.')
+    type_one_side: bool = option(False, doc="Embedding input uses the neighbour's type embedding only.")
+    precision: str = option("default", check=check_precision, doc=_doc_precision)
+    trainable: bool = option(True, doc="Whether the descriptor parameters are trainable.")
+    seed: int | None = option(None, doc="Random seed for parameter initialization.")
+    exclude_types: list[list[int]] = option([], check=each(_check_pair), doc="Excluded type pairs, e.g. [[0, 1]].")
+    env_protection: float = option(0.0, check=ge(0), doc="Protection against division by zero in the environment matrix.")
+    attn: int = option(128, check=gt(0), doc="Hidden width of the attention layers.")
+    attn_layer: int = option(2, check=ge(0), doc="Number of attention layers.")
+    attn_dotr: bool = option(True, doc="Multiply the attention weights by the dot products of the neighbour directions.")
+    attn_mask: bool = option(False, only_default=True, doc="Mask the diagonal of the attention (not supported).")
+    trainable_ln: bool = option(True, doc="Trainable layer-norm scale and shift.")
+    ln_eps: float | None = option(None, check=gt(0), doc="Layer-norm epsilon (null: 1e-5).")
+    tebd_dim: int = option(8, check=gt(0), doc="Dimension of the type embedding.")
+    use_econf_tebd: bool = option(False, only_default=True, doc="Electronic-configuration type embedding (not supported).")
+    use_tebd_bias: bool = option(False, doc="Bias in the type embedding.")
+    scaling_factor: float = option(1.0, check=gt(0), doc="Attention logits scaled by (attn * scaling_factor)^-0.5.")
+    normalize: bool = option(True, doc="Normalise q, k, v before the attention.")
+    temperature: float | None = option(None, check=gt(0), doc="Logit scaling instead of (attn*scaling_factor)^-0.5.")
+    concat_output_tebd: bool = option(True, doc="Append the centre's type embedding to the descriptor.")
+
+    @property
+    def dtype_name(self) -> str:
+        """Parameter dtype name: ``precision`` with ``"default"`` resolved to ``"float64"``."""
+        return dtype_name(self.precision)
+
+    @property
+    def auto_sel_factor(self) -> float | None:
+        """The FACTOR of an ``"auto[:FACTOR]"`` sel (1.1 for ``"auto"``), None otherwise."""
+        if not isinstance(self.sel, str):
+            return None
+        return 1.1 if self.sel == "auto" else float(self.sel[5:])
+
+    @property
+    def dim_out(self) -> int:
+        """``neuron[-1] * axis_neuron`` (+ ``tebd_dim`` with ``concat_output_tebd``)."""
+        return self.neuron[-1] * self.axis_neuron + (self.tebd_dim if self.concat_output_tebd else 0)
+
+    @property
+    def embedding_width(self) -> int:
+        """``neuron[-1]``."""
+        return self.neuron[-1]
+
+    def validate(self, path: str) -> None:
+        """``rcut_smth < rcut``, ``axis_neuron <= neuron[-1]`` and a supported padding mode."""
+        if not self.rcut_smth < self.rcut:
+            raise ConfigError(f"must be < rcut ({self.rcut}), got {show(self.rcut_smth)}", join_path(path, "rcut_smth"))
+        if self.axis_neuron > self.neuron[-1]:
+            raise ConfigError(f"must be <= neuron[-1] ({self.neuron[-1]}), got {self.axis_neuron}",
+                              join_path(path, "axis_neuron"))
+        if not self.set_davg_zero and not self._strip_smooth:
+            raise ConfigError(
+                "set_davg_zero = false is supported only with tebd_input_mode 'strip' and smooth_type_embedding "
+                "(DeePMD-kit otherwise feeds its empty neighbour slots the type of the first atom of the frame)",
+                join_path(path, "set_davg_zero"))
+
+    _strip_smooth: ClassVar[bool] = True
+
+    def check_ntypes(self, ntypes: int, path: str) -> None:
+        """``exclude_types`` indices ``< ntypes`` (``sel`` may have any length: only its sum matters)."""
+        for i, pair in enumerate(self.exclude_types):
+            if max(pair) >= ntypes:
+                raise ConfigError(f"type index {max(pair)} out of range for {ntypes} types in type_map",
+                                  join_path(join_path(path, "exclude_types"), i))
+
+
+@DESCRIPTORS.register("se_atten", aliases=("dpa1",))
+@dataclasses.dataclass(kw_only=True)
+class SeAttenConfig(_SeAttenCommonConfig):
+    """``se_atten`` (alias ``dpa1``): attention over the neighbours with a type embedding
+    (DeePMD-kit's ``descrpt_se_atten_args``; see :mod:`mtzoo.descriptors.se_atten`).
+
+    ``set_davg_zero`` (default true) may be false only with ``tebd_input_mode: "strip"`` and
+    ``smooth_type_embedding: true``.
+    """
+
+    stripped_type_embedding: bool | None = option(None, omit_none=True,
+                                                  doc="Deprecated: true = tebd_input_mode \"strip\".")
+    smooth_type_embedding: bool = option(False, aliases=("smooth_type_embdding",),
+                                         doc="Smooth attention weights (switch function on logits and weights).")
+    set_davg_zero: bool = option(True, doc="Set the normalization average to zero.")
+    tebd_input_mode: str = option("concat", check=one_of("concat", "strip"),
+                                  doc="How the type embedding enters the embedding net: \"concat\" or \"strip\".")
+
+    @property
+    def _strip_smooth(self) -> bool:  # type: ignore[override]
+        mode = self.tebd_input_mode if self.stripped_type_embedding is None else (
+            "strip" if self.stripped_type_embedding else "concat")
+        return mode == "strip" and self.smooth_type_embedding
+
+
+@DESCRIPTORS.register("se_atten_v2")
+@dataclasses.dataclass(kw_only=True)
+class SeAttenV2Config(_SeAttenCommonConfig):
+    """``se_atten_v2``: se_atten with ``tebd_input_mode: "strip"`` and smooth attention
+    (DeePMD-kit's ``descrpt_se_atten_v2_args``)."""
+
+    set_davg_zero: bool = option(False, doc="Set the normalization average to zero.")

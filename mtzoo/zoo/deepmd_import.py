@@ -14,10 +14,16 @@ import numpy as np
 
 from mtzoo.model import Model, build_model
 
-SUPPORTED_DESCRIPTORS = ("se_e2_a", "se_e2_r", "se_e3", "hybrid")
+SUPPORTED_DESCRIPTORS = ("se_e2_a", "se_e2_r", "se_e3", "se_atten", "se_atten_v2", "hybrid")
 #: DeePMD-kit's serialized ``type`` of each descriptor -> mtzoo registry name
 _DESCRIPTOR_NAMES = {"se_e2_a": "se_e2_a", "se_a": "se_e2_a", "se_e2_r": "se_e2_r", "se_r": "se_e2_r",
-                     "se_e3": "se_e3", "se_at": "se_e3", "se_t": "se_e3", "se_a_3be": "se_e3"}
+                     "se_e3": "se_e3", "se_at": "se_e3", "se_t": "se_e3", "se_a_3be": "se_e3",
+                     "dpa1": "se_atten", "se_atten": "se_atten", "se_atten_v2": "se_atten_v2"}
+#: keys of DeePMD's serialized dpa1 / se_atten_v2 dicts passed on to mtzoo's se_atten constructor
+_ATTEN_KEYS = ("sel", "rcut", "rcut_smth", "neuron", "axis_neuron", "tebd_dim", "resnet_dt", "type_one_side", "attn",
+               "attn_layer", "attn_dotr", "env_protection", "set_davg_zero", "activation_function", "precision",
+               "scaling_factor", "normalize", "temperature", "trainable_ln", "ln_eps", "concat_output_tebd",
+               "use_tebd_bias")
 SUPPORTED_FITTINGS = ("ener", "dipole", "polar")
 TENSOR_FITTINGS = ("dipole", "polar")
 
@@ -64,6 +70,25 @@ def _descriptor_config(d: dict) -> dict:
         raise ValueError(f"DeePMD descriptor '{d.get('type')}' cannot be imported yet (supported: {SUPPORTED_DESCRIPTORS})")
     if d.get("spin") is not None:
         raise ValueError("DeePMD descriptors with spin cannot be imported yet")
+    if kind in ("se_atten", "se_atten_v2"):
+        if d.get("compress"):
+            raise ValueError("compressed DeePMD se_atten descriptors cannot be imported")
+        for key, ok in (("lmax", 1), ("use_econf_tebd", False), ("attn_mask", False)):
+            if d.get(key, ok) != ok:
+                raise ValueError(f"DeePMD se_atten with {key}={d[key]} cannot be imported yet")
+        cfg = {"type": kind, **{k: d[k] for k in _ATTEN_KEYS if k in d},
+               "exclude_types": [list(p) for p in d.get("exclude_types", [])], "trainable": bool(d.get("trainable", True))}
+        cfg["sel"] = int(sum(cfg["sel"])) if isinstance(cfg["sel"], (list, tuple)) else int(cfg["sel"])
+        strip_smooth = kind == "se_atten_v2" or (d["tebd_input_mode"] == "strip" and d["smooth_type_embedding"])
+        if kind == "se_atten":
+            cfg.update(tebd_input_mode=d["tebd_input_mode"], smooth_type_embedding=d["smooth_type_embedding"])
+        if not strip_smooth:  # DeePMD's empty slots see the first atom's type: exact only with davg = 0
+            if np.any(np.asarray(d["@variables"]["davg"]) != 0):
+                raise ValueError("DeePMD se_atten with a non-zero davg and tebd_input_mode 'concat' (or 'strip' without "
+                                 "smooth_type_embedding) cannot be imported: its empty neighbour slots depend on the "
+                                 "first atom of the frame")
+            cfg["set_davg_zero"] = True  # davg is zero: the same model, and statistics keep it so
+        return cfg
     cfg = {"type": kind, "sel": list(d["sel"]), "rcut": d["rcut"], "rcut_smth": d["rcut_smth"],
            "neuron": list(d["neuron"]), "resnet_dt": d["resnet_dt"],
            "exclude_types": [list(p) for p in d.get("exclude_types", [])],
