@@ -59,8 +59,9 @@ def subset(sources, dst: Path, k: int) -> None:
     for i, sysdir in enumerate(systems):
         out = dst / f"{i:02d}_{sysdir.parent.name}_{sysdir.name}"
         (out / "set.000").mkdir(parents=True)
-        for f in ("type.raw", "type_map.raw"):
-            shutil.copy(sysdir / f, out / f)
+        for f in ("type.raw", "type_map.raw", "nopbc"):
+            if (sysdir / f).exists():
+                shutil.copy(sysdir / f, out / f)
         for f in (sysdir / "set.000").glob("*.npy"):
             np.save(out / "set.000" / f.name, np.load(f)[:k])
 
