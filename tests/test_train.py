@@ -137,3 +137,18 @@ def test_hybrid_auto_sel_resolved_per_member_cutoff(tmp_path):
     assert all(a < b for a, b in zip(inner, outer)), (inner, outer)
     assert tr.model.rcut == 5.0
     tr.run()
+
+
+@pytest.mark.parametrize("example", ["se_e2_r/input.json", "se_e3/input.json", "se_atten/input.json",
+                                     "se_atten/input_torch.json", "hybrid/input.json"])
+def test_other_shared_water_inputs_train_unmodified(tmp_path, monkeypatch, water_dir, example):
+    from mtzoo.config import load_input
+
+    path = water_dir / example
+    cfg = load_input(path)
+    cfg.training.numb_steps = 1
+    cfg.training.validation_data.numb_btch = 1
+    monkeypatch.chdir(path.parent)
+    tr = Trainer(cfg, tmp_path, progress=False, log=lambda *a: None)
+    res = tr.run()
+    assert res["step"] == 1 and math.isfinite(res["train"]["rmse"])
