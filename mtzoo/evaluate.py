@@ -74,8 +74,9 @@ def _errors(pred: np.ndarray, ref: np.ndarray, scale: float = 1.0) -> tuple[np.n
 
 
 def evaluate(model: Model, systems: Sequence[System], head: str | None = None, nframes: int | None = None,
-             batch_size: int = 8) -> dict:
-    """Errors of ``head`` on each system and over all of them.
+             batch_size: int = 8, progress: bool | None = None) -> dict:
+    """Errors of ``head`` on each system and over all of them (a progress bar over the systems on
+    interactive terminals, or when ``progress`` is True).
 
     Returns
     -------
@@ -87,9 +88,13 @@ def evaluate(model: Model, systems: Sequence[System], head: str | None = None, n
     head = model.resolve_head(head)
     if not _is_energy_head(model, head):
         return _evaluate_tensor(model, systems, head, nframes, batch_size)
+    from mtzoo.train.trainer import Progress
+
+    bar = Progress(len(systems), 0, progress, unit="systems")
     rows, pooled = [], {m: [] for m in UNITS}
-    for s in systems:
+    for i, s in enumerate(systems):
         pred = predict_system(model, s, head, batch_size, nframes)
+        bar.update(i + 1)
         nf = len(pred[K.ENERGY])
         row = {"name": s.name, "nframes": nf, "natoms": s.natoms}
         for metric, key, per_atom in (("energy_per_atom", K.ENERGY, True), ("force", K.FORCES, False),
@@ -103,6 +108,7 @@ def evaluate(model: Model, systems: Sequence[System], head: str | None = None, n
             row[metric] = {"rmse": float(np.sqrt(np.mean(err**2))), "mae": float(np.mean(np.abs(err))), "n": int(err.size)}
             pooled[metric].append(err)
         rows.append(row)
+    bar.close()
     total = {}
     for metric, errs in pooled.items():
         if errs:

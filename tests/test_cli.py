@@ -130,3 +130,13 @@ def test_test_accepts_zoo_name_and_writes_parity_plot(tmp_path, capsys):
     assert code == 0, err
     assert "head: emt" in out and "head: emt_d3bj" not in out  # only the head given systems is evaluated
     assert png.exists() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+
+
+def test_evaluate_progress_bar(capsys):
+    from mtzoo.data.readers import load_systems
+    from mtzoo.evaluate import evaluate
+    from mtzoo.zoo.registry import load_pretrained
+
+    res = evaluate(load_pretrained("agau-emt-d3-v1", head="emt"), load_systems(AGAU / "valid"), nframes=1, progress=True)
+    err = capsys.readouterr().err
+    assert "2/2" in err and "systems/s" in err and res["total"]["force"]["n"] == 2 * 32 * 3

@@ -36,8 +36,8 @@ from mtzoo.train.tasks import (Task, attach_losses, build_tasks, compute_statist
 class Progress:
     """A one-line progress bar on interactive terminals; silent otherwise."""
 
-    def __init__(self, total: int, start: int, enabled: bool | None = None) -> None:
-        self.total, self.t0, self.start = total, time.perf_counter(), start
+    def __init__(self, total: int, start: int, enabled: bool | None = None, unit: str = "steps") -> None:
+        self.total, self.t0, self.start, self.unit = total, time.perf_counter(), start, unit
         self.enabled = sys.stderr.isatty() if enabled is None else enabled
 
     def update(self, step: int, text: str = "") -> None:
@@ -47,7 +47,7 @@ class Progress:
         rate = (step - self.start) / max(time.perf_counter() - self.t0, 1e-9)
         eta = (self.total - step) / rate if rate > 0 else float("inf")
         bar = "#" * int(30 * frac)
-        sys.stderr.write(f"\r[{bar:<30}] {step}/{self.total} {rate:.1f} steps/s eta {eta:.0f}s {text}  ")
+        sys.stderr.write(f"\r[{bar:<30}] {step}/{self.total} {rate:.1f} {self.unit}/s eta {eta:.0f}s {text}  ")
         sys.stderr.flush()
 
     def close(self) -> None:
