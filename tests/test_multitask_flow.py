@@ -7,7 +7,6 @@ shared DeePMD-kit data is present, the water energy + dipole multi-task input as
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from conftest import molecule_system, water_frames
 from mtzoo import keys as K

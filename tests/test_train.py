@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 import math
 
 import numpy as np
 import pytest
 import torch
 
-from conftest import AGAU, WATER
+from conftest import AGAU
 from mtzoo import keys as K
 from mtzoo.config import parse_input
 from mtzoo.train.trainer import Trainer, lcurve_header
@@ -28,8 +29,9 @@ def small_input(steps=60, **training) -> dict:
 
 
 def read_lcurve(path):
-    rows = [line.split() for line in open(path) if not line.startswith("#")]
-    names = open(path).readline().lstrip("#").split()
+    lines = Path(path).read_text().splitlines()
+    rows = [line.split() for line in lines if not line.startswith("#")]
+    names = lines[0].lstrip("#").split()
     return {n: np.array([float(r[i]) for r in rows]) for i, n in enumerate(names)}
 
 

@@ -22,7 +22,6 @@ from mtzoo.config.model import (
     _doc_precision,
     check_activation,
     check_precision,
-    dtype_name,
 )
 
 __all__ = ["HybridConfig", "SeAttenConfig", "SeAttenV2Config", "SeE2RConfig", "SeTConfig"]
@@ -51,18 +50,6 @@ class _RadialFamilyConfig(DescriptorConfig):
         "tanh", convert=str.lower, check=check_activation, doc=_doc_activation
     )
     resnet_dt: bool = option(False, doc='Whether to use a "Timestep" in the skip connection.')
-
-    @property
-    def dtype_name(self) -> str:
-        """Parameter dtype name: ``precision`` with ``"default"`` resolved to ``"float64"``."""
-        return dtype_name(self.precision)
-
-    @property
-    def auto_sel_factor(self) -> float | None:
-        """The FACTOR of an ``"auto[:FACTOR]"`` sel (1.1 for ``"auto"``), None for a list."""
-        if not isinstance(self.sel, str):
-            return None
-        return 1.1 if self.sel == "auto" else float(self.sel[5:])
 
     @property
     def dim_out(self) -> int:
@@ -287,11 +274,6 @@ class E3nnMPConfig(DescriptorConfig):
     seed: int | None = option(None, doc="Random seed for parameter initialization.")
 
     @property
-    def dtype_name(self) -> str:
-        """Parameter dtype name: ``precision`` with ``"default"`` resolved to ``"float64"``."""
-        return dtype_name(self.precision)
-
-    @property
     def dim_out(self) -> int:
         """Number of ``0e`` channels in ``hidden_irreps``."""
         from e3nn import o3
@@ -342,18 +324,6 @@ class _SeAttenCommonConfig(DescriptorConfig):
     normalize: bool = option(True, doc="Normalise q, k, v before the attention.")
     temperature: float | None = option(None, check=gt(0), doc="Logit scaling instead of (attn*scaling_factor)^-0.5.")
     concat_output_tebd: bool = option(True, doc="Append the centre's type embedding to the descriptor.")
-
-    @property
-    def dtype_name(self) -> str:
-        """Parameter dtype name: ``precision`` with ``"default"`` resolved to ``"float64"``."""
-        return dtype_name(self.precision)
-
-    @property
-    def auto_sel_factor(self) -> float | None:
-        """The FACTOR of an ``"auto[:FACTOR]"`` sel (1.1 for ``"auto"``), None otherwise."""
-        if not isinstance(self.sel, str):
-            return None
-        return 1.1 if self.sel == "auto" else float(self.sel[5:])
 
     @property
     def dim_out(self) -> int:

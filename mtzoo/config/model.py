@@ -168,6 +168,19 @@ class DescriptorConfig(Variant):
     provides_irreps: ClassVar[bool] = False
 
     @property
+    def dtype_name(self) -> str:
+        """Parameter dtype name: ``precision`` with ``"default"`` resolved to ``"float64"``."""
+        return dtype_name(self.precision)
+
+    @property
+    def auto_sel_factor(self) -> float | None:
+        """The FACTOR of an ``"auto[:FACTOR]"`` sel (1.1 for ``"auto"``), None for an explicit sel."""
+        sel = getattr(self, "sel", None)
+        if not isinstance(sel, str):
+            return None
+        return 1.1 if sel == "auto" else float(sel[5:])
+
+    @property
     def dim_out(self) -> int | None:
         """Width of the descriptor (the fitting nets' input), None when not known from the config."""
         return None
@@ -255,18 +268,6 @@ class SeE2AConfig(DescriptorConfig):
         0.0, check=ge(0), doc="Protection against division by zero in the environment matrix."
     )
     set_davg_zero: bool = option(False, doc="Set the normalization average to zero.")
-
-    @property
-    def dtype_name(self) -> str:
-        """Parameter dtype name: ``precision`` with ``"default"`` resolved to ``"float64"``."""
-        return dtype_name(self.precision)
-
-    @property
-    def auto_sel_factor(self) -> float | None:
-        """The FACTOR of an ``"auto[:FACTOR]"`` sel (1.1 for ``"auto"``), None for a list."""
-        if not isinstance(self.sel, str):
-            return None
-        return 1.1 if self.sel == "auto" else float(self.sel[5:])
 
     @property
     def dim_out(self) -> int:
@@ -575,4 +576,4 @@ class ModelConfig(Variant):
 
 
 # the other descriptor schemas register themselves in DESCRIPTORS
-from mtzoo.config import descriptors as _descriptors  # noqa: E402,F401
+from mtzoo.config import descriptors  # noqa: E402,F401  (registers the other descriptor schemas)

@@ -69,7 +69,7 @@ def neighbor_slots(key: torch.Tensor, n_keys: int) -> tuple[torch.Tensor, torch.
 
 def mirror_pairs(edge_vec: torch.Tensor, src: torch.Tensor, dst: torch.Tensor,
                  key: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Pairs of mirror edges ``j -> i`` / ``i -> j``, as (rep ``[P]``, dup ``[P]``) edge indices.
+    r"""Pairs of mirror edges ``j -> i`` / ``i -> j``, as (rep ``[P]``, dup ``[P]``) edge indices.
 
     ``dup`` is paired with ``rep`` when it joins the same two atoms the other way round, has the
     same ``key`` (the caller's type-pair key: same embedding net and statistics) and its vector
