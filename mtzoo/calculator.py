@@ -86,12 +86,12 @@ class MTZooCalculator(Calculator):
     def __init__(self, model, head: str | None = None, dtype=None, skin: float = 1.0, device="cpu", **kwargs) -> None:
         from mtzoo.model import Model
 
-        if isinstance(model, (str, Path)):
-            from mtzoo.zoo.frozen import load_model
+        if isinstance(model, (str, Path)):  # a model file or a zoo name (sha256 checked)
+            from mtzoo.zoo.registry import load_pretrained
 
-            model = load_model(model)
+            model = load_pretrained(model)
         if not isinstance(model, Model):
-            raise TypeError(f"model must be an mtzoo Model or a model file path, not {type(model).__name__}")
+            raise TypeError(f"model must be an mtzoo Model, a model file path or a zoo name, not {type(model).__name__}")
         self.head = model.resolve_head(head)  # raises, listing the heads, on an unknown name
         if dtype is not None:
             if dtype not in _DTYPES:

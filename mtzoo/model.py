@@ -154,7 +154,7 @@ class Model(nn.Module):
         return out
 
     def predict(self, frame, head: str | None = None) -> dict:
-        """Energy, forces, virial (and stress when periodic) of one frame, as numpy arrays.
+        """Outputs of one head on one frame, as numpy arrays.
 
         Parameters
         ----------
@@ -166,8 +166,11 @@ class Model(nn.Module):
         Returns
         -------
         dict
-            ``energy`` (float, eV), ``energies`` ``[n]`` (eV), ``forces`` ``[n, 3]`` (eV/A),
-            ``virial`` ``[3, 3]`` (eV) and, for periodic frames, ``stress`` ``[3, 3]`` (eV/A^3, ASE sign).
+            Energy heads: ``energy`` (float, eV), ``energies`` ``[n]`` (eV), ``forces`` ``[n, 3]``
+            (eV/A), ``virial`` ``[3, 3]`` (eV) and, for periodic frames, ``stress`` ``[3, 3]``
+            (eV/A^3, ASE sign).  Dipole heads: ``dipole`` ``[3]`` and ``atomic_dipole`` ``[n, 3]``;
+            polarizability heads: ``polarizability`` ``[3, 3]`` and ``atomic_polarizability``
+            ``[n, 3, 3]`` (units of the training labels; atoms outside ``sel_type`` give zeros).
         """
         from mtzoo.data.graph import collate, system_graphs
         from mtzoo.data.readers import load_systems
@@ -175,7 +178,14 @@ class Model(nn.Module):
 
         system = frame if isinstance(frame, System) else load_systems([frame])[0]
         graph = system_graphs(system, self.type_map, self.rcut)[0]
-        out = self(collate([graph]), head=head, create_graph=False)
+        name = self.resolve_head(head)
+        out = self(collate([graph]), head=name, create_graph=False)
+        if K.ENERGY not in out:  # tensor head: global and atomic tensors
+            res = {}
+            for o in self.heads[name].outputs:
+                res[o.name] = out[o.name][0].detach().numpy()
+                res[o.atom_name] = out[o.atom_name].detach().numpy()
+            return res
         res = {"energy": float(out[K.ENERGY][0].detach()), "energies": out[K.ATOM_ENERGY].detach().numpy(),
                "forces": out[K.FORCES].detach().numpy(), "virial": out[K.VIRIAL][0].detach().numpy()}
         if system.periodic:

@@ -280,6 +280,17 @@ def test_dipole_and_polarizability_rotate_with_the_atoms():
     np.testing.assert_allclose(a_rot, rot @ a @ rot.T, rtol=0, atol=1e-12 * np.abs(a).max())
 
 
+def test_predict_gives_tensor_heads_global_and_atomic_values():
+    m, atoms = molecule_model(), ethanol()
+    d = m.predict(atoms, head="dipole")
+    assert set(d) == {"dipole", "atomic_dipole"} and d["atomic_dipole"].shape == (len(atoms), 3)
+    np.testing.assert_allclose(d["dipole"], d["atomic_dipole"].sum(0), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(d["dipole"], MTZooCalculator(m, head="dipole").get_property("dipole", atoms), rtol=1e-13)
+    a = m.predict(atoms, head="polar")
+    assert a["polarizability"].shape == (3, 3) and a["atomic_polarizability"].shape == (len(atoms), 3, 3)
+    np.testing.assert_allclose(a["polarizability"], a["atomic_polarizability"].sum(0), rtol=1e-12, atol=1e-14)
+
+
 def test_errors_mixed_pbc_and_unknown_elements():
     calc = MTZooCalculator(agau_model(), head="pbe")
     atoms = agau_cell()

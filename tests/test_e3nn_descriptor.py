@@ -203,3 +203,31 @@ def test_multitask_training_loss_falls():
     print("loss before", first, "after", last)
     for n in names:
         assert last[n] < 0.8 * first[n], (n, first[n], last[n])
+
+
+def test_constants_are_float64_whatever_the_default_dtype(tmp_path):
+    """e3nn computes its Wigner-3j constants in the default dtype; mtzoo builds them in float64,
+    and loading a file whose constants were rounded to float32 (written by an older build under
+    a float32 default) keeps the exact ones: trained weights then stay equivariant to 1e-12."""
+    torch.set_default_dtype(torch.float32)
+    try:
+        m32 = build_model({"type_map": ["C", "H", "O"], "descriptor": DESC, "heads": {"mu": HEADS["mu"]}})
+    finally:
+        torch.set_default_dtype(torch.float64)
+    m64 = build_model(model_config(m32))
+    consts = [k for k in m64.state_dict() if "._w3j_" in k]
+    assert consts
+    for k in consts:
+        assert torch.equal(m32.state_dict()[k], m64.state_dict()[k]), k
+    # a state dict with float32-rounded constants and large weights (as after training)
+    sd = {k: v.clone() for k, v in m64.state_dict().items()}
+    for k in consts:
+        sd[k] = sd[k].float().double()
+    rng = torch.Generator().manual_seed(0)
+    for k, v in sd.items():
+        if k.endswith("weight") and v.numel():
+            sd[k] = 3.0 * torch.randn(v.shape, generator=rng, dtype=v.dtype)
+    assert any(not torch.equal(sd[k], m64.state_dict()[k]) for k in consts)
+    m64.load_state_dict(sd)
+    assert all(torch.equal(m64.state_dict()[k], m32.state_dict()[k]) for k in consts)
+    physics.check_tensor_equivariance(m64.eval(), molecule_system(), "mu", rtol=1e-12)

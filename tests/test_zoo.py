@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from conftest import REPO
-from physics import check_forces_fd
+from physics import check_forces_fd, check_tensor_equivariance
 
 import mtzoo
 from mtzoo.cli.main import main
@@ -37,13 +37,16 @@ def test_zoo_has_models_and_lazy_exports():
 @pytest.mark.parametrize("entry", ENTRIES, ids=NAMES)
 def test_entry_loads_and_reproduces_recorded_energies(entry):
     path = MODELS_DIR / entry["file"]
-    assert path.stat().st_size < 1_000_000
+    assert path.stat().st_size < 5_000_000
     assert file_sha256(path) == entry["sha256"]
     assert (REPO / entry["model_card"]).exists()
     model = load_pretrained(entry["name"])
     assert model.head_names() == [h["name"] for h in entry["heads"]]
     assert model.type_map == entry["elements"] and model.rcut == pytest.approx(entry["cutoff"])
-    atoms = check_frame()
+    atoms = check_frame(entry["check"].get("kind", "agau"))
+    energy_heads = list(entry["check"]["energy"])
+    tensor_heads = list(entry["check"].get("tensor", {}))
+    assert sorted(energy_heads + tensor_heads) == sorted(model.head_names())
     for head, e_ref in entry["check"]["energy"].items():
         e = model.predict(atoms, head=head)["energy"]
         assert e == pytest.approx(e_ref, rel=1e-9, abs=1e-9), head
@@ -51,10 +54,24 @@ def test_entry_loads_and_reproduces_recorded_energies(entry):
         assert single.head_names() == [head]
         assert single.predict(atoms)["energy"] == pytest.approx(e_ref, rel=1e-9, abs=1e-9)
         check_forces_fd(model, atoms, head, max_atoms=3)
-    f32 = load_pretrained(entry["name"], head=entry["heads"][0]["name"], dtype="float32")
+    for head, ref in entry["check"].get("tensor", {}).items():
+        pred = model.predict(atoms, head=head)
+        for key, value in ref.items():
+            np.testing.assert_allclose(pred[key], np.asarray(value), rtol=1e-9, atol=1e-10, err_msg=f"{head} {key}")
+        check_tensor_equivariance(model, atoms, head, rtol=1e-10)
+    first = energy_heads[0]
+    f32 = load_pretrained(entry["name"], head=first, dtype="float32")
     assert f32.dtype == torch.float32
-    e_ref = entry["check"]["energy"][entry["heads"][0]["name"]]
+    e_ref = entry["check"]["energy"][first]
     assert f32.predict(atoms)["energy"] == pytest.approx(e_ref, rel=1e-4, abs=1e-3)
+
+
+def test_check_frames():
+    agau, hcno = check_frame("agau"), check_frame("hcno")
+    assert len(agau) == 32 and agau.pbc.all() and sorted(set(agau.get_chemical_symbols())) == ["Ag", "Au"]
+    assert len(hcno) == 9 and not hcno.pbc.any() and sorted(set(hcno.get_chemical_symbols())) == ["C", "H", "N", "O"]
+    with pytest.raises(ValueError, match="agau"):
+        check_frame("nope")
 
 
 def test_checksum_mismatch_names_file_and_both_hashes(tmp_path):
@@ -147,6 +164,29 @@ def test_finetune_errors(tmp_path):
         finetune("agau-emt-d3-v1", D3ZERO / "train", init_from="pbe", workdir=tmp_path)
     with pytest.raises(FileNotFoundError, match="replay data of head 'emt'"):
         finetune("agau-emt-d3-v1", D3ZERO / "train", strategy="multitask", replay_root=tmp_path, workdir=tmp_path)
+    with pytest.raises(KeyError, match="pbe.*emt_d3bj"):
+        finetune("agau-emt-d3-v1", D3ZERO / "train", replay_weight={"pbe": 1.0}, replay_root=REPO, workdir=tmp_path)
+
+
+def test_finetune_replay_weights_per_head(tmp_path):
+    """A dict of replay weights: heads left out get weight 0 (warned, not trained: bit-identical)."""
+    import json
+
+    from mtzoo.cli.main import _replay_arg
+    from mtzoo.zoo.finetune import finetune
+
+    assert _replay_arg("0.5") == 0.5 and _replay_arg("pbe=1,xtb=0.5") == {"pbe": 1.0, "xtb": 0.5}
+    with pytest.warns(UserWarning, match="emt"):
+        path = finetune("agau-emt-d3-v1", D3ZERO / "train", head_name="d3zero", replay_weight={"emt_d3bj": 2.0},
+                        steps=6, seed=3, workdir=tmp_path, replay_root=REPO, **QUIET)
+    weights = json.loads((tmp_path / "out.json").read_text())["training"]["fitting_weight"]
+    assert weights == {"emt": 0.0, "emt_d3bj": 2.0, "d3zero": 1.0}
+    base, new = load_pretrained("agau-emt-d3-v1"), load_model(path)
+    private = [k for k in _sd(base, "heads.emt.") if ".layers.2." in k or ".layers.3." in k]  # not layer_name-shared
+    assert len(private) == 10
+    old_sd, new_sd = base.state_dict(), new.state_dict()
+    assert all(torch.equal(old_sd[k], new_sd[k]) for k in private)
+    assert not torch.equal(old_sd["heads.emt_d3bj.nets.0.layers.3.weight"], new_sd["heads.emt_d3bj.nets.0.layers.3.weight"])
 
 
 # ------------------------------------------------------------------------------------------

@@ -12,7 +12,8 @@ levels of theory (the "fidelities"):
   from finite electric fields (central differences, F = 0.001 a.u.), a sparser subset of
   the ``dft`` frames;
 * ``ccsdt``: CCSD(T)/cc-pVDZ energy (frozen core, RHF reference, no density fitting), a
-  sparse subset of the ``dft`` frames.
+  subset of the MD frames (denser than ``dft`` for the small molecules, so that fine-tuning
+  studies can draw 25-100 training frames and still test on held-out ones).
 
 What it writes (DeePMD-kit npy systems, float64, one ``set.000`` each, ``nopbc``)::
 
@@ -65,12 +66,13 @@ POLAR_FIELD = 1e-3  # a.u.
 CC_BASIS = "cc-pVDZ"
 VALID_FRACTION = 0.2
 # molecule: (ase g2 name, MD frames, dft stride, dft_polar stride, ccsdt stride); a stride of 0
-# means no frames at that level; dft_polar/ccsdt strides are multiples of the dft stride.
+# means no frames at that level; the dft_polar stride is a multiple of the dft stride (its frames
+# reuse the dft labels); the ccsdt stride runs over the MD frames, independently of dft.
 FULL = {
-    "water": ("H2O", 100, 2, 4, 4),
-    "methylamine": ("H3CNH2", 100, 3, 12, 12),
-    "ethanol": ("CH3CH2OH", 100, 4, 20, 20),
-    "acetamide": ("CH3CONH2", 100, 5, 25, 50),
+    "water": ("H2O", 100, 2, 4, 1),
+    "methylamine": ("H3CNH2", 100, 3, 12, 1),
+    "ethanol": ("CH3CH2OH", 100, 4, 20, 4),
+    "acetamide": ("CH3CONH2", 100, 5, 25, 10),
 }
 SMOKE = {
     "water": ("H2O", 5, 2, 4, 4),
@@ -320,7 +322,7 @@ def write_provenance(out: Path, specs: dict, counts: dict, timings: dict, info: 
         "(symmetrised).",
         f"  * `ccsdt`: CCSD(T)/{CC_BASIS} total energy (PySCF, RHF reference, frozen 1s cores of C/N/O, "
         "no density fitting). Energy only.",
-        "  Frames at the sparser levels are subsets of the `xtb` frames (`dft_polar` and `ccsdt` also of the "
+        "  Frames at the other levels are subsets of the `xtb` frames (`dft_polar` also of the "
         "`dft` frames) with identical coordinates. `valid` holds the frames from the last "
         f"{int(VALID_FRACTION * 100)} % of each trajectory.",
         "* **Units**: Angstrom (coord), eV (energy; Hartree = 27.211386 eV), eV/Angstrom (force), "

@@ -1,15 +1,18 @@
-"""Langevin MD of a 108-atom Ag-Au fcc cell with an mtzoo model through the ASE calculator.
+"""Langevin MD with an mtzoo model through the ASE calculator: a 108-atom Ag-Au fcc cell or a molecule.
 
 Usage::
 
     python examples/md/run_md.py                       # quick: trains a small model, 500 steps
     python examples/md/run_md.py --model frozen_model.pth --head default --steps 5000
+    python examples/md/run_md.py --model hcno-mf-se-v1 --head pbe --molecule CH3CH2OH --timestep 0.5
 
 Without ``--model`` the script trains the Ag-Au EMT example (``examples/agau_emt/input.json``)
 for ``--train-steps`` steps into a temporary folder and freezes it (a short demo model, not a
 converged one).  The cell is a 3x3x3 cubic fcc supercell (108 atoms, half Ag and half Au at
 random), Langevin thermostat at ``--temperature`` K (default 300) with ``--timestep`` fs
-(default 2).  Prints the potential, kinetic and total energy (eV) and the temperature every
+(default 2).  ``--molecule NAME`` runs an ASE g2 molecule (e.g. ``CH3CH2OH``) in vacuum
+instead (use a molecular model such as the zoo's ``hcno-mf-se-v1`` and ``--timestep 0.5``).
+``--model`` takes a model file or a zoo name.  Prints the potential, kinetic and total energy (eV) and the temperature every
 ``--print-every`` steps, then the neighbour-list builds and the speed in ns/day (wall clock of
 the MD loop only).
 """
@@ -65,7 +68,8 @@ def agau_supercell(seed: int, a: float = 4.07):
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--model", help="frozen mtzoo model; default: train a short demo model first")
+    ap.add_argument("--model", help="frozen mtzoo model file or zoo name; default: train a short Ag-Au demo model")
+    ap.add_argument("--molecule", default=None, help="ASE g2 molecule name (e.g. CH3CH2OH) instead of the Ag-Au cell")
     ap.add_argument("--head", default=None, help="head to run (needed for multi-head models)")
     ap.add_argument("--steps", type=int, default=500, help="MD steps (default 500; try 5000)")
     ap.add_argument("--timestep", type=float, default=2.0, help="fs (default 2)")
@@ -87,9 +91,14 @@ def main(argv=None) -> int:
 
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     with tempfile.TemporaryDirectory() as tmp:
-        model_path = Path(args.model) if args.model else train_demo_model(Path(tmp), args.train_steps)
+        model_path = args.model if args.model else train_demo_model(Path(tmp), args.train_steps)
         calc = MTZooCalculator(model_path, head=args.head, dtype=args.dtype, skin=args.skin)
-    atoms = agau_supercell(args.seed)
+    if args.molecule:
+        from ase.build import molecule
+
+        atoms = molecule(args.molecule)
+    else:
+        atoms = agau_supercell(args.seed)
     atoms.calc = calc
     rng = np.random.default_rng(args.seed)
     # thermalize_momenta (ASE >= 3.28) replaces MaxwellBoltzmannDistribution

@@ -37,7 +37,8 @@ def _replace_block(text: str, tag: str, body: str) -> str:
     return pattern.sub(lambda _: f"{begin}\n{body}\n{end}", text)
 
 
-def build(recipe_path: Path, steps: int | None, workdir: Path) -> dict:
+def build(recipe_path: Path, steps: int | None, workdir: Path, reuse: bool = False) -> dict:
+    import numpy as np
     import torch
 
     from mtzoo.model import build_model
@@ -51,11 +52,14 @@ def build(recipe_path: Path, steps: int | None, workdir: Path) -> dict:
     if steps is not None:
         cfg["training"]["numb_steps"] = cfg["training"]["save_freq"] = steps
     run = workdir / name
-    print(f"[{name}] training {cfg['training']['numb_steps']} steps in {run}", flush=True)
-    result = Trainer(cfg, run, progress=False, log=lambda *a: None).run()
-    print(f"[{name}] trained in {result['wall_s']:.1f} s; validation {json.dumps(result['valid'])}", flush=True)
-
-    state = load_checkpoint(run)
+    state = load_checkpoint(run) if reuse and run.exists() else None
+    if state is not None and state["step"] == cfg["training"]["numb_steps"]:
+        print(f"[{name}] reusing the finished run in {run} (step {state['step']})", flush=True)
+    else:
+        print(f"[{name}] training {cfg['training']['numb_steps']} steps in {run}", flush=True)
+        result = Trainer(cfg, run, progress=False, log=lambda *a: None).run()
+        print(f"[{name}] trained in {result['wall_s']:.1f} s; validation {json.dumps(result['valid'])}", flush=True)
+        state = load_checkpoint(run)
     model = build_model(state["model_config"])
     model.load_state_dict(state["model"])
     out = MODELS / f"{name}.pth"
@@ -64,8 +68,15 @@ def build(recipe_path: Path, steps: int | None, workdir: Path) -> dict:
                             "zoo": {"name": name, "version": recipe["version"]}})
     out.chmod(0o644)
     model = load_model(out)
-    atoms = check_frame()
-    energies = {h: model.predict(atoms, head=h)["energy"] for h in model.head_names()}
+    kind = recipe.get("check_frame", "agau")
+    atoms = check_frame(kind)
+    energies, tensors = {}, {}
+    for h in model.head_names():
+        pred = model.predict(atoms, head=h)
+        if "energy" in pred:
+            energies[h] = pred["energy"]
+        else:
+            tensors[h] = {k: v.tolist() for k, v in pred.items() if k in ("dipole", "polarizability")}
     desc = state["model_config"]["descriptor"]
     entry = {
         "name": name, "version": recipe["version"], "file": out.name, "sha256": file_sha256(out),
@@ -73,14 +84,14 @@ def build(recipe_path: Path, steps: int | None, workdir: Path) -> dict:
         "heads": [{"name": h, "level_of_theory": recipe["heads"][h]["level_of_theory"], "units": recipe["units"]}
                   for h in model.head_names()],
         "elements": list(model.type_map), "type_map": list(model.type_map),
-        "cutoff": float(desc["rcut"]), "cutoff_smooth": float(desc["rcut_smth"]),
-        "descriptor": {"type": desc["type"], "neuron": desc["neuron"], "axis_neuron": desc["axis_neuron"],
-                       "sel": desc["sel"]},
+        "cutoff": float(desc["rcut"]), "cutoff_smooth": float(desc["rcut_smth"]) if "rcut_smth" in desc else None,
+        "descriptor": {k: desc[k] for k in ("type", "neuron", "axis_neuron", "sel", "lmax", "num_layers",
+                                            "hidden_irreps") if k in desc},
         "description": recipe["description"], "model_card": recipe["model_card"], "license": recipe["license"],
         "recipe": str(recipe_path.relative_to(REPO)), "training_steps": int(state["step"]),
         "torch_version": torch.__version__,
-        "check": {"frame": "mtzoo.zoo.registry.check_frame()", "dtype": "float64",
-                  "energy": energies, "units": "eV"},
+        "check": {"frame": f"mtzoo.zoo.registry.check_frame('{kind}')", "kind": kind, "dtype": "float64",
+                  "energy": energies, "tensor": tensors, "units": recipe["units"]},
     }
     # mtzoo test per head on its own validation data
     cmd = [sys.executable, "-m", "mtzoo", "test", "-m", str(out.relative_to(REPO)), "-s"]
@@ -97,8 +108,11 @@ def build(recipe_path: Path, steps: int | None, workdir: Path) -> dict:
                                         f"| file | `mtzoo/zoo/models/{out.name}` ({entry['size_bytes']} bytes) |\n"
                                         f"| sha256 | `{entry['sha256']}` |\n"
                                         f"| training steps | {entry['training_steps']} |")
-    rows = "\n".join(f"| `{h}` | {e:.8f} |" for h, e in energies.items())
-    text = _replace_block(text, "check", "| head | energy (eV) |\n|---|---|\n" + rows)
+    rows = [f"| `{h}` | energy | {e:.8f} eV |" for h, e in energies.items()]
+    rows += [f"| `{h}` | {k} | {np.array2string(np.asarray(v), precision=6, separator=', ')} |".replace("\n", " ")
+             for h, t in tensors.items() for k, v in t.items()]
+    text = _replace_block(text, "check", f"Frame: `check_frame('{kind}')`, float64.\n\n"
+                                         "| head | output | value |\n|---|---|---|\n" + "\n".join(rows))
     card.write_text(text)
     print(proc.stdout, flush=True)
     return entry
@@ -120,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int, default=None, help="override numb_steps (quick trial builds)")
     p.add_argument("--workdir", default=str(Path(tempfile.gettempdir()) / "mtzoo-zoo-runs"),
                    help="training runs go here (not shipped)")
+    p.add_argument("--reuse", action="store_true",
+                   help="reuse a finished training run in the work folder (same numb_steps) instead of training again")
     args = p.parse_args(argv)
     os.chdir(REPO)  # recipe data paths are relative to the repository root
     import torch
@@ -129,12 +145,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.names:
         recipes = [RECIPES / f"{n}.json" for n in args.names]
     index_path = MODELS / "index.json"
-    index = json.loads(index_path.read_text()) if index_path.exists() else {"format_version": 1, "models": []}
     for r in recipes:
-        entry = build(r, args.steps, Path(args.workdir))
+        entry = build(r, args.steps, Path(args.workdir), reuse=args.reuse)
+        # re-read the index after each (long) build: other builds may have run meanwhile
+        index = json.loads(index_path.read_text()) if index_path.exists() else {"format_version": 1, "models": []}
         index["models"] = [e for e in index["models"] if e["name"] != entry["name"]] + [entry]
-    index["models"].sort(key=lambda e: e["name"])
-    index_path.write_text(json.dumps(index, indent=2) + "\n")
+        index["models"].sort(key=lambda e: e["name"])
+        index_path.write_text(json.dumps(index, indent=2) + "\n")
     print(f"wrote {index_path}")
     return 0
 

@@ -104,6 +104,20 @@ def _test(args) -> None:
     print("\n\n".join(format_table(r) for r in results.values()))
 
 
+def _replay_arg(text: str):
+    """``--replay-weight``: a number, or ``head=w,head=w``."""
+    if "=" not in text:
+        return float(text)
+    out = {}
+    for item in text.split(","):
+        head, _, w = item.partition("=")
+        try:
+            out[head.strip()] = float(w)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected HEAD=NUMBER, got '{item}'") from None
+    return out
+
+
 def _finetune(args) -> None:
     from mtzoo.zoo.finetune import finetune
 
@@ -187,7 +201,9 @@ def build_parser() -> argparse.ArgumentParser:
     ft.add_argument("--init-from", default=None, help="start the new head from this head's weights")
     ft.add_argument("--steps", type=int, default=1000)
     ft.add_argument("--lr", type=float, default=1e-3, help="start learning rate")
-    ft.add_argument("--replay-weight", type=float, default=1.0, help="fitting_weight of each old head (multitask)")
+    ft.add_argument("--replay-weight", type=_replay_arg, default=1.0,
+                    help="fitting_weight of the old heads (multitask): one number for all, or HEAD=W[,HEAD=W...] "
+                         "(heads left out get 0: not trained)")
     ft.add_argument("--replay-root", default=None, help="folder the base model's replay data paths are relative to")
     ft.add_argument("--seed", type=int, default=1)
     ft.add_argument("-w", "--workdir", default="finetune", help="run folder")

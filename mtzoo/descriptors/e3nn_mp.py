@@ -44,7 +44,7 @@ from torch import nn
 
 from mtzoo import keys as K
 from mtzoo.descriptors.base import Descriptor, register
-from mtzoo.nn.common import to_dtype
+from mtzoo.nn.common import default_dtype, to_dtype
 from mtzoo.nn.scatter import scatter_sum
 
 
@@ -122,6 +122,16 @@ class Interaction(nn.Module):
         return self.gate(self.linear_down(agg) + self.self_connection(h, attr))
 
 
+def _keep_own_constants(module, state_dict, prefix, *args) -> None:
+    """Load hook: keep this module's own e3nn constant buffers (``_w3j_*``), computed in float64 at
+    construction, instead of the file's copies (a file written by a model built with a float32
+    default dtype holds them rounded to float32, which breaks equivariance at about 1e-9)."""
+    own = module.state_dict(prefix=prefix)
+    for key in list(state_dict):
+        if key.startswith(prefix) and "._w3j_" in key and key in own:
+            state_dict[key] = own[key]
+
+
 @register("e3nn_mp")
 class DescrptE3nnMP(Descriptor):
     """Equivariant message-passing descriptor built from e3nn (see module docstring for the equations).
@@ -181,7 +191,9 @@ class DescrptE3nnMP(Descriptor):
         self.precision, self.trainable, self.seed = precision, bool(trainable), seed
         self.dtype = to_dtype(precision)
         self.irreps_sh = o3.Irreps.spherical_harmonics(self.lmax)
-        with torch.random.fork_rng(devices=[]):
+        # e3nn's constants (Wigner 3j) are computed in the default dtype: build in float64 so that
+        # they are exact to double precision whatever the caller's default (then cast to precision)
+        with torch.random.fork_rng(devices=[]), default_dtype(torch.float64):
             if seed is not None:
                 torch.manual_seed(int(seed))
             self.embedding = o3.Linear(o3.Irreps(f"{ntypes}x0e"), o3.Irreps(f"{n_scalars}x0e"))
@@ -202,6 +214,7 @@ class DescrptE3nnMP(Descriptor):
         self.scalar_cols = self.scalar_cols.long()
         if not self.trainable:
             self.requires_grad_(False)
+        self._register_load_state_dict_pre_hook(_keep_own_constants, with_module=True)
 
     def get_config(self) -> dict:
         return {"type": "e3nn_mp", "rcut": self.rcut, "lmax": self.lmax, "num_layers": self.num_layers,

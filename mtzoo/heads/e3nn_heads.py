@@ -40,7 +40,7 @@ from e3nn.io import CartesianTensor
 from mtzoo import keys as K
 from mtzoo.heads.base import Head, OutputDef
 from mtzoo.heads.tensor import _type_list, tensor_out_bias
-from mtzoo.nn.common import to_dtype
+from mtzoo.nn.common import default_dtype, to_dtype
 
 
 class E3nnTensorHead(Head):
@@ -77,7 +77,7 @@ class E3nnTensorHead(Head):
         self.sel_type = None if sel_type is None else _type_list(sel_type, ntypes, "sel_type")
         self.exclude_types = _type_list(exclude_types, ntypes, "exclude_types")
         self.dtype = to_dtype(precision)
-        with torch.random.fork_rng(devices=[]):
+        with torch.random.fork_rng(devices=[]), default_dtype(torch.float64):  # e3nn constants in float64
             if seed is not None:
                 torch.manual_seed(int(np.ravel(seed)[0]))
             self.linear = o3.Linear(self.irreps_in, o3.Irreps([(self.ntypes, ir) for _, ir in self.target]))
@@ -179,7 +179,8 @@ class E3nnPolarHead(E3nnTensorHead):
         self.register_buffer("scale", torch.tensor(scale, dtype=torch.float64))
         self.register_buffer("out_bias", torch.zeros(self.ntypes, 3, 3, dtype=torch.float64))
         # change of basis 1x0e + 1x2e -> symmetric 3x3, exactly symmetrised: [6, 3, 3]
-        q = CartesianTensor("ij=ji").to_cartesian(torch.eye(6, dtype=torch.float64))
+        with default_dtype(torch.float64):
+            q = CartesianTensor("ij=ji").to_cartesian(torch.eye(6, dtype=torch.float64))
         self.register_buffer("basis", (q + q.transpose(1, 2)) / 2, persistent=False)
 
     def get_config(self) -> dict:

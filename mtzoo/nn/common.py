@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import torch
 
@@ -22,6 +23,18 @@ def to_dtype(precision: str) -> torch.dtype:
         return PRECISIONS[precision.lower()]
     except KeyError:
         raise ValueError(f"precision '{precision}' unknown (expected one of {sorted(PRECISIONS)})") from None
+
+
+@contextlib.contextmanager
+def default_dtype(dtype: torch.dtype) -> Iterator[None]:
+    """Temporarily set torch's default dtype (e3nn computes its Wigner-3j / change-of-basis
+    constants in the default dtype at construction: build them in float64, then cast)."""
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(old)
 
 
 def _gelu_tanh(x: torch.Tensor) -> torch.Tensor:

@@ -61,6 +61,16 @@ def _resolve_replay(paths: list[str], head: str, roots: list[Path]) -> list[str]
     return out
 
 
+def _replay_weights(replay_weight, heads: list[str]) -> dict[str, float]:
+    """``{old head: weight}`` from a number (every head) or a mapping (missing heads: 0)."""
+    if isinstance(replay_weight, dict):
+        unknown = sorted(set(replay_weight) - set(heads))
+        if unknown:
+            raise KeyError(f"replay_weight names heads {unknown} that the base model lacks (its heads: {heads})")
+        return {h: float(replay_weight.get(h, 0.0)) for h in heads}
+    return {h: float(replay_weight) for h in heads}
+
+
 def _data_section(systems, batch_size=1, valid: bool = False) -> dict:
     d = {"systems": [str(Path(s).resolve()) for s in ([systems] if isinstance(systems, (str, Path)) else systems)],
          "batch_size": batch_size}
@@ -91,8 +101,10 @@ def finetune(base, data_train, data_valid=None, head_name: str = "new", strategy
         Start the new head from this head's weights (its energy bias is refitted anyway).
     steps, lr, seed : int, float, int
         Training steps, start learning rate (exponential decay to ``lr / 100``), seed.
-    replay_weight : float
-        ``fitting_weight`` of every old head in ``"multitask"`` (the new head has 1).
+    replay_weight : float or dict of str to float
+        ``"multitask"`` only: ``fitting_weight`` of the old heads (the new head has 1): one number
+        for every old head, or ``{head: weight}``; heads a dict leaves out get weight 0 (kept
+        in the result but not trained, with a warning: the descriptor moves under them).
     workdir : str or Path
         Training run folder (``finetune_input.json``, ``out.json``, ``lcurve.out``, checkpoints).
     output : str or Path or None
@@ -148,7 +160,7 @@ def finetune(base, data_train, data_valid=None, head_name: str = "new", strategy
             fittings[h] = {}
             data_dict[h] = {"training_data": {**t.training_data.to_dict(),
                                               "systems": _resolve_replay(list(t.training_data.systems), h, roots)}}
-            weights[h] = float(replay_weight)
+            weights[h] = _replay_weights(replay_weight, heads)[h]
         fittings = {**{h: fittings[h] for h in heads}, head_name: fitting}
     raw = {
         "_comment": f"mtzoo finetune: strategy {strategy}, base {path}, new head {head_name}"

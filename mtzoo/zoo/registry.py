@@ -72,8 +72,9 @@ def load_pretrained(name_or_path: str | Path, head: str | None = None, dtype=Non
     ----------
     name_or_path : str or Path
         A zoo name (:func:`list_pretrained`) or the path of a model file (anything
-        :func:`mtzoo.zoo.frozen.load_model` reads).  A string that is neither a zoo name nor an
-        existing file is a ``KeyError`` listing the zoo's names.
+        :func:`mtzoo.zoo.frozen.load_model` reads).  A missing file (a ``Path``, or a string with
+        a ``/`` or a model suffix) is a ``FileNotFoundError``; any other string that is not a zoo
+        name is a ``KeyError``; both list the zoo's names.
     head : str or None
         Return a single-head model with only this head (:func:`mtzoo.zoo.frozen.single_head`);
         an unknown head is a ``KeyError`` listing the model's heads.  Default: every head.
@@ -98,6 +99,8 @@ def load_pretrained(name_or_path: str | Path, head: str | None = None, dtype=Non
         path = verify(entry, Path(index).parent if index is not None else None)
     elif p.exists():
         path = p
+    elif isinstance(name_or_path, Path) or "/" in str(name_or_path) or p.suffix in (".pth", ".pt", ".dp", ".yaml"):
+        raise FileNotFoundError(f"model file not found: {name_or_path} (pretrained models of the zoo: {names})")
     else:
         raise KeyError(f"'{name_or_path}' is neither a pretrained model of the zoo (available: {names}) "
                        "nor an existing model file")
@@ -109,15 +112,31 @@ def load_pretrained(name_or_path: str | Path, head: str | None = None, dtype=Non
     return model.to(device).eval()
 
 
-def check_frame():
-    """The fixed frame the zoo records check energies on: a rattled 32-atom fcc Ag16Au16 cell.
+def check_frame(kind: str = "agau"):
+    """The fixed frame the zoo records check outputs on.
 
-    2x2x2 conventional fcc cell, a = 4.085 A, the first 16 atoms Ag and the rest Au, positions
-    rattled with ``ase.Atoms.rattle(stdev=0.05, seed=7)``; periodic.
+    Parameters
+    ----------
+    kind : {"agau", "hcno"}
+        ``"agau"``: a rattled 32-atom fcc Ag16Au16 cell (2x2x2 conventional fcc cell,
+        a = 4.085 A, the first 16 atoms Ag, the rest Au), periodic.  ``"hcno"``: acetamide
+        (CH3CONH2, ASE g2 geometry, 9 atoms with H, C, N and O), not periodic.  Both rattled
+        with ``ase.Atoms.rattle(stdev=0.05, seed=7)``.
+
+    Returns
+    -------
+    ase.Atoms
     """
-    from ase.build import bulk
+    if kind == "agau":
+        from ase.build import bulk
 
-    atoms = bulk("Au", "fcc", a=4.085, cubic=True).repeat((2, 2, 2))
-    atoms.symbols[:16] = "Ag"
+        atoms = bulk("Au", "fcc", a=4.085, cubic=True).repeat((2, 2, 2))
+        atoms.symbols[:16] = "Ag"
+    elif kind == "hcno":
+        from ase.build import molecule
+
+        atoms = molecule("CH3CONH2")
+    else:
+        raise ValueError(f"check_frame: unknown kind '{kind}' (available: ['agau', 'hcno'])")
     atoms.rattle(stdev=0.05, seed=7)
     return atoms
