@@ -106,7 +106,7 @@ def test_errors(model, head: str | None, test_systems) -> dict:
         err_pa.append(d / s.natoms)
     err, err_pa = np.concatenate(err), np.concatenate(err_pa)
     return {"mae_meV": float(np.abs(err).mean()), "rmse_meV": float(np.sqrt((err ** 2).mean())),
-            "mae_meV_per_atom": float(np.abs(err_pa).mean()), "n": int(err.size)}
+            "mae_meV_per_atom": float(np.abs(err_pa).mean()), "n_test": int(err.size)}
 
 
 def run_one(strategy: str, base: Path, train: list[str], steps: int, seed: int, replay: dict, workdir: Path):

@@ -79,7 +79,7 @@ def _paths(x) -> list[str]:
     return [str(p) for p in (x if isinstance(x, list) else [x])]
 
 
-def run(kind: str, high_train: Path, steps: int, seed: int, workdir: Path, preset: dict) -> dict:
+def run(kind: str, high_train: Path, steps: int, seed: int, workdir: Path, preset: dict, batch_size=1) -> dict:
     from mtzoo.data.readers import load_systems
     from mtzoo.evaluate import evaluate
     from mtzoo.train.trainer import Trainer
@@ -87,7 +87,7 @@ def run(kind: str, high_train: Path, steps: int, seed: int, workdir: Path, prese
     fitting = {"type": "ener", "neuron": [64, 64, 64], "resnet_dt": True}
     training = {"numb_steps": steps, "seed": seed, "disp_freq": steps, "save_freq": steps}
     lr = {"type": "exp", "start_lr": 3e-3, "stop_lr": 1e-5, "decay_steps": max(steps // 10, 1)}
-    high = {"training_data": {"systems": [str(high_train)], "batch_size": 1}}
+    high = {"training_data": {"systems": [str(high_train)], "batch_size": batch_size}}
     desc = {**preset["descriptor"], "seed": seed}
     type_map = preset["type_map"]
     if kind == "alone":
@@ -99,7 +99,7 @@ def run(kind: str, high_train: Path, steps: int, seed: int, workdir: Path, prese
                          "fitting_net_dict": {"high": {**fitting, "seed": seed}, "low": {**fitting, "seed": seed + 100}}},
                "learning_rate": lr, "loss_dict": {"high": LOSS, "low": LOSS},
                "training": {**training, "data_dict": {
-                   "high": high, "low": {"training_data": {"systems": _paths(preset["low"]), "batch_size": 1}}},
+                   "high": high, "low": {"training_data": {"systems": _paths(preset["low"]), "batch_size": batch_size}}},
                    "fitting_weight": {"high": 1, "low": 1}}}
         head = "high"
     tr = Trainer(cfg, workdir, progress=False, log=lambda *a: None)
@@ -120,6 +120,7 @@ def main() -> None:
     p.add_argument("--k", type=int, nargs="+", default=[3, 10, 20], help="high-level frames per system")
     p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     p.add_argument("--steps", type=int, default=1200)
+    p.add_argument("--batch-size", default="1", help="batch_size of every data set: an int or DeePMD's 'auto[:N]'")
     p.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     args = p.parse_args()
     rows = []
@@ -130,7 +131,8 @@ def main() -> None:
             subset(PRESETS[args.data]["high"], high, k)
             for seed in args.seeds:
                 for kind in ("alone", "joint"):
-                    r = run(kind, high, args.steps, seed, tmp / f"run_{k}_{seed}_{kind}", PRESETS[args.data])
+                    bs = int(args.batch_size) if args.batch_size.isdigit() else args.batch_size
+                    r = run(kind, high, args.steps, seed, tmp / f"run_{k}_{seed}_{kind}", PRESETS[args.data], bs)
                     nhigh = sum(len(__import__("numpy").load(f)) for f in high.rglob("energy.npy"))
                     rows.append({"k_per_system": k, "high_frames": nhigh, "seed": seed, "mode": kind, **r})
                     print(json.dumps(rows[-1]), flush=True)
@@ -144,11 +146,12 @@ def main() -> None:
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
     pre = PRESETS[args.data]
     result = {"benchmark": f"multifidelity-{args.data}", "date": datetime.date.today().isoformat(), "commit": commit,
-              "steps": args.steps, "seeds": args.seeds, "low": _paths(pre["low"]), "high": _paths(pre["high"]),
+              "steps": args.steps, "seeds": args.seeds, "batch_size": args.batch_size, "low": _paths(pre["low"]), "high": _paths(pre["high"]),
               "test": _paths(pre["test"]),
               "runs": rows, "median_over_seeds": summary}
     args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"{result['date']}-multifidelity-{args.data}-{args.steps}steps.json"
+    bs_tag = "" if args.batch_size == "1" else f"-batch{args.batch_size.replace(':', '')}"
+    path = args.out / f"{result['date']}-multifidelity-{args.data}-{args.steps}steps{bs_tag}.json"
     path.write_text(json.dumps(result, indent=2) + "\n")
     print("| high-level frames | mode | energy MAE (meV/atom) | force MAE (meV/A) | force RMSE (meV/A) |")
     print("|---|---|---|---|---|")

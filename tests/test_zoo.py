@@ -216,3 +216,25 @@ def test_cli_finetune_freeze(tmp_path, capsys):
     assert main(["finetune", "-m", "nope", "--train", str(D3ZERO / "train"), "--head", "x", "-w",
                  str(tmp_path / "r2")]) == 2
     assert "agau-emt-d3-v1" in capsys.readouterr().err
+
+
+def test_finetune_init_from_shifts_the_old_bias_along_the_new_compositions():
+    """DeePMD's change-by-statistic: b_new = b_old + min-norm lstsq(C, E - E_pred); with one
+    composition in the new data the shift is parallel to it (other compositions keep b_old)."""
+    from mtzoo.data.readers import load_systems
+    from mtzoo.evaluate import predict_system
+    from mtzoo.zoo.finetune import _shifted_bias
+    from mtzoo.zoo.registry import MODELS_DIR
+
+    path = MODELS_DIR / "agau-emt-d3-v1.pth"
+    base = load_model(path)
+    old = base.heads["emt_d3bj"].bias_atom_e.detach().numpy().copy()
+    one = sorted(p.parent for p in (D3ZERO / "train").rglob("type.raw"))[0]
+    new = _shifted_bias(path, "emt_d3bj", one, old)
+    (s,) = load_systems([one])
+    c = np.bincount(s.model_types(base.type_map), minlength=2).astype(float)
+    delta = new - old
+    resid = s.labels["energy"] - predict_system(base, s, head="emt_d3bj")["energy"]
+    assert abs(delta[0] * c[1] - delta[1] * c[0]) < 1e-9 * np.abs(delta).max()  # parallel to c
+    assert c @ delta == pytest.approx(resid.mean(), rel=1e-10)
+    assert np.abs(delta).max() > 1e-6

@@ -17,8 +17,10 @@ base model (``init_frz_model``), with the completed input written to the work fo
     the changed descriptor, so the result has the new head only.
 
 ``init_from=HEAD`` starts the new head from the weights of an existing head (copied after the
-model is built, before training).  In every case the new head's per-type energy bias is first
-refitted on the new data (``compute_output_stats``).
+model is built, before training) and from that head's per-type energy bias shifted by a
+least-squares fit to the residuals of its predictions on the new data (DeePMD-kit's
+"change-by-statistic"; compositions the new data do not span keep the old bias).  Without
+``init_from`` the new head's bias is fitted on the new data alone (``compute_output_stats``).
 """
 
 from __future__ import annotations
@@ -98,7 +100,8 @@ def finetune(base, data_train, data_valid=None, head_name: str = "new", strategy
     strategy : {"multitask", "freeze", "full"}
         See the module docstring.
     init_from : str or None
-        Start the new head from this head's weights (its energy bias is refitted anyway).
+        Start the new head from this head's weights and energy bias (the bias shifted to the new
+        data, see the module docstring); None: fresh weights, bias fitted on the new data.
     steps, lr, seed : int, float, int
         Training steps, start learning rate (exponential decay to ``lr / 100``), seed.
     replay_weight : float or dict of str to float
@@ -176,7 +179,7 @@ def finetune(base, data_train, data_valid=None, head_name: str = "new", strategy
     (workdir / "finetune_input.json").write_text(json.dumps(raw, indent=2) + "\n")
     kwargs = {} if log is None else {"log": log}
     trainer = Trainer(copy.deepcopy(raw), workdir, init_frz_model=path, progress=progress, **kwargs)
-    if init_from is not None:  # fitting weights from the old head; the bias stays the one fitted on the new data
+    if init_from is not None:  # fitting weights from the old head, then its energy bias shifted to the new data
         src = f"heads.{init_from}."
         own = trainer.model.heads[head_name].state_dict()
         weights_in = {k[len(src):]: v for k, v in state["state_dict"].items()
@@ -188,6 +191,9 @@ def finetune(base, data_train, data_valid=None, head_name: str = "new", strategy
         with torch.no_grad():
             for k, v in weights_in.items():
                 own[k].copy_(v)
+            if "bias_atom_e" in own:
+                own["bias_atom_e"].copy_(torch.as_tensor(
+                    _shifted_bias(path, init_from, data_train, state["state_dict"][src + "bias_atom_e"])))
     trainer.run()
     trained = trainer.model.eval()
     meta = {"base": str(path), "strategy": strategy, "new_head": head_name, "init_from": init_from,
@@ -209,6 +215,43 @@ def finetune(base, data_train, data_valid=None, head_name: str = "new", strategy
         record = trainer.cfg.to_dict()
     return save_model(model, output, {"step": trainer.step, "input": record, "source_heads": model.head_names(),
                                       "finetune": meta})
+
+
+def _shifted_bias(path: Path, init_from: str, data_train, old_bias):
+    r"""Energy bias of a new head started from ``init_from``: the old bias plus a least-squares shift.
+
+    DeePMD-kit's "change-by-statistic" bias adjustment: with :math:`C` the ``[nframes, ntypes]``
+    atom counts of the new training frames, :math:`E` their energies and :math:`\hat E` the
+    predictions of the base model's ``init_from`` head,
+
+    .. math:: b_\mathrm{new} = b_\mathrm{old} + \arg\min_{\delta} \|C\delta - (E - \hat E)\|^2
+
+    (minimum-norm solution).  Directions of composition space that the new frames do not span
+    keep the old head's bias, so a few frames of a few molecules do not ruin the energies of
+    other compositions (a from-scratch refit would leave those arbitrary).  Returns the
+    ``[ntypes]`` bias (numpy, float64).
+    """
+    import numpy as np
+
+    from mtzoo.data.readers import load_systems
+    from mtzoo.evaluate import predict_system
+    from mtzoo.heads.energy import fit_energy_bias
+    from mtzoo.zoo.frozen import load_model
+
+    base = load_model(path)
+    counts, resid = [], []
+    for s in load_systems([data_train] if isinstance(data_train, (str, Path)) else list(data_train)):
+        if "energy" not in s.labels or not s.masks["energy"].any():
+            continue
+        m = s.masks["energy"]
+        pred = predict_system(base, s, head=init_from)["energy"]
+        c = np.bincount(s.model_types(list(base.type_map)), minlength=len(base.type_map))
+        counts.append(np.repeat(c[None], int(m.sum()), 0))
+        resid.append(s.labels["energy"][m] - pred[m])
+    old = np.asarray(old_bias, dtype=np.float64)
+    if not counts:
+        return old
+    return old + fit_energy_bias(np.concatenate(counts), np.concatenate(resid))
 
 
 def _merged_input(base_input: dict, run_input: dict, head: str) -> dict:
