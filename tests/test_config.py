@@ -45,7 +45,9 @@ PARSING_OTHERS = {
     "water/se_e3/input.json",
     "water_multi_task/ener_dipole/input.json",
     "water_tensor/dipole/dipole_input.json",
+    "water_tensor/dipole/dipole_input_torch.json",  # model-level atom_exclude_types [1] (tensor heads)
     "water_tensor/polar/polar_input.json",
+    "water_tensor/polar/polar_input_torch.json",
 }
 V3_MESSAGE = (
     "DeePMD-kit v3 multi-task inputs (model_dict/shared_dict) are not supported yet; "
@@ -142,8 +144,6 @@ def test_other_examples_fail_only_as_not_implemented(path):
     assert "unknown key" not in message
     if "multi_task" in str(path):
         assert message == f"{path}: model.model_dict: {V3_MESSAGE}"
-    elif "water_tensor" in str(path):  # DeePMD-kit's pt inputs select types by atom_exclude_types
-        assert "model.atom_exclude_types: not supported by mtzoo yet" in message
     else:
         assert re.search(r"model\.descriptor\.type: '\w+' is not implemented yet", message)
 

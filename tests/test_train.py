@@ -154,3 +154,31 @@ def test_other_shared_water_inputs_train_unmodified(tmp_path, monkeypatch, water
     tr = Trainer(cfg, tmp_path, progress=False, log=lambda *a: None)
     res = tr.run()
     assert res["step"] == 1 and math.isfinite(res["train"]["rmse"])
+
+
+@pytest.mark.parametrize("kind", ["dipole", "polar"])
+def test_shared_tensor_torch_inputs_train_with_atom_exclude_types(tmp_path, monkeypatch, water_dir, kind):
+    """DeePMD-kit's water_tensor/*_torch.json select the oxygens with a model-level
+    ``atom_exclude_types: [1]``: mtzoo merges it into the head's exclude_types, so H atoms
+    output exactly zero and the frame tensor is the sum over O."""
+    from mtzoo.config import load_input
+    from mtzoo.data.graph import collate, system_graphs
+
+    path = water_dir.parent / "water_tensor" / kind / f"{kind}_input_torch.json"
+    if not path.exists():
+        pytest.skip("shared water_tensor example not present")
+    cfg = load_input(path)
+    assert cfg.model.atom_exclude_types == [1]
+    cfg.training.numb_steps = 2
+    cfg.training.validation_data.numb_btch = 1
+    monkeypatch.chdir(path.parent)
+    tr = Trainer(cfg, tmp_path, progress=False, log=lambda *a: None)
+    head = tr.model.heads["default"]
+    assert head.exclude_types == [1] and head.sel_types() == [0]
+    res = tr.run()
+    assert math.isfinite(res["train"]["rmse"]) and res["step"] == 2
+    system = tr.tasks["default"].train.systems[0]
+    out = tr.model.eval()(collate(system_graphs(system, tr.model.type_map, tr.model.rcut)[:1]), create_graph=False)
+    atomic = out[head.outputs[0].atom_name].detach().numpy()
+    is_h = system.model_types(tr.model.type_map) == 1
+    assert is_h.any() and np.abs(atomic[is_h]).max() == 0.0 and np.abs(atomic[~is_h]).max() > 0

@@ -502,6 +502,11 @@ class ModelConfig(Variant):
     data_bias_nsample: int = option(
         10, check=gt(0), doc="Number of samples in a system to compute and change the energy bias."
     )
+    atom_exclude_types: list[int] = option(
+        [], doc="Atom types whose atomic outputs are zero.  mtzoo applies it to dipole and polar heads "
+                "(merged into each head's exclude_types, as DeePMD-kit's atomic model does); energy heads "
+                "do not support it yet.",
+    )
 
     _unsupported = {
         "type_embedding": None,
@@ -511,7 +516,6 @@ class ModelConfig(Variant):
         "sw_rmax": None,
         "srtab_add_bias": lambda v: isinstance(v, bool),
         "pair_exclude_types": [],
-        "atom_exclude_types": [],
         "preset_out_bias": None,
         "modifier": None,
         "compress": None,
@@ -549,6 +553,15 @@ class ModelConfig(Variant):
 
     def validate(self, path: str) -> None:
         """One of fitting_net/fitting_net_dict; checks against ``type_map``; shared layers."""
+        for i, t in enumerate(self.atom_exclude_types):
+            if not isinstance(t, int) or isinstance(t, bool) or not 0 <= t < self.ntypes:
+                raise ConfigError(f"must be an atom type index in [0, {self.ntypes}) (type_map {self.type_map}), "
+                                  f"got {t!r}", join_path(join_path(path, "atom_exclude_types"), i))
+        if self.atom_exclude_types:
+            for name, fit in self.heads.items():
+                if fit is not None and getattr(fit, "type", "ener") not in ("dipole", "polar"):
+                    raise ConfigError(f"not supported by mtzoo yet with a '{fit.type}' fitting (head '{name}'); "
+                                      "it is applied to dipole and polar heads only", join_path(path, "atom_exclude_types"))
         if self.fitting_net is not None and self.fitting_net_dict is not None:
             raise ConfigError(
                 "fitting_net and fitting_net_dict are mutually exclusive (single-task and "

@@ -99,9 +99,12 @@ def constructor_params(cls) -> set[str]:
     return names
 
 
-def head_config(fitting_cfg) -> dict:
-    """Constructor arguments of the head for a fitting config (DeePMD keys the head does not take are dropped)."""
+def head_config(fitting_cfg, atom_exclude_types=()) -> dict:
+    """Constructor arguments of the head for a fitting config (DeePMD keys the head does not take are dropped);
+    the model-level ``atom_exclude_types`` is merged into a tensor head's ``exclude_types``."""
     d = fitting_cfg.to_dict()
+    if atom_exclude_types:
+        d["exclude_types"] = sorted(set(d.get("exclude_types", [])) | {int(t) for t in atom_exclude_types})
     kind = d.get("type", "ener")
     if kind not in HEADS:
         raise ConfigError(f"fitting_net type '{kind}' is not supported yet (available: {sorted(HEADS)})")
@@ -138,7 +141,7 @@ def model_from_input(cfg, tasks: list[Task]) -> Model:
     """Shared descriptor of ``cfg.model`` and one head per task (random weights)."""
     mcfg = cfg.model
     desc = resolve_sel(mcfg.descriptor.to_dict(), tasks, mcfg.ntypes)
-    heads = {tc.name: head_config(tc.fitting) for tc in cfg.tasks()}
+    heads = {tc.name: head_config(tc.fitting, mcfg.atom_exclude_types) for tc in cfg.tasks()}
     return build_model({"type_map": list(mcfg.type_map), "descriptor": desc, "heads": heads})
 
 
@@ -172,7 +175,7 @@ def model_from_frozen(frozen_state: dict, cfg, new_heads: list[str]) -> Model:
     heads = {}
     for tc in cfg.tasks():
         if tc.name in new_heads:
-            heads[tc.name] = head_config(tc.fitting)
+            heads[tc.name] = head_config(tc.fitting, cfg.model.atom_exclude_types)
         else:
             heads[tc.name] = {**old_cfg["heads"][tc.name], "trainable": head_config(tc.fitting).get("trainable", True)}
     model = build_model({"type_map": old_cfg["type_map"], "descriptor": desc, "heads": heads})
