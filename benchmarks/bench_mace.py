@@ -56,6 +56,8 @@ from pathlib import Path
 
 import numpy as np
 
+from _common import cpu_model, git_commit  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
+
 REPO = Path(__file__).resolve().parents[1]
 PEER_SCRIPT = Path(__file__).resolve().parent / "_mace_peer.py"
 FRAMES = "data/deepmd-examples/examples/water/data/data_3"
@@ -278,21 +280,8 @@ def run_precision(precision: str, system, peer_python: str, npz: Path, force_rms
     return res
 
 
-def git_commit() -> str:
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
-    dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO, capture_output=True,
-                                text=True).stdout.strip())
-    return commit + ("-dirty" if dirty else "")
 
 
-def cpu_model() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 def main() -> None:

@@ -37,11 +37,12 @@ import copy
 import datetime
 import json
 import os
-import subprocess
 import sys
 import time
 import traceback
 from pathlib import Path
+
+from _common import git_commit  # benchmarks/ is on sys.path when run as a script
 
 REPO = Path(__file__).resolve().parents[1]
 WATER = Path("data/deepmd-examples/examples/water")
@@ -299,12 +300,6 @@ def label_baselines(shared: Path) -> dict:
     return out
 
 
-def git_commit() -> str:
-    """Short hash of HEAD, with ``-dirty`` when tracked files differ from it."""
-    def git(*a):
-        return subprocess.run(["git", *a], cwd=REPO, capture_output=True, text=True).stdout.strip()
-
-    return git("rev-parse", "--short", "HEAD") + ("-dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
 
 
 def main() -> None:

@@ -63,6 +63,8 @@ from pathlib import Path
 
 import numpy as np
 
+from _common import cpu_model, git_commit  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
+
 REPO = Path(__file__).resolve().parents[1]
 WATER = "data/deepmd-examples/examples/water"
 INPUT = WATER + "/se_e2_a/input_torch.json"
@@ -250,21 +252,8 @@ def versions(peer: str) -> dict:
             "peer": dict(zip(("deepmd_kit", "torch", "ase"), peer_v)) if len(peer_v) == 3 else None}
 
 
-def git_commit() -> str:
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
-    dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO, capture_output=True,
-                                text=True).stdout.strip())
-    return commit + ("-dirty" if dirty else "")
 
 
-def cpu_model() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return ""
 
 
 def summarise(rounds: list[dict], sides: list[str]) -> dict:
