@@ -506,3 +506,20 @@ def check_tensor_equivariance(model, frame, head: str, rtol: float = 1e-12, seed
                                       alone[o.atom_name], rtol))
         start += f.natoms
     return worst
+
+
+def keep_default_dtype(build):
+    """``build(*args)`` with torch's default dtype restored afterwards (model builders may change it)."""
+    def wrapped(*args):
+        old = torch.get_default_dtype()
+        try:
+            return build(*args)
+        finally:
+            torch.set_default_dtype(old)
+    return wrapped
+
+
+def report(request, name: str, value) -> None:
+    """Record a measured figure on the test (``user_properties``) and print it (``pytest -s``)."""
+    request.node.user_properties.append((name, value))
+    print(f"\n{request.node.name}: {name} = {value}")

@@ -70,17 +70,10 @@ def _model(system: str, variant: str):
     return model.eval()
 
 
-def model_for(system: str, variant: str):
-    old = torch.get_default_dtype()
-    try:
-        return _model(system, variant)
-    finally:
-        torch.set_default_dtype(old)
+model_for = physics.keep_default_dtype(_model)
 
 
-def _report(request, name: str, value) -> None:
-    request.node.user_properties.append((name, value))
-    print(f"\n{request.node.name}: {name} = {value}")
+_report = physics.report
 
 
 @pytest.mark.parametrize("system,variant", CASES)

@@ -87,16 +87,10 @@ def _model(system: str, variant: str):
 def model_for(system: str, variant: str):
     if system == "water" and not _have_water():
         pytest.skip("shared DeePMD water data not present (../shared/data/deepmd-examples)")
-    old = torch.get_default_dtype()
-    try:
-        return _model(system, variant)
-    finally:
-        torch.set_default_dtype(old)
+    return physics.keep_default_dtype(_model)(system, variant)
 
 
-def _report(request, name: str, value) -> None:
-    request.node.user_properties.append((name, value))
-    print(f"\n{request.node.name}: {name} = {value}")
+_report = physics.report
 
 
 # ------------------------------------------------------------------------------------------
