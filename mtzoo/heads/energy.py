@@ -142,16 +142,21 @@ def fit_energy_bias(type_counts: np.ndarray, energies: np.ndarray, rcond: float 
     return bias
 
 
-def energy_bias_from_systems(systems, type_map, rcond=None, atom_ener=None) -> np.ndarray | None:
-    """:func:`fit_energy_bias` over every frame of ``systems`` that has an energy label (None if none has)."""
+def energy_bias_from_systems(systems, type_map, rcond=None, atom_ener=None, predict=None) -> np.ndarray | None:
+    """:func:`fit_energy_bias` over every frame of ``systems`` that has an energy label (None if none has).
+
+    ``predict`` (optional): a function ``system -> [nframes]`` energies; the fit is then to the
+    residuals ``E - predict(system)`` (a bias *shift*, as in fine-tuning).
+    """
     counts, energies = [], []
     for s in systems:
-        if K.ENERGY not in s.labels:
+        if K.ENERGY not in s.labels or not s.masks[K.ENERGY].any():
             continue
         m = s.masks[K.ENERGY]
         c = np.bincount(s.model_types(list(type_map)), minlength=len(type_map))
         counts.append(np.repeat(c[None], int(m.sum()), 0))
-        energies.append(s.labels[K.ENERGY][m])
+        e = s.labels[K.ENERGY]
+        energies.append((e - predict(s))[m] if predict is not None else e[m])
     if not counts:
         return None
     return fit_energy_bias(np.concatenate(counts), np.concatenate(energies), rcond, atom_ener)

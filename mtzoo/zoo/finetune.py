@@ -235,23 +235,15 @@ def _shifted_bias(path: Path, init_from: str, data_train, old_bias):
 
     from mtzoo.data.readers import load_systems
     from mtzoo.evaluate import predict_system
-    from mtzoo.heads.energy import fit_energy_bias
+    from mtzoo.heads.energy import energy_bias_from_systems
     from mtzoo.zoo.frozen import load_model
 
     base = load_model(path)
-    counts, resid = [], []
-    for s in load_systems([data_train] if isinstance(data_train, (str, Path)) else list(data_train)):
-        if "energy" not in s.labels or not s.masks["energy"].any():
-            continue
-        m = s.masks["energy"]
-        pred = predict_system(base, s, head=init_from)["energy"]
-        c = np.bincount(s.model_types(list(base.type_map)), minlength=len(base.type_map))
-        counts.append(np.repeat(c[None], int(m.sum()), 0))
-        resid.append(s.labels["energy"][m] - pred[m])
+    systems = load_systems([data_train] if isinstance(data_train, (str, Path)) else list(data_train))
+    shift = energy_bias_from_systems(systems, base.type_map,
+                                     predict=lambda s: predict_system(base, s, head=init_from)["energy"])
     old = np.asarray(old_bias, dtype=np.float64)
-    if not counts:
-        return old
-    return old + fit_energy_bias(np.concatenate(counts), np.concatenate(resid))
+    return old if shift is None else old + shift
 
 
 def _merged_input(base_input: dict, run_input: dict, head: str) -> dict:
