@@ -12,7 +12,7 @@ DeePMD-kit input files and data systems are read as they are.
 
 __version__ = "0.1.0"
 
-__all__ = ["MTZooCalculator", "Model", "build_model", "evaluate", "finetune", "freeze", "list_pretrained",
+__all__ = ["MTZooCalculator", "Model", "build_model", "compress", "evaluate", "finetune", "freeze", "list_pretrained",
            "load_model", "load_pretrained", "load_systems", "model_from_deepmd", "save_model", "train"]
 
 
@@ -42,6 +42,10 @@ def __getattr__(name: str):
         from mtzoo.zoo.finetune import finetune
 
         return finetune
+    if name == "compress":
+        from mtzoo.zoo.compress import compress
+
+        return compress
     if name == "evaluate":
         from mtzoo.evaluate import evaluate
 

@@ -1,4 +1,4 @@
-"""Command line: ``mtzoo train | freeze | test | finetune | zoo list | zoo show``.
+"""Command line: ``mtzoo train | freeze | compress | test | finetune | zoo list | zoo show``.
 
 Errors in user input (config, data, files) print one line ``mtzoo: error: ...`` and exit 2;
 no traceback.  ``--debug`` shows the traceback.
@@ -38,6 +38,14 @@ def _freeze(args) -> None:
 
     path = freeze(args.checkpoint, args.output, head=args.head)
     print(f"saved frozen model to {path}")
+
+
+def _compress(args) -> None:
+    from mtzoo.zoo.compress import compress
+
+    info = compress(args.model, args.output, rmin=args.rmin, tol=args.tol)
+    print(f"compressed {info['descriptor']} ({sum(info['bins'])} table bins, largest deviation "
+          f"{info['max_deviation']:.2e}) -> {info['output']}")
 
 
 def _labelled(head, systems) -> bool:
@@ -179,6 +187,13 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--united-model", action="store_true", help="keep every head (the default)")
     g.add_argument("--head", default=None, help="keep only this head")
     f.set_defaults(func=_freeze)
+    c = sub.add_parser("compress", help="tabulate the embedding nets of a model for faster inference")
+    c.add_argument("-i", "--input", dest="model", required=True, help="model file or zoo name")
+    c.add_argument("-o", "--output", default="compressed_model.pth")
+    c.add_argument("--rmin", type=float, default=0.5,
+                   help="shortest distance (A) the tables cover; closer pairs use the nets (default 0.5)")
+    c.add_argument("--tol", type=float, default=1e-10, help="largest table deviation per embedding channel")
+    c.set_defaults(func=_compress)
     s = sub.add_parser("test", help="errors of a model on labelled data")
     s.add_argument("-m", "--model", required=True, help="zoo name, frozen model (.pth), checkpoint, or DeePMD .dp/.yaml")
     s.add_argument("-s", "--system", nargs="+", required=True,

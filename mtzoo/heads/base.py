@@ -59,3 +59,25 @@ class Head(nn.Module):
 
     def get_config(self) -> dict:  # pragma: no cover - interface
         raise NotImplementedError
+
+
+def apply_per_type(nets, x: torch.Tensor, atom_type: torch.Tensor, ntypes: int, out_dim: int) -> torch.Tensor:
+    """Net ``nets[t]`` on the rows of atoms of type ``t``, results back in atom order.
+
+    Atoms already grouped by type (DeePMD npy systems are) are split without any gather;
+    otherwise they are sorted with ``index_select`` and put back with ``index_copy`` (whose
+    backward passes are gathers, not scatters).
+
+    Shapes
+    ------
+    x ``[N, D]``, atom_type ``[N]`` -> ``[N, out_dim]``.
+    """
+    sizes = torch.bincount(atom_type, minlength=ntypes).tolist()
+    grouped = atom_type.numel() < 2 or bool((atom_type[1:] >= atom_type[:-1]).all())
+    order = None if grouped else torch.argsort(atom_type, stable=True)
+    xs = x if order is None else x.index_select(0, order)
+    parts = [net(p) for net, p in zip(nets, torch.split(xs, sizes)) if p.shape[0]]
+    if not parts:
+        return x.new_empty(x.shape[0], out_dim)
+    out = torch.cat(parts) if len(parts) > 1 else parts[0]
+    return out if order is None else out.new_empty(out.shape).index_copy(0, order, out)

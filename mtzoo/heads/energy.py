@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from mtzoo import keys as K
-from mtzoo.heads.base import Head, OutputDef
+from mtzoo.heads.base import Head, OutputDef, apply_per_type
 from mtzoo.nn.common import to_dtype
 from mtzoo.nn.mlp import FittingNet
 
@@ -84,10 +84,7 @@ class EnergyHead(Head):
         if self.mixed_types:
             out = self.nets[0](desc).squeeze(-1)
         else:
-            order = torch.argsort(atom_type, stable=True)
-            sizes = torch.bincount(atom_type, minlength=self.ntypes).tolist()
-            parts = [net(x) for net, x in zip(self.nets, torch.split(desc[order], sizes))]
-            out = torch.empty_like(desc[:, 0]).index_copy(0, order, torch.cat(parts).squeeze(-1))
+            out = apply_per_type(self.nets, desc, atom_type, self.ntypes, 1).squeeze(-1)
         return {K.ATOM_ENERGY: out.to(torch.float64) + self.bias_atom_e[atom_type]}
 
     @torch.no_grad()

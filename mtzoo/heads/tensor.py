@@ -44,7 +44,7 @@ import torch
 from torch import nn
 
 from mtzoo import keys as K
-from mtzoo.heads.base import Head, OutputDef
+from mtzoo.heads.base import Head, OutputDef, apply_per_type
 from mtzoo.nn.common import to_dtype
 from mtzoo.nn.mlp import FittingNet
 
@@ -135,12 +135,7 @@ class TensorHead(Head):
         if self.mixed_types:
             out = self.nets[0](desc)
         else:
-            order = torch.argsort(atom_type, stable=True)
-            sizes = torch.bincount(atom_type, minlength=self.ntypes).tolist()
-            parts = [net(x) for net, x in zip(self.nets, torch.split(desc[order], sizes)) if x.shape[0]]
-            out = desc.new_empty(desc.shape[0], self.net_out_dim)
-            if parts:
-                out = out.index_copy(0, order, torch.cat(parts))
+            out = apply_per_type(self.nets, desc, atom_type, self.ntypes, self.net_out_dim)
         return out + self.bias_atom_e.to(out.dtype)[atom_type]
 
     def _contract(self, w: torch.Tensor, rot: torch.Tensor, atom_type: torch.Tensor) -> torch.Tensor:

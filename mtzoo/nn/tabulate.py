@@ -1,0 +1,288 @@
+"""Tabulated embedding nets ("model compression", DeePMD-kit's ``dp compress``).
+
+An se_* embedding net :math:`\\mathcal G(x)` maps one scalar per edge to :math:`M_1` channels.
+Compression replaces it by a piecewise quintic Hermite polynomial on knots
+:math:`x_0 < x_1 < \\dots < x_B`: on bin :math:`b`, with :math:`t = x - x_b` and
+:math:`h = x_{b+1} - x_b`,
+
+.. math::
+
+    \\tilde{\\mathcal G}(x) = \\sum_{k=0}^{5} \\mathbf c_{b,k}\\, t^k ,
+
+where :math:`\\mathbf c_{b,k}` match the net's value, first and second derivative at both knots
+(so :math:`\\tilde{\\mathcal G}` is :math:`C^2`: forces stay continuous).  Knots are placed
+adaptively: a bin is halved until the largest deviation from the net at interior test points
+is below ``tol``.  Inputs above the last knot are evaluated by the net itself (exact; close
+contacts are rare), so the table never extrapolates.
+
+The se_e2_a contraction :math:`\\mathcal T_i = \\sum_{e \\to i} \\hat{\\mathcal R}_e^\\top
+\\mathcal G(x_e)` then needs no per-edge :math:`M_1`-wide rows: with the sparse basis
+:math:`\\phi_{b,k}(x) = [x \\in \\text{bin } b]\\, t^k`,
+
+.. math::
+
+    \\mathcal T_i = \\mathbf M_i \\mathbf C,\\qquad
+    (\\mathbf M_i)_{a,(b,k)} = \\sum_{e \\to i,\\ b_e = b} \\hat{\\mathcal R}_{e,a}\\, t_e^k,
+
+one scatter of :math:`4 \\times 6` numbers per edge into :math:`\\mathbf M` ``[N, 4, 6B]``
+and one matrix product with the stacked coefficients :math:`\\mathbf C` ``[6B, M1]``.
+Everything is plain torch, so forces (and, if wanted, their derivatives) come by autograd.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+#: Interior points (fractions of a bin) where the table is checked against the net.
+_CHECK = (0.125, 0.25, 0.375, 0.5, 0.625, 0.75, 0.875)
+
+
+def net_derivatives(net: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Value, first and second derivative of a scalar-input net, by forward-mode AD.
+
+    Shapes
+    ------
+    x ``[n]`` -> three tensors ``[n, M]``.
+    """
+    from torch.func import jvp
+
+    x = x.detach().unsqueeze(-1)
+    one = torch.ones_like(x)
+
+    def slope(z):
+        return jvp(net, (z,), (one,))[1]
+
+    f, df = jvp(net, (x,), (one,))
+    _, d2f = jvp(slope, (x,), (one,))
+    return f.detach(), df.detach(), d2f.detach()
+
+
+def hermite_coefficients(knots: torch.Tensor, f: torch.Tensor, df: torch.Tensor, d2f: torch.Tensor) -> torch.Tensor:
+    """Quintic Hermite coefficients on each bin from value and derivatives at the knots.
+
+    With :math:`\\Delta = f_1 - f_0`: :math:`c_0 = f_0`, :math:`c_1 = f'_0`, :math:`c_2 = f''_0/2`,
+
+    .. math::
+
+        c_3 = \\frac{20\\Delta - (8f'_1 + 12f'_0)h - (3f''_0 - f''_1)h^2}{2h^3},\\quad
+        c_4 = \\frac{-30\\Delta + (14f'_1 + 16f'_0)h + (3f''_0 - 2f''_1)h^2}{2h^4},\\quad
+        c_5 = \\frac{12\\Delta - 6(f'_1 + f'_0)h - (f''_0 - f''_1)h^2}{2h^5}.
+
+    Shapes
+    ------
+    knots ``[B+1]``, f/df/d2f ``[B+1, M]`` -> ``[B, 6, M]``.
+    """
+    h = (knots[1:] - knots[:-1]).unsqueeze(-1)
+    f0, f1, d0, d1, s0, s1 = f[:-1], f[1:], df[:-1], df[1:], d2f[:-1], d2f[1:]
+    delta = f1 - f0
+    c3 = (20 * delta - (8 * d1 + 12 * d0) * h - (3 * s0 - s1) * h**2) / (2 * h**3)
+    c4 = (-30 * delta + (14 * d1 + 16 * d0) * h + (3 * s0 - 2 * s1) * h**2) / (2 * h**4)
+    c5 = (12 * delta - 6 * (d1 + d0) * h - (s0 - s1) * h**2) / (2 * h**5)
+    return torch.stack([f0, d0, 0.5 * s0, c3, c4, c5], dim=1)
+
+
+def eval_table(knots: torch.Tensor, coef: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Evaluate a table at ``x`` (inside ``[knots[0], knots[-1]]``; outside, the end polynomials extend).
+
+    Shapes
+    ------
+    knots ``[B+1]``, coef ``[B, 6, M]``, x ``[n]`` -> ``[n, M]``.
+    """
+    b = (torch.bucketize(x, knots, right=True) - 1).clamp(0, coef.shape[0] - 1)
+    t = (x - knots[b]).unsqueeze(-1)
+    c = coef[b]
+    out = c[:, 5]
+    for k in (4, 3, 2, 1, 0):
+        out = out * t + c[:, k]
+    return out
+
+
+@torch.no_grad()
+def tabulate_net(net: nn.Module, lo: float, hi: float, tol: float, max_bins: int = 20000,
+                 init_bins: int = 16, extra_knots: tuple[float, ...] = ()) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """Adaptive quintic Hermite table of ``net`` on ``[lo, hi]``, in float64.
+
+    Bins are halved until :math:`\\max |\\tilde{\\mathcal G} - \\mathcal G|` at seven interior
+    points per bin is at most ``tol`` (absolute, in the net's output units).  ``extra_knots``
+    inside ``[lo, hi]`` are knots from the start, so the table equals the net there (the
+    se_e2_a padding input :math:`x(s = 0)` of each centre type: the energy stays exactly
+    continuous as a neighbour crosses the cutoff).
+
+    Returns
+    -------
+    knots ``[B+1]``, coef ``[B, 6, M]`` (float64) and the largest deviation found.
+
+    Raises
+    ------
+    ValueError
+        When ``max_bins`` bins do not reach ``tol`` (a non-smooth activation, or ``tol`` below
+        what float64 allows for this net).
+    """
+    if not hi > lo:
+        raise ValueError(f"table range must have hi > lo, got [{lo}, {hi}]")
+    net64 = _float64_copy(net)
+    knots = torch.linspace(lo, hi, init_bins + 1, dtype=torch.float64)
+    extra = torch.tensor([x for x in extra_knots if lo < x < hi], dtype=torch.float64)
+    if extra.numel():  # a uniform knot very close to an extra one would make a needle bin: drop it
+        near = (knots[:, None] - extra[None, :]).abs().amin(1) < 1e-3 * (hi - lo) / init_bins
+        near[0] = near[-1] = False
+        knots = torch.unique(torch.cat([knots[~near], extra]))  # sorted
+    frac = torch.tensor(_CHECK, dtype=torch.float64)
+    while True:
+        f, df, d2f = net_derivatives(net64, knots)
+        coef = hermite_coefficients(knots, f, df, d2f)
+        h = knots[1:] - knots[:-1]
+        xs = (knots[:-1, None] + h[:, None] * frac).reshape(-1)
+        err = (eval_table(knots, coef, xs) - net64(xs.unsqueeze(-1))).abs().amax(-1).view(-1, len(_CHECK)).amax(-1)
+        bad = err > tol
+        if not bool(bad.any()):
+            return knots, coef, float(err.max())
+        if knots.numel() - 1 + int(bad.sum()) > max_bins:
+            raise ValueError(f"tabulating the embedding net needs more than {max_bins} bins to reach tol={tol:g} "
+                             f"(largest deviation {float(err.max()):.3g}); raise tol or max_bins")
+        mids = knots[:-1][bad] + 0.5 * h[bad]
+        knots = torch.sort(torch.cat([knots, mids])).values
+
+
+#: Settings of a compressed descriptor (its config's ``compress``) and their defaults.
+COMPRESS_DEFAULTS = {"rmin": 0.5, "tol": 1e-10, "max_bins": 20000}
+
+
+def check_compress(cfg: dict) -> dict:
+    """Validated ``compress`` settings (defaults filled in); a clear error names a bad key or value."""
+    if not isinstance(cfg, dict):
+        raise ValueError(f"compress: expected a dict with keys {sorted(COMPRESS_DEFAULTS)}, got {cfg!r}")
+    unknown = sorted(set(cfg) - set(COMPRESS_DEFAULTS))
+    if unknown:
+        raise ValueError(f"compress: unknown key(s) {unknown} (expected {sorted(COMPRESS_DEFAULTS)})")
+    out = {**COMPRESS_DEFAULTS, **cfg}
+    if not float(out["rmin"]) > 0:
+        raise ValueError(f"compress.rmin must be > 0 (Angstrom), got {out['rmin']}")
+    if not float(out["tol"]) > 0:
+        raise ValueError(f"compress.tol must be > 0, got {out['tol']}")
+    if int(out["max_bins"]) < 1:
+        raise ValueError(f"compress.max_bins must be >= 1, got {out['max_bins']}")
+    return {"rmin": float(out["rmin"]), "tol": float(out["tol"]), "max_bins": int(out["max_bins"])}
+
+
+def _float64_copy(net: nn.Module) -> nn.Module:
+    import copy
+
+    net64 = copy.deepcopy(net).to(torch.float64)
+    for p in net64.parameters():
+        p.requires_grad_(False)
+    return net64
+
+
+class TabulatedNets:
+    """Tables of several embedding nets that feed one centre group, stacked for one matrix product.
+
+    Parameters
+    ----------
+    tables : list of (knots ``[B_k+1]``, coef ``[B_k, 6, M]``)
+        One table per net of the group, in the order of ``net_ids``.
+    net_ids : list of int
+        Descriptor net index of each table.
+    dtype : torch.dtype
+        Working precision of the stacked coefficients.
+
+    Attributes
+    ----------
+    coef ``[6 * sum_k B_k, M]``: stacked coefficients; ``offset[k]``: first bin of net k.
+    """
+
+    def __init__(self, tables: list[tuple[torch.Tensor, torch.Tensor]], net_ids: list[int], dtype: torch.dtype,
+                 device: torch.device | str = "cpu") -> None:
+        self.net_ids = list(net_ids)
+        self.knots = [kn.to(dtype=dtype, device=device) for kn, _ in tables]
+        self.hi = [float(kn[-1]) for kn, _ in tables]
+        self.lo = [float(kn[0]) for kn, _ in tables]
+        self.sizes = [c.shape[0] for _, c in tables]
+        self.offset = [sum(self.sizes[:k]) for k in range(len(self.sizes))]
+        self.n_bins = sum(self.sizes)
+        self.coef = torch.cat([c for _, c in tables]).reshape(-1, tables[0][1].shape[-1]).to(dtype=dtype, device=device)
+        self.max_dev = 0.0
+
+    def contract(self, rr: torch.Tensor, net: torch.Tensor, centre: torch.Tensor, n_centres: int,
+                 exact: list[nn.Module]) -> torch.Tensor:
+        """:math:`\\sum_{e \\to i} \\hat{\\mathcal R}_e^\\top \\tilde{\\mathcal G}_{k_e}(x_e)` per centre.
+
+        Edges whose input lies above a net's table (closer than ``rmin``) are evaluated by that
+        net (``exact[k]``); the first knot is the input at :math:`s = 0`, which no edge goes below.
+
+        Shapes
+        ------
+        rr ``[E, 4]`` (column 0 is the net input x), net ``[E]`` (descriptor net index),
+        centre ``[E]`` (centre index in ``0..n_centres-1``) -> ``[n_centres, 4, M]``.
+        """
+        x = rr[:, 0]
+        col = torch.zeros_like(net)
+        xd = x.detach()
+        t = torch.zeros_like(xd)
+        inside = torch.zeros_like(net, dtype=torch.bool)
+        outside = []
+        for k, nid in enumerate(self.net_ids):
+            sel = (net == nid).nonzero().squeeze(1)
+            if sel.numel() == 0:
+                continue
+            xk = xd.index_select(0, sel)
+            ok = xk <= self.hi[k]  # below the first knot only by rounding (s >= 0): first bin
+            if not bool(ok.all()):
+                outside.append((nid, sel[~ok]))
+                sel, xk = sel[ok], xk[ok]
+            kn = self.knots[k]
+            b = (torch.bucketize(xk, kn, right=True) - 1).clamp(0, kn.numel() - 2)
+            col.index_copy_(0, sel, b + self.offset[k])
+            t.index_copy_(0, sel, kn.index_select(0, b))
+            inside.index_fill_(0, sel, True)
+        if outside:
+            keep = inside.nonzero().squeeze(1)
+            rr_in, x_in, col, t, centre_in = rr[keep], x[keep], col[keep], t[keep], centre[keep]
+        else:
+            rr_in, x_in, centre_in = rr, x, centre
+        tt = x_in - t  # position inside the bin (differentiable through x)
+        row = (centre_in.unsqueeze(-1) * 4 + torch.arange(4, device=rr.device)) * self.n_bins + col.unsqueeze(-1)
+        out = _BasisContract.apply(rr_in, tt, row.reshape(-1), self.coef, n_centres)
+        for nid, edges in outside:  # exact net beyond the table (close contacts)
+            g = exact[nid](rr.index_select(0, edges)[:, :1])
+            part = rr.index_select(0, edges).unsqueeze(-1) * g.unsqueeze(1)  # [e, 4, M]
+            out = out.index_add(0, centre.index_select(0, edges), part)
+        return out
+
+
+class _BasisContract(torch.autograd.Function):
+    """:math:`\\mathcal T = \\mathbf M \\mathbf C` with :math:`\\mathbf M` scattered from
+    :math:`w_{e,a,k} = \\hat{\\mathcal R}_{e,a} t_e^k`; the backward gives the gradients with
+    respect to :math:`\\hat{\\mathcal R}_e` and :math:`t_e` (forces and virial), in a few passes
+    over ``[E, 4, 6]`` instead of autograd's generic broadcasting graph.
+
+    Shapes
+    ------
+    rr ``[E, 4]``, t ``[E]``, row ``[4E]`` (row of M per edge and component), coef ``[6B, M1]``
+    -> ``[n_centres, 4, M1]``.
+    """
+
+    @staticmethod
+    def forward(ctx, rr, t, row, coef, n_centres):
+        t2 = t * t
+        powers = torch.stack([torch.ones_like(t), t, t2, t2 * t, t2 * t2, t2 * t2 * t], dim=-1)  # [E, 6]
+        w = rr.unsqueeze(-1) * powers.unsqueeze(1)  # [E, 4, 6]
+        n_rows = coef.shape[0] // 6 * n_centres * 4
+        m = w.new_zeros(n_rows, 6).index_add_(0, row, w.view(-1, 6))
+        ctx.save_for_backward(rr, t, powers, row, coef)
+        return (m.view(n_centres * 4, -1) @ coef).view(n_centres, 4, -1)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad):
+        rr, t, powers, row, coef = ctx.saved_tensors
+        if ctx.needs_input_grad[3]:
+            raise RuntimeError("tabulated embedding coefficients are not trainable (compressed models are for inference)")
+        gm = (grad.reshape(-1, coef.shape[1]) @ coef.t()).view(-1, 6)
+        ge = gm.index_select(0, row).view(-1, 4, 6)  # dE/dw per edge
+        grad_rr = torch.einsum("eak,ek->ea", ge, powers)
+        q = torch.einsum("eak,ea->ek", ge[:, :, 1:], rr)  # [E, 5]: sum over a of dE/dw_{a,k} R_a, k = 1..5
+        k = torch.arange(1, 6, dtype=t.dtype, device=t.device)
+        grad_t = (q * k * powers[:, :5]).sum(-1)
+        return grad_rr, grad_t, None, None, None

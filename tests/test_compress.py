@@ -1,0 +1,166 @@
+"""Model compression (tabulated se_e2_a embedding nets, mtzoo.nn.tabulate / mtzoo.zoo.compress).
+
+The tables are checked on their own (Hermite interpolation exact on quintics, C2 at knots,
+deviation bounded by tol between test points) and through the model: compressed and exact
+energies/forces/virials agree, forces and virial equal finite differences of the compressed
+energy (the hand-written backward), the energy stays smooth at rcut, neighbours closer than
+rmin fall back to the nets, and the compression survives a save/load round trip.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+import physics
+from mtzoo import keys as K
+from mtzoo.nn.mlp import EmbeddingNet
+from mtzoo.nn.tabulate import check_compress, eval_table, hermite_coefficients, net_derivatives, tabulate_net
+from test_physics_se_e2_a import CASES, HEAD, frames_for, model_for
+
+
+def _compressed(system: str, variant: str, **kw):
+    exact = model_for(system, variant)
+    model = copy.deepcopy(exact)
+    model.descriptor.enable_compression(**kw)
+    return exact, model
+
+
+# ------------------------------------------------------------------------------------------
+def test_hermite_reproduces_a_quintic():
+    rng = np.random.default_rng(0)
+    c = torch.as_tensor(rng.normal(size=(6, 3)))
+
+    def poly(x, d=0):
+        out = torch.zeros(x.shape[0], 3)
+        for k in range(d, 6):
+            fac = float(np.prod(np.arange(k - d + 1, k + 1))) if d else 1.0
+            out += fac * c[k] * x[:, None] ** (k - d)
+        return out
+
+    knots = torch.tensor([-1.0, -0.3, 0.4, 2.0])
+    coef = hermite_coefficients(knots, poly(knots), poly(knots, 1), poly(knots, 2))
+    x = torch.linspace(-1.0, 2.0, 101)
+    err = float((eval_table(knots, coef, x) - poly(x)).abs().max())
+    assert err < 1e-12, err
+
+
+def test_table_is_c2_at_knots_and_within_tol():
+    torch.manual_seed(0)
+    net = EmbeddingNet(1, [8, 16, 32], "tanh", resnet_dt=True, seed=3)
+    tol = 1e-9
+    knots, coef, dev = tabulate_net(net, -1.0, 12.0, tol)
+    assert dev <= tol and coef.shape[0] >= 16
+    # value, slope and curvature of neighbouring bins agree at every inner knot
+    inner = knots[1:-1]
+    left = torch.arange(len(inner))
+    h = (knots[1:] - knots[:-1])[left].unsqueeze(-1)
+    powers = lambda d: torch.stack([torch.as_tensor(float(np.prod(np.arange(k - d + 1, k + 1))) if d else 1.0) * h ** max(k - d, 0)
+                                    if k >= d else torch.zeros_like(h) for k in range(6)], 1)
+    for d in range(3):
+        from_left = (coef[left] * powers(d)).sum(1)
+        from_right = coef[left + 1][:, d] * float(np.prod(np.arange(1, d + 1)))
+        assert float((from_left - from_right).abs().max()) < 1e-8 * (1 + float(from_right.abs().max())), d
+    # between the test points too: 4000 random inputs
+    x = torch.as_tensor(np.random.default_rng(1).uniform(-1.0, 12.0, 4000))
+    with torch.no_grad():
+        err = float((eval_table(knots, coef, x) - net(x.unsqueeze(-1))).abs().max())
+    assert err <= 3 * tol, err
+    f, df, d2f = net_derivatives(net, x[:5])
+    eps = 1e-5
+    num = (net((x[:5] + eps).unsqueeze(-1)) - net((x[:5] - eps).unsqueeze(-1))) / (2 * eps)
+    assert float((df - num.detach()).abs().max()) < 1e-8
+
+
+@pytest.mark.parametrize("system,variant", CASES)
+def test_compressed_equals_exact(system, variant, request):
+    exact, model = _compressed(system, variant)
+    frames = [physics.as_frame(f, exact.type_map) for f in frames_for(system)]
+    ref = physics.evaluate(exact, frames, HEAD)
+    got = physics.evaluate(model, frames, HEAD)
+    errs = {}
+    for key in (K.ENERGY, K.ATOM_ENERGY, K.FORCES, K.VIRIAL):
+        errs[key] = physics._assert_close(f"compressed {key}", got[key], ref[key], rtol=1e-8)
+    physics.report(request, "compressed_vs_exact_rel", errs)
+
+
+@pytest.mark.parametrize("system,variant", CASES)
+def test_compressed_forces_and_virial_fd(system, variant, request):
+    _, model = _compressed(system, variant)
+    frame = frames_for(system)[0]
+    errs = {"forces": physics.check_forces_fd(model, frame, HEAD, h=1e-5, rtol=1e-6, max_atoms=8),
+            "virial": physics.check_virial_fd(model, frame, HEAD, h=1e-6, rtol=1e-6)}
+    physics.report(request, "compressed_fd_rel", errs)
+
+
+def test_compressed_smooth_at_cutoff_and_invariant(request):
+    _, model = _compressed("agau", "one_side")
+    errs = physics.check_cutoff_smoothness(model, HEAD, step=1e-6, tol=1e-8)
+    inv = physics.check_invariance(model, frames_for("agau")[0], HEAD, rtol=1e-10)
+    physics.report(request, "compressed_cutoff_invariance", {"cutoff": errs, "invariance": inv})
+
+
+def test_neighbours_closer_than_rmin_use_the_net():
+    """rmin = 3.5 A puts most Ag-Au neighbours beyond the tables: those edges run the nets."""
+    exact, model = _compressed("agau", "two_side", rmin=3.5)
+    frame = physics.as_frame(frames_for("agau")[0], exact.type_map)
+    graph = physics.frame_graph(exact, frame)
+    r = (graph[K.POSITIONS][graph[K.EDGE_INDEX][0]] - graph[K.POSITIONS][graph[K.EDGE_INDEX][1]]
+         + graph[K.CELL_SHIFT] @ graph[K.CELL][0]).norm(dim=-1)
+    assert bool((r < 3.5).any()) and bool((r > 3.5).any())
+    ref, got = physics.evaluate(exact, frame, HEAD), physics.evaluate(model, frame, HEAD)
+    physics._assert_close("energy", got[K.ENERGY], ref[K.ENERGY], rtol=1e-9)
+    physics._assert_close("forces", got[K.FORCES], ref[K.FORCES], rtol=1e-9)
+    physics.check_forces_fd(model, frames_for("agau")[0], HEAD, h=1e-5, rtol=1e-6, max_atoms=6)
+
+
+def test_compressed_model_file_round_trip(tmp_path):
+    from mtzoo.zoo.compress import compress
+    from mtzoo.zoo.frozen import load_model, save_model
+
+    exact = model_for("molecule", "two_side")
+    save_model(exact, tmp_path / "exact.pth")
+    info = compress(tmp_path / "exact.pth", tmp_path / "small.pth", tol=1e-10)
+    assert info["max_deviation"] <= 1e-10 and sum(info["bins"]) > 0
+    loaded = load_model(tmp_path / "small.pth")
+    assert loaded.descriptor.compress == {"rmin": 0.5, "tol": 1e-10, "max_bins": 20000}
+    frame = frames_for("molecule")[0]
+    ref, got = physics.evaluate(exact, physics.as_frame(frame), HEAD), physics.evaluate(loaded, physics.as_frame(frame), HEAD)
+    physics._assert_close("energy after load", got[K.ENERGY], ref[K.ENERGY], rtol=1e-9)
+    physics._assert_close("forces after load", got[K.FORCES], ref[K.FORCES], rtol=1e-9)
+    # float32 cast: tables follow the weights' precision
+    m32 = physics.float32_copy(loaded)
+    got32 = physics.evaluate(m32, physics.as_frame(frame), HEAD)
+    physics._assert_close("float32 energy", got32[K.ENERGY], ref[K.ENERGY], rtol=1e-5)
+
+
+def test_compressed_descriptor_refuses_training():
+    _, model = _compressed("molecule", "one_side")
+    model.train()
+    graph = physics.frame_graph(model, physics.as_frame(frames_for("molecule")[0]))
+    from mtzoo.data.graph import collate
+
+    with pytest.raises(RuntimeError, match="compressed .* for inference"):
+        model(collate([graph]), head=HEAD)
+    model.descriptor.disable_compression()
+    assert model.descriptor.compress is None and "compress" not in model.descriptor.get_config()
+    model(collate([graph]), head=HEAD)
+
+
+def test_bad_compress_settings_and_descriptors(tmp_path, capsys):
+    with pytest.raises(ValueError, match=r"compress: unknown key\(s\) \['step'\]"):
+        check_compress({"step": 0.01})
+    with pytest.raises(ValueError, match="compress.rmin must be > 0"):
+        check_compress({"rmin": 0.0})
+    with pytest.raises(ValueError, match="compress.tol must be > 0"):
+        check_compress({"tol": -1})
+    net = EmbeddingNet(1, [4, 8], "relu", seed=1)
+    with pytest.raises(ValueError, match="needs more than 8 bins to reach tol"):
+        tabulate_net(net, -1.0, 3.0, 1e-14, max_bins=8)
+    from mtzoo.cli.main import main
+
+    assert main(["compress", "-i", "hcno-mf-e3nn-v1", "-o", str(tmp_path / "x.pth")]) == 2
+    assert "compression is implemented for ['se_e2_a'] descriptors; this model's is 'e3nn_mp'" in capsys.readouterr().err
