@@ -26,6 +26,7 @@ import torch
 
 from mtzoo.config import ConfigError, complete_input, load_input, parse_input
 from mtzoo.model import build_model, model_config
+from mtzoo.nn.common import keep_freed_memory
 from mtzoo.train.checkpoint import atomic_write_text, load_checkpoint, save_checkpoint
 from mtzoo.train.lr import ExpDecayLR
 from mtzoo.train.scheduler import TaskScheduler
@@ -90,6 +91,7 @@ class Trainer:
         if cfg.training.numb_steps is None:
             raise ConfigError("training.numb_epoch: epoch-based training is not supported yet; give numb_steps")
         self.cfg, self.workdir, self.log = cfg, Path(workdir), log
+        keep_freed_memory()  # large per-step buffers stay in the heap (10-15 % faster steps; see its docstring)
         self.workdir.mkdir(parents=True, exist_ok=True)
         tcfg = cfg.training
         type_map = list(cfg.model.type_map) if frozen is None else frozen["model_config"]["type_map"]
