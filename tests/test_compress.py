@@ -164,3 +164,21 @@ def test_bad_compress_settings_and_descriptors(tmp_path, capsys):
 
     assert main(["compress", "-i", "hcno-mf-e3nn-v1", "-o", str(tmp_path / "x.pth")]) == 2
     assert "compression is implemented for ['se_e2_a'] descriptors; this model's is 'e3nn_mp'" in capsys.readouterr().err
+
+
+def test_training_flows_start_from_a_compressed_file(tmp_path):
+    """finetune / --init-frz-model read a compressed file's nets; its recorded input survives compression."""
+    import torch as _torch
+
+    from mtzoo.zoo.compress import compress
+    from mtzoo.zoo.finetune import resolve_model_path
+    from mtzoo.zoo.frozen import load_model
+    from mtzoo.train.tasks import load_frozen_state
+
+    out = tmp_path / "c.pth"
+    compress("hcno-mf-se-v1", out)
+    src = _torch.load(resolve_model_path("hcno-mf-se-v1"), weights_only=True)["metadata"]["input"]
+    state = load_frozen_state(out)
+    assert state["metadata"]["input"] == src and "compress" not in state["model_config"]["descriptor"]
+    assert load_model(out).descriptor.compress is not None
+    assert load_model(out, uncompress=True).descriptor.compress is None

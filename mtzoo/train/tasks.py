@@ -202,4 +202,6 @@ def load_frozen_state(path) -> dict:
     if not (state.get("metadata") or {}).get("input"):
         raise ValueError(f"{path}: the model file does not record the input it was trained from; "
                          "--init-frz-model needs it to complete the new input")
+    # a compressed model (mtzoo compress) trains from its nets: same weights, tables dropped
+    state["model_config"]["descriptor"].pop("compress", None)
     return state

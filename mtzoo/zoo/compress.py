@@ -52,14 +52,16 @@ def compress_model(model: Model, rmin: float = 0.5, tol: float = 1e-10, max_bins
 def compress(model_path: str | Path, output: str | Path, rmin: float = 0.5, tol: float = 1e-10,
              max_bins: int = 20000) -> dict:
     """Compress a model file (or zoo name) into ``output``; returns :func:`compress_model`'s dict plus ``output``."""
-    from mtzoo.zoo.frozen import load_model, save_model
-    from mtzoo.zoo.registry import list_pretrained, load_pretrained
+    import torch
 
-    path = Path(model_path)
-    if not path.exists() and any(e["name"] == str(model_path) for e in list_pretrained()):
-        model = load_pretrained(str(model_path))
-    else:
-        model = load_model(path)
+    from mtzoo.zoo.finetune import resolve_model_path
+    from mtzoo.zoo.frozen import load_model, save_model
+
+    path = resolve_model_path(model_path)  # zoo name (checksum verified) or file
+    model = load_model(path)
     info = compress_model(model, rmin=rmin, tol=tol, max_bins=max_bins)
-    save_model(model, output, metadata={"compressed_from": str(model_path), "compress": info})
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    meta = dict(state.get("metadata") or {}) if isinstance(state, dict) else {}
+    meta.pop("versions", None)
+    save_model(model, output, metadata={**meta, "compressed_from": str(model_path), "compress": info})
     return {**info, "output": str(output)}

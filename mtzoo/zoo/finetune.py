@@ -35,7 +35,7 @@ STRATEGIES = ("multitask", "freeze", "full")
 __all__ = ["STRATEGIES", "finetune"]
 
 
-def _base_path(base) -> Path:
+def resolve_model_path(base) -> Path:
     """Model file of ``base`` (zoo name, checksum verified, or a path)."""
     from mtzoo.zoo.registry import _index, get_entry, verify
 
@@ -135,7 +135,7 @@ def finetune(base, data_train, data_valid=None, head_name: str = "new", strategy
         raise ValueError(f"unknown strategy '{strategy}' (available: {list(STRATEGIES)})")
     if trainable_layers is not None and strategy != "freeze":
         raise ValueError("trainable_layers applies to strategy 'freeze' only")
-    path = _base_path(base)
+    path = resolve_model_path(base)
     state = load_frozen_state(path)
     old = parse_input(state["metadata"]["input"], source=f"{path} (recorded input)")
     old_tasks = {t.name: t for t in old.tasks()}
@@ -200,7 +200,7 @@ def finetune(base, data_train, data_valid=None, head_name: str = "new", strategy
             "steps": int(steps), "replay_weight": replay_weight if strategy == "multitask" else None}
     output = Path(output) if output is not None else workdir / "model.pth"
     if strategy == "freeze":  # old heads unchanged next to the new one
-        base_model = load_model(path)
+        base_model = load_model(path, uncompress=True)
         cfg = model_config(base_model)
         cfg["heads"][head_name] = model_config(trained)["heads"][head_name]
         model = build_model(cfg)
@@ -238,7 +238,7 @@ def _shifted_bias(path: Path, init_from: str, data_train, old_bias):
     from mtzoo.heads.energy import energy_bias_from_systems
     from mtzoo.zoo.frozen import load_model
 
-    base = load_model(path)
+    base = load_model(path, uncompress=True)
     systems = load_systems([data_train] if isinstance(data_train, (str, Path)) else list(data_train))
     shift = energy_bias_from_systems(systems, base.type_map,
                                      predict=lambda s: predict_system(base, s, head=init_from)["energy"])

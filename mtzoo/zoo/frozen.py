@@ -31,8 +31,12 @@ def save_model(model: Model, path: str | Path, metadata: dict | None = None) -> 
     return path
 
 
-def load_model(path: str | Path) -> Model:
-    """Read a frozen model (or a training checkpoint) into an eval-mode :class:`~mtzoo.model.Model`."""
+def load_model(path: str | Path, uncompress: bool = False) -> Model:
+    """Read a frozen model (or a training checkpoint) into an eval-mode :class:`~mtzoo.model.Model`.
+
+    ``uncompress``: build a compressed model (``mtzoo compress``) with its embedding nets instead
+    of its tables (for training or fine-tuning from it; the weights are the same).
+    """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"model file not found: {path}")
@@ -53,7 +57,10 @@ def load_model(path: str | Path) -> Model:
         raise ValueError(f"{path}: not an mtzoo model file (expected kind '{KIND}')")
     if state.get("format_version", 0) > FORMAT_VERSION:
         raise ValueError(f"{path}: model format {state['format_version']} is newer than this mtzoo ({FORMAT_VERSION})")
-    model = build_model(state["model_config"])
+    config = state["model_config"]
+    if uncompress:
+        config = {**config, "descriptor": {k: v for k, v in config["descriptor"].items() if k != "compress"}}
+    model = build_model(config)
     model.load_state_dict(state["state_dict"])
     return model.eval()
 
