@@ -218,7 +218,9 @@ class DescrptSeA(Descriptor):
         # closed-form contribution of DeePMD's empty neighbour slots
         n_it = torch.bincount(dst * nt + tj, minlength=n_atoms * nt).view(n_atoms, nt).to(self.dtype)
         n_pad = self.sel_t.unsqueeze(0) - n_it  # [N, nt]
-        gr = gr + torch.einsum("nt,ntkm->nkm", n_pad, self._padding_table()[atom_type])
+        # (compressed, inference only: the table is fixed, computed with the tables)
+        pad_table = self._tables_pad if self.compress is not None and self._tables is not None else self._padding_table()
+        gr = gr + torch.einsum("nt,ntkm->nkm", n_pad, pad_table.index_select(0, atom_type))
         gr = gr / self.nnei
         desc = torch.bmm(gr.transpose(1, 2), gr[:, :, : self.axis_neuron]).reshape(n_atoms, self.dim_out)
         return {K.DESCRIPTOR: desc, K.ROT_MAT: gr[:, 1:].transpose(1, 2)}
@@ -328,6 +330,8 @@ class DescrptSeA(Descriptor):
             g.max_dev = max(devs)
             groups.append(g)
         self._tables = groups
+        with torch.no_grad():
+            self._tables_pad = self._padding_table()
         return groups
 
     def _contract_tabulated(self, rr, dst, ti, tj, atom_type) -> torch.Tensor:

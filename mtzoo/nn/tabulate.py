@@ -195,50 +195,60 @@ class TabulatedNets:
     def __init__(self, tables: list[tuple[torch.Tensor, torch.Tensor]], net_ids: list[int], dtype: torch.dtype,
                  device: torch.device | str = "cpu") -> None:
         self.net_ids = list(net_ids)
-        self.knots = [kn.to(dtype=dtype, device=device) for kn, _ in tables]
-        self.hi = [float(kn[-1]) for kn, _ in tables]
-        self.lo = [float(kn[0]) for kn, _ in tables]
         self.sizes = [c.shape[0] for _, c in tables]
-        self.offset = [sum(self.sizes[:k]) for k in range(len(self.sizes))]
         self.n_bins = sum(self.sizes)
         self.coef = torch.cat([c for _, c in tables]).reshape(-1, tables[0][1].shape[-1]).to(dtype=dtype, device=device)
         self.max_dev = 0.0
+        # one sorted knot array for all nets: net slot k's knots shifted to start at k * span, so
+        # one bucketize finds every edge's bin; bucket j of slot k is stacked bin j - k
+        lo = [float(kn[0]) for kn, _ in tables]
+        span = max(float(kn[-1] - kn[0]) for kn, _ in tables) + 1.0
+        self.span = span
+        shifted = [kn.double() - lo[k] + k * span for k, (kn, _) in enumerate(tables)]
+        self.knots_shifted = torch.cat(shifted).to(dtype=dtype, device=device)
+        self.knots_all = torch.cat([kn.double() for kn, _ in tables]).to(dtype=dtype, device=device)
+        starts = [sum(n + 1 for n in self.sizes[:k]) for k in range(len(tables))]
+        opts = {"dtype": dtype, "device": device}
+        self.lo_slot = torch.tensor(lo, **opts)
+        self.hi_slot = torch.tensor([float(kn[-1]) for kn, _ in tables], **opts)
+        self.last_bucket = torch.tensor([starts[k] + self.sizes[k] - 1 for k in range(len(tables))], device=device)
+        self.slot_of_net = torch.full((max(net_ids) + 1,), -1, dtype=torch.long, device=device)
+        self.slot_of_net[torch.tensor(net_ids, device=device)] = torch.arange(len(net_ids), device=device)
 
     def contract(self, rr: torch.Tensor, net: torch.Tensor, centre: torch.Tensor, n_centres: int,
                  exact: list[nn.Module]) -> torch.Tensor:
         """:math:`\\sum_{e \\to i} \\hat{\\mathcal R}_e^\\top \\tilde{\\mathcal G}_{k_e}(x_e)` per centre.
 
         Edges whose input lies above a net's table (closer than ``rmin``) are evaluated by that
-        net (``exact[k]``); the first knot is the input at :math:`s = 0`, which no edge goes below.
+        net (``exact[k]``); the first knot is the input at :math:`s = 0`, which no edge goes below
+        (rounding aside: such inputs use the first bin).
 
         Shapes
         ------
-        rr ``[E, 4]`` (column 0 is the net input x), net ``[E]`` (descriptor net index),
-        centre ``[E]`` (centre index in ``0..n_centres-1``) -> ``[n_centres, 4, M]``.
+        rr ``[E, 4]`` (column 0 is the net input x), net ``[E]`` (descriptor net index, one of
+        this group's), centre ``[E]`` (centre index in ``0..n_centres-1``) -> ``[n_centres, 4, M]``.
         """
         x = rr[:, 0]
-        col = torch.zeros_like(net)
         xd = x.detach()
-        t = torch.zeros_like(xd)
-        inside = torch.zeros_like(net, dtype=torch.bool)
+        slot = self.slot_of_net.index_select(0, net)
+        xs = (xd - self.lo_slot.index_select(0, slot)).clamp_min_(0.0) + slot.to(xd.dtype) * self.span
+        bucket = torch.minimum(torch.bucketize(xs, self.knots_shifted, right=True) - 1,
+                               self.last_bucket.index_select(0, slot))
+        col = bucket - slot
+        t = self.knots_all.index_select(0, bucket)
+        above = xd > self.hi_slot.index_select(0, slot)
         outside = []
-        for k, nid in enumerate(self.net_ids):
-            sel = (net == nid).nonzero().squeeze(1)
-            if sel.numel() == 0:
-                continue
-            xk = xd.index_select(0, sel)
-            ok = xk <= self.hi[k]  # below the first knot only by rounding (s >= 0): first bin
-            if not bool(ok.all()):
-                outside.append((nid, sel[~ok]))
-                sel, xk = sel[ok], xk[ok]
-            kn = self.knots[k]
-            b = (torch.bucketize(xk, kn, right=True) - 1).clamp(0, kn.numel() - 2)
-            col.index_copy_(0, sel, b + self.offset[k])
-            t.index_copy_(0, sel, kn.index_select(0, b))
-            inside.index_fill_(0, sel, True)
+        if bool(above.any()):
+            out_edges = above.nonzero().squeeze(1)
+            for k, nid in enumerate(self.net_ids):
+                e_k = out_edges[slot.index_select(0, out_edges) == k]
+                if e_k.numel():
+                    outside.append((nid, e_k))
+            inside = ~above
         if outside:
             keep = inside.nonzero().squeeze(1)
-            rr_in, x_in, col, t, centre_in = rr[keep], x[keep], col[keep], t[keep], centre[keep]
+            rr_in, x_in, centre_in = rr.index_select(0, keep), x.index_select(0, keep), centre.index_select(0, keep)
+            col, t = col.index_select(0, keep), t.index_select(0, keep)
         else:
             rr_in, x_in, centre_in = rr, x, centre
         tt = x_in - t  # position inside the bin (differentiable through x)
@@ -265,8 +275,7 @@ class _BasisContract(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, rr, t, row, coef, n_centres):
-        t2 = t * t
-        powers = torch.stack([torch.ones_like(t), t, t2, t2 * t, t2 * t2, t2 * t2 * t], dim=-1)  # [E, 6]
+        powers = torch.linalg.vander(t, N=6)  # [E, 6]: 1, t, ..., t^5
         w = rr.unsqueeze(-1) * powers.unsqueeze(1)  # [E, 4, 6]
         n_rows = coef.shape[0] // 6 * n_centres * 4
         m = w.new_zeros(n_rows, 6).index_add_(0, row, w.view(-1, 6))
