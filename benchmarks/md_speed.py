@@ -20,7 +20,8 @@ timed; DeePMD-kit's TorchScript model optimises itself during its first calls), 
 ``Langevin.run(steps)`` is timed (wall clock).  ns/day = steps x timestep / wall.
 
 * mtzoo: :class:`mtzoo.calculator.MTZooCalculator` (float64, Verlet neighbour list with
-  ``--skin`` 1 A, reused until an atom has moved skin/2), in this python;
+  ``--skin`` 1 A, reused until an atom has moved skin/2), in this python; and the same with
+  ``compress=True`` ("mtzoo compressed": tabulated embedding nets, ``mtzoo compress``);
 * DeePMD-kit 3.2.0: ``deepmd.calculator.DP(model="frozen.pth")`` in the peer's python
   (``shared/peers/deepmd_setup.sh``); it builds its neighbour list inside every call.  The peer
   has no ``vesin``, so DeePMD-kit uses its dense all-pairs (O(N^2)) neighbour search; with
@@ -73,7 +74,9 @@ MOLECULE = "CH3CH2OH"
 ZOO_MOLECULAR = ("hcno-mf-se-v1", "pbe")
 MOL_DATA = REPO / "examples" / "data" / "molecules" / "dft"
 SIDES = ("mtzoo", "deepmd", "deepmd_vesin")
-LABELS = {"mtzoo": "mtzoo", "deepmd": "DeePMD-kit", "deepmd_vesin": "DeePMD-kit + vesin"}
+LABELS = {"mtzoo": "mtzoo", "mtzoo_compressed": "mtzoo compressed", "deepmd": "DeePMD-kit",
+          "deepmd_vesin": "DeePMD-kit + vesin"}
+MTZOO_SIDES = ("mtzoo", "mtzoo_compressed")
 
 
 def log(*a) -> None:
@@ -103,7 +106,8 @@ def worker(spec: dict) -> dict:
     if spec["calc"] == "mtzoo":
         from mtzoo.calculator import MTZooCalculator
 
-        calc = MTZooCalculator(spec["model"], head=spec.get("head"), dtype="float64", skin=spec["skin"])
+        calc = MTZooCalculator(spec["model"], head=spec.get("head"), dtype="float64", skin=spec["skin"],
+                               compress=bool(spec.get("compress")))
     else:
         from deepmd.calculator import DP
 
@@ -261,8 +265,9 @@ def summarise(rounds: list[dict], sides: list[str]) -> dict:
     out = {"ns_per_day_median": med,
            "ms_per_step_median": {s: float(np.median([r[s]["ms_per_step"] for r in rounds])) for s in sides},
            "ns_per_day_rounds": {s: [r[s]["ns_per_day"] for r in rounds] for s in sides}}
-    if "mtzoo" in sides:
-        out["ratio_mtzoo_over"] = {s: med["mtzoo"] / med[s] for s in sides if s != "mtzoo"}
+    for m in MTZOO_SIDES:
+        if m in sides:
+            out[f"ratio_{m}_over"] = {s: med[m] / med[s] for s in sides if s not in MTZOO_SIDES}
     return out
 
 
@@ -304,7 +309,7 @@ def main() -> None:
     if not Path(peer).exists() or not (shared / "peers/deepmd_time.py").is_file():
         print(f"skipped: DeePMD-kit peer not found ({peer}); run shared/peers/deepmd_setup.sh")
         return
-    sides = ["mtzoo", "deepmd"]
+    sides = ["mtzoo", "mtzoo_compressed", "deepmd"]
     vesin_env = None
     if args.deepmd_vesin is not None:
         vesin_dir = args.deepmd_vesin.resolve()
@@ -327,15 +332,16 @@ def main() -> None:
 
     dp_model, mt_model = water_models(peer, shared, args.train_steps, workdir,
                                       args.dp_model.resolve() if args.dp_model else None)
-    pythons = {"mtzoo": sys.executable, "deepmd": peer, "deepmd_vesin": peer}
-    models = {"mtzoo": str(mt_model), "deepmd": str(dp_model), "deepmd_vesin": str(dp_model)}
+    pythons = {"mtzoo": sys.executable, "mtzoo_compressed": sys.executable, "deepmd": peer, "deepmd_vesin": peer}
+    models = {"mtzoo": str(mt_model), "mtzoo_compressed": str(mt_model), "deepmd": str(dp_model),
+              "deepmd_vesin": str(dp_model)}
     envs = {"deepmd_vesin": vesin_env}
     md = {"timestep_fs": args.timestep, "temperature_K": args.temperature, "friction_per_fs": args.friction,
           "seed": args.seed, "skin": args.skin, "warmup": args.warmup}
 
     def spec(side: str, frame: Path, steps: int, **kw) -> dict:
-        return {"calc": "mtzoo" if side == "mtzoo" else "deepmd", "model": models[side], "frame": str(frame),
-                "steps": steps, **md, **kw}
+        return {"calc": "mtzoo" if side in MTZOO_SIDES else "deepmd", "model": models[side], "frame": str(frame),
+                "steps": steps, "compress": side == "mtzoo_compressed", **md, **kw}
 
     type_map = ["O", "H"]
     frames = {rep: write_frame(water_frame(shared, type_map, rep), workdir / f"water-x{rep}.npz", args.temperature,
@@ -343,7 +349,7 @@ def main() -> None:
 
     # same weights: energy and forces of both calculators on the 192-atom start frame, before timing
     check = {}
-    for side in sides[:2]:
+    for side in ("mtzoo", "deepmd"):
         res = run_worker(pythons[side], spec(side, frames[1], 0, forces_out=str(workdir / f"f0-{side}.npy"), warmup=1),
                          workdir, envs.get(side))
         check[side] = {"energy": res["energy_start"], "forces": np.load(workdir / f"f0-{side}.npy")}
@@ -358,7 +364,7 @@ def main() -> None:
 
     cases = {}
     for rep, steps in ((1, args.steps_small), (2, args.steps_large)):
-        case_sides = sides if rep == 2 else sides[:2]
+        case_sides = sides if rep == 2 else [s for s in sides if s != "deepmd_vesin"]
         rounds = []
         for r in range(args.rounds):
             row = {}
@@ -376,14 +382,17 @@ def main() -> None:
     from ase.build import molecule
 
     mol_frame = write_frame(molecule(MOLECULE), workdir / "molecule.npz", args.temperature, args.seed)
-    models["mtzoo"] = str(mol_path)
+    models["mtzoo"] = models["mtzoo_compressed"] = str(mol_path)
     mol_rounds = []
     for r in range(args.rounds):
-        res = run_worker(sys.executable, spec("mtzoo", mol_frame, args.mol_steps), workdir)
-        log(f"{MOLECULE}, round {r + 1}/{args.rounds}: {res['ms_per_step']:.2f} ms/step, {res['ns_per_day']:.3f} ns/day")
-        mol_rounds.append({"mtzoo": res})
+        row = {}
+        for side in MTZOO_SIDES:
+            res = row[side] = run_worker(sys.executable, spec(side, mol_frame, args.mol_steps), workdir)
+            log(f"{MOLECULE}, round {r + 1}/{args.rounds}, {LABELS[side]}: {res['ms_per_step']:.2f} ms/step, "
+                f"{res['ns_per_day']:.3f} ns/day")
+        mol_rounds.append(row)
     cases["molecule"] = {"molecule": MOLECULE, "natoms": mol_rounds[0]["mtzoo"]["natoms"],
-                         "steps_per_round": args.mol_steps, **mol_info, **summarise(mol_rounds, ["mtzoo"]),
+                         "steps_per_round": args.mol_steps, **mol_info, **summarise(mol_rounds, list(MTZOO_SIDES)),
                          "rounds": mol_rounds}
 
     result = {
@@ -409,16 +418,18 @@ def main() -> None:
     path.write_text(json.dumps(result, indent=2) + "\n")
 
     head = f"{'system':28s} {'atoms':>6s} {'steps':>6s}" + "".join(f" {LABELS[s] + ' ns/day':>26s}" for s in sides)
-    print(head + "".join(f" {'mtzoo / ' + LABELS[s]:>26s}" for s in sides[1:]))
+    dp_sides = [s for s in sides if s not in MTZOO_SIDES]
+    print(head + "".join(f" {LABELS[m] + ' / ' + LABELS[s]:>36s}" for m in MTZOO_SIDES for s in dp_sides))
     for key, c in cases.items():
         name = f"ethanol, {c['label']}" if key == "molecule" else f"water box x{c['replicate'][0] ** 3}"
         line = f"{name:28s} {c['natoms']:6d} {c['steps_per_round']:6d}"
         for s in sides:
             v = c["ns_per_day_median"].get(s)
             line += f" {v:26.4f}" if v is not None else f" {'-':>26s}"
-        for s in sides[1:]:
-            v = c.get("ratio_mtzoo_over", {}).get(s)
-            line += f" {v:25.2f}x" if v is not None else f" {'-':>26s}"
+        for m in MTZOO_SIDES:
+            for s in dp_sides:
+                v = c.get(f"ratio_{m}_over", {}).get(s)
+                line += f" {v:35.2f}x" if v is not None else f" {'-':>36s}"
         print(line)
     print(f"wrote {path} ({result['wall_total_s']:.0f} s)")
     if tmp:

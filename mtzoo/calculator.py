@@ -62,6 +62,9 @@ class MTZooCalculator(Calculator):
         an atom has moved more than ``skin / 2``.  ``0`` rebuilds at every new geometry.
     device : str or torch.device
         Where the model runs (default ``"cpu"``).
+    compress : bool or dict
+        Run a copy of the model with tabulated embedding nets (``mtzoo compress``: same energies
+        and forces to ~1e-11, 2-3x faster; se_e2_a models; a dict gives ``rmin``/``tol``).
     **kwargs
         Passed to :class:`ase.calculators.calculator.Calculator` (``label``, ``directory`` ...).
 
@@ -83,13 +86,21 @@ class MTZooCalculator(Calculator):
     implemented_properties: list[str] = []  # set per instance from the head's outputs
     default_parameters: dict = {}
 
-    def __init__(self, model, head: str | None = None, dtype=None, skin: float = 1.0, device="cpu", **kwargs) -> None:
+    def __init__(self, model, head: str | None = None, dtype=None, skin: float = 1.0, device="cpu",
+                 compress: bool | dict = False, **kwargs) -> None:
         from mtzoo.model import Model
 
         if isinstance(model, (str, Path)):  # a model file or a zoo name (sha256 checked)
             from mtzoo.zoo.registry import load_pretrained
 
-            model = load_pretrained(model)
+            model = load_pretrained(model, compress=compress)
+        elif compress and isinstance(model, Model):  # tabulate a copy; the caller's model is left as it is
+            import copy
+
+            from mtzoo.zoo.compress import compress_model
+
+            model = copy.deepcopy(model)
+            compress_model(model, **(compress if isinstance(compress, dict) else {}))
         if not isinstance(model, Model):
             raise TypeError(f"model must be an mtzoo Model, a model file path or a zoo name, not {type(model).__name__}")
         self.head = model.resolve_head(head)  # raises, listing the heads, on an unknown name

@@ -40,7 +40,7 @@ def edge_vectors(pos: torch.Tensor, edge_index: torch.Tensor, cell_shift: torch.
     batch ``[N]`` or None (one frame) -> ``[E, 3]``.
     """
     src, dst = edge_index[0], edge_index[1]
-    vec = pos[src] - pos[dst]
+    vec = pos.index_select(0, src) - pos.index_select(0, dst)
     if cell.shape[0] == 1 or batch is None:
         return vec + cell_shift.to(pos.dtype) @ cell[0].to(pos.dtype)
     return vec + torch.bmm(cell_shift.to(pos.dtype).unsqueeze(1), cell.to(pos.dtype)[batch[dst]]).squeeze(1)

@@ -182,3 +182,22 @@ def test_training_flows_start_from_a_compressed_file(tmp_path):
     assert state["metadata"]["input"] == src and "compress" not in state["model_config"]["descriptor"]
     assert load_model(out).descriptor.compress is not None
     assert load_model(out, uncompress=True).descriptor.compress is None
+
+
+def test_compressed_zoo_model_all_heads(request):
+    """hcno-mf-se-v1 compressed: energies and forces, dipoles and polarizabilities equal the exact
+    model's, and the tensor heads stay exactly equivariant."""
+    from mtzoo.zoo.registry import check_frame, load_pretrained
+
+    exact = load_pretrained("hcno-mf-se-v1")
+    model = load_pretrained("hcno-mf-se-v1", compress=True)
+    assert model.descriptor.compress is not None and exact.descriptor.compress is None
+    frame = physics.as_frame(check_frame("hcno"))
+    errs = {}
+    for head in exact.head_names():
+        ref, got = physics.evaluate(exact, frame, head), physics.evaluate(model, frame, head)
+        for key in ref:
+            errs[f"{head}.{key}"] = physics._assert_close(f"{head} {key}", got[key], ref[key], rtol=1e-8)
+    for head in ("pbe_dipole", "pbe_polar"):
+        errs[f"{head}.equivariance"] = physics.check_tensor_equivariance(model, frame, head, rtol=1e-10)
+    physics.report(request, "compressed_zoo_rel", errs)

@@ -205,10 +205,10 @@ class DescrptSeA(Descriptor):
     def forward(self, edge_vec: torch.Tensor, edge_index: torch.Tensor, atom_type: torch.Tensor) -> dict[str, torch.Tensor]:
         nt, n_atoms, m1 = self.ntypes, atom_type.shape[0], self.dim_emb
         src, dst = edge_index[0], edge_index[1]
-        ti, tj = atom_type[dst], atom_type[src]
+        ti, tj = atom_type.index_select(0, dst), atom_type.index_select(0, src)
         pair = ti * nt + tj
         rr = env_matrix(edge_vec.to(self.dtype), self.rcut_smth, self.rcut, self.env_protection)
-        rr = (rr - self.davg.view(-1, 4)[pair]) / self.dstd.view(-1, 4)[pair]
+        rr = (rr - self.davg.view(-1, 4).index_select(0, pair)) / self.dstd.view(-1, 4).index_select(0, pair)
         if self.exclude_types:
             rr = rr * self.pair_keep.view(-1)[pair].unsqueeze(-1)
         if self.compress is not None and src.numel():

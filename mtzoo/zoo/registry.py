@@ -65,7 +65,7 @@ def verify(entry: dict, models_dir: str | Path | None = None) -> Path:
 
 
 def load_pretrained(name_or_path: str | Path, head: str | None = None, dtype=None, device="cpu",
-                    index: str | Path | None = None):
+                    index: str | Path | None = None, compress: bool | dict = False):
     """Load a zoo model by name (checksum verified) or a model file by path.
 
     Parameters
@@ -84,6 +84,9 @@ def load_pretrained(name_or_path: str | Path, head: str | None = None, dtype=Non
         Where the model is put.
     index : str or Path or None
         Another ``index.json`` (its files next to it); default: the package's.
+    compress : bool or dict
+        Tabulate the descriptor's embedding nets for faster inference
+        (:func:`mtzoo.zoo.compress.compress_model`; a dict gives its ``rmin``/``tol``).
 
     Returns
     -------
@@ -109,6 +112,10 @@ def load_pretrained(name_or_path: str | Path, head: str | None = None, dtype=Non
         model = single_head(model, head)  # resolve_head raises, listing the heads
     if dtype is not None:
         model = cast_model(model, dtype)
+    if compress:
+        from mtzoo.zoo.compress import compress_model
+
+        compress_model(model, **(compress if isinstance(compress, dict) else {}))
     return model.to(device).eval()
 
 
