@@ -131,13 +131,18 @@ def water_atoms(shared: Path, type_map: list[str], repeat: int):
 
 
 def mtzoo_infer(model, atoms, type_map: list[str], calls: int) -> dict[str, list[float]]:
-    """Per-call seconds of ``Model.forward`` on a prebuilt graph, and of positions -> graph -> forward."""
+    """Per-call seconds of ``Model.forward`` on a prebuilt graph, of positions -> graph -> forward,
+    and of the ASE calculator with no Verlet skin (neighbour list rebuilt every call: positions in,
+    energy, forces and stress out, as ``DeepPot.eval``)."""
+    from ase.calculators.calculator import all_changes
+
+    from mtzoo.calculator import MTZooCalculator
     from mtzoo.data.graph import atoms_to_graph, collate
 
     batch = collate([atoms_to_graph(atoms, type_map, model.rcut)])
     for _ in range(3):
         model(batch)
-    graph_t, full_t = [], []
+    graph_t, full_t, calc_t = [], [], []
     for _ in range(calls):
         t0 = time.perf_counter()
         model(batch)
@@ -146,7 +151,14 @@ def mtzoo_infer(model, atoms, type_map: list[str], calls: int) -> dict[str, list
         t0 = time.perf_counter()
         model(collate([atoms_to_graph(atoms, type_map, model.rcut)]))
         full_t.append(time.perf_counter() - t0)
-    return {"graph_prebuilt": graph_t, "with_neighbor_list": full_t}
+    calc = MTZooCalculator(model, skin=0.0)
+    calc.calculate(atoms, ["energy", "forces", "stress"], all_changes)
+    for _ in range(calls):
+        t0 = time.perf_counter()
+        calc.calculate(atoms, ["energy", "forces", "stress"], all_changes)
+        calc_t.append(time.perf_counter() - t0)
+    assert calc.nl_builds == calls + 1, "the calculator must rebuild its neighbour list at every call here"
+    return {"graph_prebuilt": graph_t, "with_neighbor_list": full_t, "ase_calculator": calc_t}
 
 
 def compressed_deviation(model, compressed, atoms, type_map: list[str]) -> dict[str, float]:
@@ -301,10 +313,8 @@ def main() -> None:
             dp_s = deepmd_infer(args.peer_python, shared, frozen, rep, args.calls)
             mt = mtzoo_infer(model, atoms, type_map, args.calls)
             mc = mtzoo_infer(compressed, atoms, type_map, args.calls)
-            rounds.append({"deepmd": dp_s, "mtzoo_graph_prebuilt": float(np.median(mt["graph_prebuilt"])),
-                           "mtzoo_with_neighbor_list": float(np.median(mt["with_neighbor_list"])),
-                           "mtzoo_compressed_graph_prebuilt": float(np.median(mc["graph_prebuilt"])),
-                           "mtzoo_compressed_with_neighbor_list": float(np.median(mc["with_neighbor_list"]))})
+            rounds.append({"deepmd": dp_s, **{f"mtzoo_{k}": float(np.median(v)) for k, v in mt.items()},
+                           **{f"mtzoo_compressed_{k}": float(np.median(v)) for k, v in mc.items()}})
         med = {k: float(np.median([x[k] for x in rounds])) for k in rounds[0]}
         cases[f"{len(atoms)}_atoms"] = {
             "natoms": len(atoms), "s_per_call_median": med, "rounds": rounds,
@@ -333,8 +343,10 @@ def main() -> None:
     for c in cases.values():
         s = c["s_per_call_median"]
         for key, label in (("mtzoo_graph_prebuilt", "graph prebuilt"), ("mtzoo_with_neighbor_list", "incl. neighbour list"),
+                           ("mtzoo_ase_calculator", "ASE calculator, skin 0"),
                            ("mtzoo_compressed_graph_prebuilt", "compressed, graph prebuilt"),
-                           ("mtzoo_compressed_with_neighbor_list", "compressed, incl. nlist")):
+                           ("mtzoo_compressed_with_neighbor_list", "compressed, incl. nlist"),
+                           ("mtzoo_compressed_ase_calculator", "compressed, ASE calc., skin 0")):
             print(f"{'E+F ' + str(c['natoms']) + ' atoms, ' + label:40s} {1e3 * s['deepmd']:9.1f}ms {1e3 * s[key]:9.1f}ms "
                   f"{s['deepmd'] / s[key]:6.2f}x")
     print(f"{'train step (batch 1)':40s} {1e3 * tr['deepmd']:9.1f}ms {1e3 * tr['mtzoo']:9.1f}ms "

@@ -96,11 +96,12 @@ def test_compressed_forces_and_virial_fd(system, variant, request):
     physics.report(request, "compressed_fd_rel", errs)
 
 
-def test_compressed_smooth_at_cutoff_and_invariant(request):
+def test_compressed_smooth_at_cutoff_invariant_batch_independent(request):
     _, model = _compressed("agau", "one_side")
     errs = physics.check_cutoff_smoothness(model, HEAD, step=1e-6, tol=1e-8)
     inv = physics.check_invariance(model, frames_for("agau")[0], HEAD, rtol=1e-10)
-    physics.report(request, "compressed_cutoff_invariance", {"cutoff": errs, "invariance": inv})
+    batch = physics.check_batch_independence(model, frames_for("agau"), HEAD, rtol=1e-12)
+    physics.report(request, "compressed_cutoff_invariance_batch", {"cutoff": errs, "invariance": inv, "batch": batch})
 
 
 def test_neighbours_closer_than_rmin_use_the_net():
