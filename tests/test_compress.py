@@ -202,3 +202,17 @@ def test_compressed_zoo_model_all_heads(request):
     for head in ("pbe_dipole", "pbe_polar"):
         errs[f"{head}.equivariance"] = physics.check_tensor_equivariance(model, frame, head, rtol=1e-10)
     physics.report(request, "compressed_zoo_rel", errs)
+
+
+def test_chunked_contraction_equals_one_block(monkeypatch):
+    """M is built in blocks of centres (cache-sized); tiny blocks give the same energies and forces."""
+    import mtzoo.nn.tabulate as tab
+
+    exact, model = _compressed("agau", "one_side")
+    frames = [physics.as_frame(f, exact.type_map) for f in frames_for("agau")]
+    ref = physics.evaluate(model, frames, HEAD)
+    monkeypatch.setattr(tab, "CHUNK_BYTES", 1)  # one centre per block
+    got = physics.evaluate(model, frames, HEAD)
+    for key in (K.ENERGY, K.FORCES, K.VIRIAL):
+        physics._assert_close(f"chunked {key}", got[key], ref[key], rtol=1e-12)
+    physics.check_forces_fd(model, frames_for("agau")[0], HEAD, h=1e-5, rtol=1e-6, max_atoms=4)

@@ -34,6 +34,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+#: Size of the block of M (the scattered basis) handled at once: small enough to stay in cache.
+CHUNK_BYTES = 2 << 20
+
 #: Interior points (fractions of a bin) where the table is checked against the net.
 _CHECK = (0.125, 0.25, 0.375, 0.5, 0.625, 0.75, 0.875)
 
@@ -215,6 +218,18 @@ class TabulatedNets:
         self.slot_of_net = torch.full((max(net_ids) + 1,), -1, dtype=torch.long, device=device)
         self.slot_of_net[torch.tensor(net_ids, device=device)] = torch.arange(len(net_ids), device=device)
 
+    def _chunks(self, centre: torch.Tensor, n_centres: int) -> list[tuple[int, int, int, int]]:
+        """Blocks ``(c0, c1, e0, e1)`` of about :data:`CHUNK_BYTES` of M: centres ``c0..c1`` own edges
+        ``e0..e1`` (edges grouped by centre, as neighbour lists and batches give them; otherwise one block)."""
+        n_e = centre.numel()
+        per_centre = max(1, CHUNK_BYTES // (4 * 6 * self.n_bins * self.coef.element_size()))
+        if n_centres <= per_centre or n_e < 2 or not bool((centre[1:] >= centre[:-1]).all()):
+            return [(0, n_centres, 0, n_e)]
+        ends = torch.cumsum(torch.bincount(centre, minlength=n_centres), 0)
+        bounds = list(range(0, n_centres, per_centre)) + [n_centres]
+        e_at = [0] + ends[torch.tensor(bounds[1:], device=centre.device) - 1].tolist()
+        return [(bounds[j], bounds[j + 1], e_at[j], e_at[j + 1]) for j in range(len(bounds) - 1)]
+
     def contract(self, rr: torch.Tensor, net: torch.Tensor, centre: torch.Tensor, n_centres: int,
                  exact: list[nn.Module]) -> torch.Tensor:
         """:math:`\\sum_{e \\to i} \\hat{\\mathcal R}_e^\\top \\tilde{\\mathcal G}_{k_e}(x_e)` per centre.
@@ -253,7 +268,8 @@ class TabulatedNets:
             rr_in, x_in, centre_in = rr, x, centre
         tt = x_in - t  # position inside the bin (differentiable through x)
         row = (centre_in.unsqueeze(-1) * 4 + torch.arange(4, device=rr.device)) * self.n_bins + col.unsqueeze(-1)
-        out = _BasisContract.apply(rr_in, tt, row.reshape(-1), self.coef, n_centres)
+        out = _BasisContract.apply(rr_in, tt, row.reshape(-1), self.coef, n_centres,
+                                   self._chunks(centre_in, n_centres))
         for nid, edges in outside:  # exact net beyond the table (close contacts)
             g = exact[nid](rr.index_select(0, edges)[:, :1])
             part = rr.index_select(0, edges).unsqueeze(-1) * g.unsqueeze(1)  # [e, 4, M]
@@ -274,13 +290,18 @@ class _BasisContract(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, rr, t, row, coef, n_centres):
+    def forward(ctx, rr, t, row, coef, n_centres, chunks):
         powers = torch.linalg.vander(t, N=6)  # [E, 6]: 1, t, ..., t^5
-        w = rr.unsqueeze(-1) * powers.unsqueeze(1)  # [E, 4, 6]
-        n_rows = coef.shape[0] // 6 * n_centres * 4
-        m = w.new_zeros(n_rows, 6).index_add_(0, row, w.view(-1, 6))
+        w = (rr.unsqueeze(-1) * powers.unsqueeze(1)).view(-1, 6)  # [4E, 6]
+        rows_per_centre = coef.shape[0] // 6 * 4
+        out = rr.new_empty(n_centres, 4, coef.shape[1])
+        for c0, c1, e0, e1 in chunks:  # centres c0..c1 own edges e0..e1: M of a chunk stays in cache
+            m = w.new_zeros((c1 - c0) * rows_per_centre, 6)
+            m.index_add_(0, row[4 * e0: 4 * e1] - c0 * rows_per_centre, w[4 * e0: 4 * e1])
+            torch.mm(m.view((c1 - c0) * 4, -1), coef, out=out[c0:c1].view(-1, coef.shape[1]))
         ctx.save_for_backward(rr, t, powers, row, coef)
-        return (m.view(n_centres * 4, -1) @ coef).view(n_centres, 4, -1)
+        ctx.chunks = chunks
+        return out
 
     @staticmethod
     @torch.autograd.function.once_differentiable
@@ -288,10 +309,14 @@ class _BasisContract(torch.autograd.Function):
         rr, t, powers, row, coef = ctx.saved_tensors
         if ctx.needs_input_grad[3]:
             raise RuntimeError("tabulated embedding coefficients are not trainable (compressed models are for inference)")
-        gm = (grad.reshape(-1, coef.shape[1]) @ coef.t()).view(-1, 6)
-        ge = gm.index_select(0, row).view(-1, 4, 6)  # dE/dw per edge
+        rows_per_centre = coef.shape[0] // 6 * 4
+        ge = rr.new_empty(row.shape[0], 6)  # dE/dw per edge and component
+        for c0, c1, e0, e1 in ctx.chunks:
+            gm = (grad[c0:c1].reshape(-1, coef.shape[1]) @ coef.t()).view(-1, 6)
+            torch.index_select(gm, 0, row[4 * e0: 4 * e1] - c0 * rows_per_centre, out=ge[4 * e0: 4 * e1])
+        ge = ge.view(-1, 4, 6)
         grad_rr = torch.einsum("eak,ek->ea", ge, powers)
         q = torch.einsum("eak,ea->ek", ge[:, :, 1:], rr)  # [E, 5]: sum over a of dE/dw_{a,k} R_a, k = 1..5
         k = torch.arange(1, 6, dtype=t.dtype, device=t.device)
         grad_t = (q * k * powers[:, :5]).sum(-1)
-        return grad_rr, grad_t, None, None, None
+        return grad_rr, grad_t, None, None, None, None
