@@ -78,6 +78,8 @@ def main(argv=None) -> int:
     ap.add_argument("--print-every", type=int, default=50)
     ap.add_argument("--skin", type=float, default=1.0, help="Verlet skin, Angstrom (default 1.0)")
     ap.add_argument("--dtype", choices=["float32", "float64"], default=None, help="default: the model's")
+    ap.add_argument("--compress", action="store_true",
+                    help="tabulate the embedding nets (se_e2_a models; same forces to ~1e-9 eV/A, faster)")
     ap.add_argument("--train-steps", type=int, default=300, help="steps of the demo model (no --model)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
@@ -92,7 +94,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     with tempfile.TemporaryDirectory() as tmp:
         model_path = args.model if args.model else train_demo_model(Path(tmp), args.train_steps)
-        calc = MTZooCalculator(model_path, head=args.head, dtype=args.dtype, skin=args.skin)
+        calc = MTZooCalculator(model_path, head=args.head, dtype=args.dtype, skin=args.skin, compress=args.compress)
     if args.molecule:
         from ase.build import molecule
 
