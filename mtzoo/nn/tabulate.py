@@ -35,7 +35,7 @@ import torch
 from torch import nn
 
 #: Size of the block of M (the scattered basis) handled at once: small enough to stay in cache.
-CHUNK_BYTES = 2 << 20
+CHUNK_BYTES = 8 << 20
 
 #: Interior points (fractions of a bin) where the table is checked against the net.
 _CHECK = (0.125, 0.25, 0.375, 0.5, 0.625, 0.75, 0.875)
