@@ -26,3 +26,19 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor()
+
+
+def first_frame_atoms(sysdir: Path, type_map: list[str], repeat: int = 1):
+    """Frame 0 of a DeePMD npy system (periodic) as ``ase.Atoms``, replicated ``repeat``^3 times."""
+    import os
+
+    import numpy as np
+    from ase import Atoms
+
+    sysdir = Path(sysdir)
+    sets = sorted(d for d in os.listdir(sysdir) if d.startswith("set."))
+    coord = np.load(sysdir / sets[0] / "coord.npy")[0].reshape(-1, 3)
+    box = np.load(sysdir / sets[0] / "box.npy")[0].reshape(3, 3)
+    types = np.loadtxt(sysdir / "type.raw", dtype=int).reshape(-1)
+    atoms = Atoms(symbols=[type_map[t] for t in types], positions=coord, cell=box, pbc=True)
+    return atoms.repeat((repeat,) * 3) if repeat > 1 else atoms

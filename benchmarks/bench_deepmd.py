@@ -41,6 +41,8 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+from _common import cpu_model, first_frame_atoms, git_commit  # noqa: E402  (benchmarks/ on sys.path)
 WATER = "data/deepmd-examples/examples/water"
 INPUT = WATER + "/se_e2_a/input_torch.json"
 FRAME = WATER + "/data/data_0"
@@ -119,15 +121,7 @@ def mtzoo_model(shared: Path):
 
 def water_atoms(shared: Path, type_map: list[str], repeat: int):
     """First frame of data_0 as ``ase.Atoms`` (replicated ``repeat``^3 times, as deepmd_time.py does)."""
-    from ase import Atoms
-
-    sysdir = shared / FRAME
-    sets = sorted(d for d in os.listdir(sysdir) if d.startswith("set."))
-    coord = np.load(sysdir / sets[0] / "coord.npy")[0].reshape(-1, 3)
-    box = np.load(sysdir / sets[0] / "box.npy")[0].reshape(3, 3)
-    types = np.loadtxt(sysdir / "type.raw", dtype=int).reshape(-1)
-    atoms = Atoms(symbols=[type_map[t] for t in types], positions=coord, cell=box, pbc=True)
-    return atoms.repeat((repeat,) * 3) if repeat > 1 else atoms
+    return first_frame_atoms(shared / FRAME, type_map, repeat)
 
 
 def mtzoo_infer(model, atoms, type_map: list[str], calls: int) -> dict[str, list[float]]:
@@ -244,21 +238,13 @@ def _manual_train(cfg, steps: int) -> dict:
 
 # ----------------------------------------------------------------------------------------------
 def machine(torch_version: str, peer: str) -> dict:
-    cpu = platform.processor()
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     try:
         dp_version = subprocess.run([peer, "-c", "import deepmd; print(deepmd.__version__)"], capture_output=True,
                                     text=True).stdout.strip()
     except OSError:
         dp_version = None
-    return {"cpu": cpu, "logical_cpus": os.cpu_count(), "threads": 1, "torch": torch_version, "deepmd_kit": dp_version,
-            "python": platform.python_version(), "load_average": os.getloadavg()}
+    return {"cpu": cpu_model(), "logical_cpus": os.cpu_count(), "threads": 1, "torch": torch_version,
+            "deepmd_kit": dp_version, "python": platform.python_version(), "load_average": os.getloadavg()}
 
 
 def main() -> None:
@@ -325,12 +311,9 @@ def main() -> None:
             "speedup_deepmd_over_mtzoo": {k.removeprefix("mtzoo_"): med["deepmd"] / med[k] for k in med if k != "deepmd"}}
 
     tr = {side: float(np.median([x["s_per_step_median"] for x in train[side]])) for side in train}
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
-    dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO, capture_output=True,
-                                text=True).stdout.strip())
     result = {
         "benchmark": "water-se_e2_a speed, mtzoo vs DeePMD-kit", "date": datetime.date.today().isoformat(),
-        "commit": commit + ("-dirty" if dirty else ""), "machine": info, "precision": "float64",
+        "commit": git_commit(), "machine": info, "precision": "float64",
         "input": "examples/water/se_e2_a/input_torch.json", "frame": "examples/water/data/data_0 frame 0 (x1, x2x2x2)",
         "inference": cases, "compression": compress_info,
         "training": {"s_per_step_median": tr, "speedup_deepmd_over_mtzoo": tr["deepmd"] / tr["mtzoo"],

@@ -64,7 +64,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _common import cpu_model, git_commit  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
+from _common import cpu_model, first_frame_atoms, git_commit  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 REPO = Path(__file__).resolve().parents[1]
 WATER = "data/deepmd-examples/examples/water"
@@ -231,18 +231,9 @@ def write_frame(atoms, path: Path, temperature_K: float, seed: int) -> Path:
 
 
 def water_frame(shared: Path, type_map: list[str], repeat: int):
-    from ase import Atoms
-
-    sysdir = shared / FRAME
-    sets = sorted(d for d in os.listdir(sysdir) if d.startswith("set."))
-    coord = np.load(sysdir / sets[0] / "coord.npy")[0].reshape(-1, 3)
-    box = np.load(sysdir / sets[0] / "box.npy")[0].reshape(3, 3)
-    types = np.loadtxt(sysdir / "type.raw", dtype=int).reshape(-1)
-    atoms = Atoms(symbols=[type_map[t] for t in types], positions=coord, cell=box, pbc=True)
-    return atoms.repeat((repeat,) * 3) if repeat > 1 else atoms
+    return first_frame_atoms(shared / FRAME, type_map, repeat)
 
 
-# ----------------------------------------------------------------------------------------------
 def versions(peer: str) -> dict:
     import ase
     import torch
