@@ -164,7 +164,7 @@ def test_bad_compress_settings_and_descriptors(tmp_path, capsys):
     from mtzoo.cli.main import main
 
     assert main(["compress", "-i", "hcno-mf-e3nn-v1", "-o", str(tmp_path / "x.pth")]) == 2
-    assert "compression is implemented for ['se_e2_a'] descriptors; this model's is 'e3nn_mp'" in capsys.readouterr().err
+    assert "compression is implemented for ['se_e2_a', 'se_e2_r'] descriptors (and hybrids holding them); this model's is 'e3nn_mp'" in capsys.readouterr().err
 
 
 def test_training_flows_start_from_a_compressed_file(tmp_path):
@@ -216,3 +216,54 @@ def test_chunked_contraction_equals_one_block(monkeypatch):
     for key in (K.ENERGY, K.FORCES, K.VIRIAL):
         physics._assert_close(f"chunked {key}", got[key], ref[key], rtol=1e-12)
     physics.check_forces_fd(model, frames_for("agau")[0], HEAD, h=1e-5, rtol=1e-6, max_atoms=4)
+
+
+SE_R_CASES = [pytest.param(s, v, id=f"{s}-{v}") for s in ("agau", "molecule") for v in ("se_r_one_side", "se_r_two_side")]
+
+
+@pytest.mark.parametrize("system,variant", SE_R_CASES)
+def test_compressed_se_e2_r(system, variant, request):
+    """se_e2_r tables: equal to the nets, forces = finite differences, smooth at rcut."""
+    import test_physics_descriptors as tpd
+
+    exact = tpd.model_for(system, variant)
+    model = copy.deepcopy(exact)
+    from mtzoo.zoo.compress import compress_model
+
+    info = compress_model(model)
+    assert info["compressed"] == ["se_e2_r"] and info["max_deviation"] <= 1e-10
+    frames = [physics.as_frame(f, exact.type_map) for f in tpd.frames_for(system)]
+    ref, got = physics.evaluate(exact, frames, HEAD), physics.evaluate(model, frames, HEAD)
+    errs = {key: physics._assert_close(f"compressed {key}", got[key], ref[key], rtol=1e-8)
+            for key in (K.ENERGY, K.FORCES, K.VIRIAL)}
+    errs["forces_fd"] = physics.check_forces_fd(model, tpd.frames_for(system)[0], HEAD, h=1e-5, rtol=1e-6, max_atoms=6)
+    errs["cutoff"] = physics.check_cutoff_smoothness(model, HEAD, step=1e-6, tol=1e-8)
+    physics.report(request, "compressed_se_e2_r", errs)
+
+
+def test_compressed_hybrid_members(tmp_path):
+    """A hybrid's se_e2_a / se_e2_r members are tabulated, the others (se_e3) stay exact."""
+    from mtzoo.model import build_model
+    from mtzoo.zoo.compress import compress_model
+
+    type_map = ["C", "H", "O"]
+    members = [{"type": "se_e2_a", "sel": [10, 10, 10], "rcut": 4.0, "rcut_smth": 0.5, "neuron": [4, 8], "axis_neuron": 2, "seed": 1},
+               {"type": "se_e2_r", "sel": [10, 10, 10], "rcut": 3.0, "rcut_smth": 0.5, "neuron": [4, 8], "seed": 2},
+               {"type": "se_e3", "sel": [10, 10, 10], "rcut": 2.5, "rcut_smth": 0.5, "neuron": [2, 4], "seed": 3}]
+    exact = build_model({"type_map": type_map, "descriptor": {"type": "hybrid", "list": members},
+                         "heads": {HEAD: {"type": "ener", "neuron": [8, 8], "seed": 4}}}).eval()
+    frame = physics.as_frame(frames_for("molecule")[0])
+    exact.descriptor.compute_stats([physics.frame_graph(exact, frame)])
+    model = copy.deepcopy(exact)
+    info = compress_model(model)
+    assert info["descriptor"] == "hybrid" and info["compressed"] == ["se_e2_a", "se_e2_r"]
+    cfg = model.descriptor.get_config()["list"]
+    assert "compress" in cfg[0] and "compress" in cfg[1] and "compress" not in cfg[2]
+    ref, got = physics.evaluate(exact, frame, HEAD), physics.evaluate(model, frame, HEAD)
+    physics._assert_close("hybrid energy", got[K.ENERGY], ref[K.ENERGY], rtol=1e-9)
+    physics._assert_close("hybrid forces", got[K.FORCES], ref[K.FORCES], rtol=1e-8)
+    from mtzoo.zoo.frozen import load_model, save_model
+
+    loaded = load_model(save_model(model, tmp_path / "hybrid.pth"))
+    again = physics.evaluate(loaded, frame, HEAD)
+    physics._assert_close("hybrid forces after load", again[K.FORCES], got[K.FORCES], rtol=1e-12)

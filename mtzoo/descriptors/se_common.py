@@ -1,5 +1,5 @@
 """Shared pieces of the se_* descriptor family: environment statistics, DeePMD statistics import,
-the excluded-pair table and its warning."""
+the excluded-pair table and its warning, and model compression (tabulated embedding nets)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import torch
 from mtzoo import keys as K
 from mtzoo.nn.env import env_matrix
 from mtzoo.nn.scatter import scatter_sum
+from mtzoo.nn.tabulate import TabulatedNets, check_compress, tabulate_net
 
 
 def pair_keep_table(ntypes: int, exclude_types: Sequence[Sequence[int]], dtype: torch.dtype) -> torch.Tensor:
@@ -101,3 +102,112 @@ def load_deepmd_stats(arr, sel: Sequence[int], buf: torch.Tensor, name: str) -> 
             raise ValueError(f"DeePMD {name} varies within the sel slots of type {tj}; mtzoo stores one row per type pair")
         if seg.shape[1]:
             buf[:, tj] = torch.as_tensor(seg[:, 0]).view(buf[:, tj].shape)
+
+
+class TabulatedSe:
+    """Model compression for two-body se_* descriptors (se_e2_a, se_e2_r): their embedding nets
+    become tables (:mod:`mtzoo.nn.tabulate`) for inference.
+
+    The class using it provides ``ntypes``, ``type_one_side``, ``embeddings``, ``davg``/``dstd``
+    (radial statistics in ``[..., 0]`` or as ``[nt, nt]``), ``env_protection``, ``_net_index``
+    and ``_padding_table``, and sets ``compress`` (settings or None) and ``_tables`` (None).
+    """
+
+    def enable_compression(self, rmin: float = 0.5, tol: float = 1e-10, max_bins: int = 20000) -> dict:
+        """Replace the embedding nets by tables (:mod:`mtzoo.nn.tabulate`) for inference.
+
+        Parameters
+        ----------
+        rmin : float
+            Shortest distance (Angstrom) the tables cover; closer neighbours are evaluated by the
+            net itself, so ``rmin`` only trades table size for speed, never accuracy.
+        tol : float
+            Largest deviation of a table from its net, in embedding units, at interior test points.
+        max_bins : int
+            Limit on bins per net.
+
+        Returns
+        -------
+        dict
+            ``bins`` (per net) and ``max_deviation`` of the built tables.
+        """
+        self.compress = check_compress({"rmin": rmin, "tol": tol, "max_bins": max_bins})
+        self._tables = None
+        groups = self._tabulated_groups()
+        return {"bins": [int(n) for g in groups for n in g.sizes], "max_deviation": max(g.max_dev for g in groups)}
+
+    def disable_compression(self) -> None:
+        """Go back to evaluating the embedding nets (exact)."""
+        self.compress, self._tables = None, None
+
+    def _radial_stats(self) -> tuple[torch.Tensor, torch.Tensor]:
+        avg, std = self.davg, self.dstd
+        return (avg[..., 0], std[..., 0]) if avg.dim() == 3 else (avg, std)
+
+    def _tabulated_groups(self) -> list[TabulatedNets]:
+        """The tables, one group per centre type (pair nets) or one for all atoms (one-sided nets);
+        built from the current weights on first use and after weights are loaded or cast.
+
+        Net input :math:`x = (s - \\mu)/\\sigma`: from :math:`x(s = 0)` (a neighbour at or beyond
+        ``rcut``; also a knot, so the padding rows equal the table exactly) up to
+        :math:`x(s = 1/(r_{\\min} + p))`, over the centre types that use the net.
+        """
+        avg, std = self._radial_stats()
+        if self._tables is not None and self._tables[0].coef.dtype == avg.dtype and self._tables[0].coef.device == avg.device:
+            return self._tables
+        nt, c = self.ntypes, self.compress
+        x0 = (-avg / std).double()
+        x1 = ((1.0 / (c["rmin"] + self.env_protection) - avg) / std).double()
+        centre_sets = [list(range(nt))] if self.type_one_side else [[ci] for ci in range(nt)]
+        groups = []
+        for cs in centre_sets:
+            nets = list(range(nt)) if self.type_one_side else [cs[0] * nt + tj for tj in range(nt)]
+            tables, devs = [], []
+            for k in nets:
+                tj = k % nt
+                lo, hi = float(x0[cs, tj].min()), float(x1[cs, tj].max())
+                knots, coef, dev = tabulate_net(self.embeddings[k], lo, hi, c["tol"], c["max_bins"],
+                                                extra_knots=tuple(float(v) for v in x0[cs, tj]))
+                tables.append((knots, coef))
+                devs.append(dev)
+            g = TabulatedNets(tables, nets, avg.dtype, avg.device)
+            g.max_dev = max(devs)
+            groups.append(g)
+        self._tables = groups
+        with torch.no_grad():
+            self._tables_pad = self._padding_table()
+        return groups
+
+    def _padding_rows(self) -> torch.Tensor:
+        """``_padding_table()``; while compressed (inference only) the one computed with the tables."""
+        if self.compress is not None and self._tables is not None:
+            return self._tables_pad
+        return self._padding_table()
+
+    def _contract_tabulated(self, x, weights, dst, ti, tj, atom_type) -> torch.Tensor:
+        """:math:`\\sum_{e \\to i} w_e^\\top \\tilde{\\mathcal G}(x_e)` per atom with the tables:
+        ``[N, C, M]`` for weights ``[E, C]`` (se_e2_a: the environment rows; se_e2_r: ones)."""
+        if self.training and torch.is_grad_enabled() and any(p.requires_grad for p in self.parameters()):
+            raise RuntimeError(f"{self.type_name}: this descriptor is compressed (tabulated) for inference; train the "
+                               "uncompressed model (disable_compression()) and compress it again afterwards")
+        groups = self._tabulated_groups()
+        net = self._net_index(ti, tj)
+        n_atoms = atom_type.shape[0]
+        if self.type_one_side:
+            return groups[0].contract(x, weights, net, dst, n_atoms, self.embeddings)
+        out = weights.new_zeros(n_atoms, weights.shape[1], self.embeddings[0].out_dim)
+        for c, g in enumerate(groups):
+            centres = (atom_type == c).nonzero().squeeze(1)
+            if centres.numel() == 0:
+                continue
+            local = torch.full_like(atom_type, -1)
+            local[centres] = torch.arange(centres.numel(), device=centres.device)
+            edges = (ti == c).nonzero().squeeze(1)
+            part = g.contract(x.index_select(0, edges), weights.index_select(0, edges), net.index_select(0, edges),
+                              local.index_select(0, dst.index_select(0, edges)), centres.numel(), self.embeddings)
+            out = out.index_add(0, centres, part)
+        return out
+
+    def _load_from_state_dict(self, *args, **kwargs):
+        self._tables = None  # new weights or statistics: rebuild the tables on next use
+        super()._load_from_state_dict(*args, **kwargs)

@@ -40,12 +40,12 @@ import torch
 from torch import nn
 
 from mtzoo import keys as K
-from mtzoo.descriptors.se_common import env_mat_stats, load_deepmd_stats, pair_keep_table, warn_excluded_pairs
+from mtzoo.descriptors.se_common import TabulatedSe, env_mat_stats, load_deepmd_stats, pair_keep_table, warn_excluded_pairs
 from mtzoo.descriptors.base import Descriptor, register
 from mtzoo.nn.common import to_dtype
 from mtzoo.nn.env import env_matrix
 from mtzoo.nn.mlp import EmbeddingNet
-from mtzoo.nn.tabulate import TabulatedNets, check_compress, tabulate_net
+from mtzoo.nn.tabulate import check_compress
 
 
 def neighbor_slots(key: torch.Tensor, n_keys: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -102,7 +102,7 @@ def mirror_pairs(edge_vec: torch.Tensor, src: torch.Tensor, dst: torch.Tensor,
 
 
 @register("se_e2_a", "se_a")
-class DescrptSeA(Descriptor):
+class DescrptSeA(TabulatedSe, Descriptor):
     """se_e2_a descriptor (DeePMD-kit semantics; see module docstring for the equations).
 
     Parameters
@@ -203,7 +203,7 @@ class DescrptSeA(Descriptor):
         return (pad.reshape(-1, 4, 1) * g[:, None, :]).view(nt, nt, 4, self.dim_emb)
 
     def forward(self, edge_vec: torch.Tensor, edge_index: torch.Tensor, atom_type: torch.Tensor) -> dict[str, torch.Tensor]:
-        nt, n_atoms, m1 = self.ntypes, atom_type.shape[0], self.dim_emb
+        nt, n_atoms = self.ntypes, atom_type.shape[0]
         src, dst = edge_index[0], edge_index[1]
         ti, tj = atom_type.index_select(0, dst), atom_type.index_select(0, src)
         pair = ti * nt + tj
@@ -212,15 +212,13 @@ class DescrptSeA(Descriptor):
         if self.exclude_types:
             rr = rr * self.pair_keep.view(-1)[pair].unsqueeze(-1)
         if self.compress is not None and src.numel():
-            gr = self._contract_tabulated(rr, dst, ti, tj, atom_type)
+            gr = self._contract_tabulated(rr[:, 0], rr, dst, ti, tj, atom_type)
         else:
             gr = self._contract_exact(edge_vec, rr, src, dst, ti, tj, pair, atom_type)
         # closed-form contribution of DeePMD's empty neighbour slots
         n_it = torch.bincount(dst * nt + tj, minlength=n_atoms * nt).view(n_atoms, nt).to(self.dtype)
         n_pad = self.sel_t.unsqueeze(0) - n_it  # [N, nt]
-        # (compressed, inference only: the table is fixed, computed with the tables)
-        pad_table = self._tables_pad if self.compress is not None and self._tables is not None else self._padding_table()
-        gr = gr + torch.einsum("nt,ntkm->nkm", n_pad, pad_table.index_select(0, atom_type))
+        gr = gr + torch.einsum("nt,ntkm->nkm", n_pad, self._padding_rows().index_select(0, atom_type))
         gr = gr / self.nnei
         desc = torch.bmm(gr.transpose(1, 2), gr[:, :, : self.axis_neuron]).reshape(n_atoms, self.dim_out)
         return {K.DESCRIPTOR: desc, K.ROT_MAT: gr[:, 1:].transpose(1, 2)}
@@ -276,89 +274,6 @@ class DescrptSeA(Descriptor):
             gr = gr + part if centres is None else gr.index_add(0, centres, part)
         return gr
 
-
-    # ------------------------------------------------------------------------------------------
-    def enable_compression(self, rmin: float = 0.5, tol: float = 1e-10, max_bins: int = 20000) -> dict:
-        """Replace the embedding nets by tables (:mod:`mtzoo.nn.tabulate`) for inference.
-
-        Parameters
-        ----------
-        rmin : float
-            Shortest distance (Angstrom) the tables cover; closer neighbours are evaluated by the
-            net itself, so ``rmin`` only trades table size for speed, never accuracy.
-        tol : float
-            Largest deviation of a table from its net, in embedding units, at interior test points.
-        max_bins : int
-            Limit on bins per net.
-
-        Returns
-        -------
-        dict
-            ``bins`` (per net) and ``max_deviation`` of the built tables.
-        """
-        self.compress = check_compress({"rmin": rmin, "tol": tol, "max_bins": max_bins})
-        self._tables = None
-        groups = self._tabulated_groups()
-        return {"bins": [int(n) for g in groups for n in g.sizes], "max_deviation": max(g.max_dev for g in groups)}
-
-    def disable_compression(self) -> None:
-        """Go back to evaluating the embedding nets (exact)."""
-        self.compress, self._tables = None, None
-
-    def _tabulated_groups(self) -> list[TabulatedNets]:
-        """The tables, one group per centre type (pair nets) or one for all atoms (one-sided nets);
-        built from the current weights on first use and after weights are loaded or cast."""
-        dtype = self.davg.dtype
-        if self._tables is not None and self._tables[0].coef.dtype == dtype and self._tables[0].coef.device == self.davg.device:
-            return self._tables
-        nt, c = self.ntypes, self.compress
-        x0 = (-self.davg[..., 0] / self.dstd[..., 0]).double()  # net input at s = 0 (r >= rcut)
-        x1 = ((1.0 / (c["rmin"] + self.env_protection) - self.davg[..., 0]) / self.dstd[..., 0]).double()
-        centre_sets = [list(range(nt))] if self.type_one_side else [[ci] for ci in range(nt)]
-        groups = []
-        for cs in centre_sets:
-            nets = list(range(nt)) if self.type_one_side else [cs[0] * nt + tj for tj in range(nt)]
-            tables, devs = [], []
-            for k in nets:
-                tj = k % nt
-                lo, hi = float(x0[cs, tj].min()), float(x1[cs, tj].max())
-                knots, coef, dev = tabulate_net(self.embeddings[k], lo, hi, c["tol"], c["max_bins"],
-                                                extra_knots=tuple(float(v) for v in x0[cs, tj]))
-                tables.append((knots, coef))
-                devs.append(dev)
-            g = TabulatedNets(tables, nets, dtype, self.davg.device)
-            g.max_dev = max(devs)
-            groups.append(g)
-        self._tables = groups
-        with torch.no_grad():
-            self._tables_pad = self._padding_table()
-        return groups
-
-    def _contract_tabulated(self, rr, dst, ti, tj, atom_type) -> torch.Tensor:
-        """As :meth:`_contract_exact` with the tables: ``[N, 4, M1]``."""
-        if self.training and torch.is_grad_enabled() and any(p.requires_grad for p in self.parameters()):
-            raise RuntimeError("se_e2_a: this descriptor is compressed (tabulated) for inference; train the "
-                               "uncompressed model (disable_compression()) and compress it again afterwards")
-        groups = self._tabulated_groups()
-        net = self._net_index(ti, tj)
-        if self.type_one_side:
-            return groups[0].contract(rr, net, dst, atom_type.shape[0], self.embeddings)
-        gr = rr.new_zeros(atom_type.shape[0], 4, self.dim_emb)
-        for c, g in enumerate(groups):
-            centres = (atom_type == c).nonzero().squeeze(1)
-            if centres.numel() == 0:
-                continue
-            local = torch.full_like(atom_type, -1)
-            local[centres] = torch.arange(centres.numel(), device=centres.device)
-            edges = (ti == c).nonzero().squeeze(1)
-            part = g.contract(rr.index_select(0, edges), net.index_select(0, edges),
-                              local.index_select(0, dst.index_select(0, edges)), centres.numel(), self.embeddings)
-            gr = gr.index_add(0, centres, part)
-        return gr
-
-    def _load_from_state_dict(self, *args, **kwargs):
-        self._tables = None  # new weights or statistics: rebuild the tables on next use
-        super()._load_from_state_dict(*args, **kwargs)
 
     # ------------------------------------------------------------------------------------------
     def compute_stats(self, graphs: Sequence, protection: float = 1e-2) -> None:

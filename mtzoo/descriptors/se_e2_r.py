@@ -38,14 +38,16 @@ from mtzoo.nn.common import to_dtype
 from mtzoo.nn.env import env_matrix
 from mtzoo.nn.mlp import EmbeddingNet
 from mtzoo.nn.scatter import scatter_sum
-from mtzoo.descriptors.se_common import env_mat_stats, load_deepmd_stats, pair_keep_table, warn_excluded_pairs
+from mtzoo.descriptors.se_common import (TabulatedSe, env_mat_stats, load_deepmd_stats, pair_keep_table,
+                                         warn_excluded_pairs)
+from mtzoo.nn.tabulate import check_compress
 
 #: DeePMD-kit's constant rescaling of the se_e2_r output (``res_rescale``).
 RES_RESCALE = 1.0 / 5.0
 
 
 @register("se_e2_r", "se_r")
-class DescrptSeR(Descriptor):
+class DescrptSeR(TabulatedSe, Descriptor):
     """se_e2_r descriptor (DeePMD-kit semantics; see module docstring for the equation).
 
     Parameters
@@ -73,7 +75,7 @@ class DescrptSeR(Descriptor):
                  neuron: Sequence[int] = (10, 20, 40), resnet_dt: bool = False, type_one_side: bool = False,
                  exclude_types: Sequence[Sequence[int]] = (), env_protection: float = 0.0,
                  set_davg_zero: bool = False, activation_function: str = "tanh", precision: str = "default",
-                 trainable: bool = True, seed: int | Sequence[int] | None = None) -> None:
+                 trainable: bool = True, seed: int | Sequence[int] | None = None, compress: dict | None = None) -> None:
         super().__init__()
         if len(sel) != ntypes:
             raise ValueError(f"sel has {len(sel)} entries, expected one per type ({ntypes})")
@@ -102,13 +104,17 @@ class DescrptSeR(Descriptor):
         self.share_mirror_edges = True
         if self.exclude_types and not self.set_davg_zero:
             warn_excluded_pairs("se_e2_r")
+        # tabulated embedding nets (TabulatedSe.enable_compression); rebuilt from the weights
+        self.compress = None if compress is None else check_compress(compress)
+        self._tables = None
 
     def get_config(self) -> dict:
         return {"type": "se_e2_r", "sel": self.sel, "rcut": self.rcut, "rcut_smth": self.rcut_smth,
                 "neuron": self.neuron, "resnet_dt": self.resnet_dt, "type_one_side": self.type_one_side,
                 "exclude_types": self.exclude_types, "env_protection": self.env_protection,
                 "set_davg_zero": self.set_davg_zero, "activation_function": self.activation_function,
-                "precision": self.precision, "trainable": self.trainable, "seed": self.seed}
+                "precision": self.precision, "trainable": self.trainable, "seed": self.seed,
+                **({"compress": dict(self.compress)} if self.compress is not None else {})}
 
     def _net_index(self, ti: torch.Tensor, tj: torch.Tensor) -> torch.Tensor:
         return tj if self.type_one_side else ti * self.ntypes + tj
@@ -132,8 +138,21 @@ class DescrptSeR(Descriptor):
         s = (s - self.davg.view(-1)[pair].unsqueeze(-1)) / self.dstd.view(-1)[pair].unsqueeze(-1)
         if self.exclude_types:
             s = s * self.pair_keep.view(-1)[pair].unsqueeze(-1)
-        net = self._net_index(ti, tj)
         n_edges = src.numel()
+        if self.compress is not None and n_edges:
+            out = self._contract_tabulated(s[:, 0], s.new_ones(n_edges, 1), dst, ti, tj, atom_type).squeeze(1)
+        else:
+            out = self._sum_exact(edge_vec, s, src, dst, ti, tj, pair, n_atoms)
+        # closed-form contribution of DeePMD's empty neighbour slots
+        n_it = torch.bincount(dst * nt + tj, minlength=n_atoms * nt).view(n_atoms, nt).to(self.dtype)
+        n_pad = self.sel_t.unsqueeze(0) - n_it  # [N, nt]
+        out = out + torch.einsum("nt,ntm->nm", n_pad, self._padding_rows().index_select(0, atom_type))
+        return {K.DESCRIPTOR: out * (RES_RESCALE / self.nnei)}
+
+    def _sum_exact(self, edge_vec, s, src, dst, ti, tj, pair, n_atoms) -> torch.Tensor:
+        """:math:`\\sum_{e \\to i} \\mathcal G_e` with the embedding nets: ``[N, M]``."""
+        n_edges = src.numel()
+        net = self._net_index(ti, tj)
         own = torch.ones(n_edges, dtype=torch.bool, device=src.device)
         rep = dup = None
         if self.share_mirror_edges and n_edges:
@@ -146,12 +165,7 @@ class DescrptSeR(Descriptor):
                 g = g.index_put((rows,), self.embeddings[k](s.index_select(0, rows)))
         if dup is not None:
             g = g.index_put((dup,), g.index_select(0, rep))
-        out = scatter_sum(g, dst, n_atoms)
-        # closed-form contribution of DeePMD's empty neighbour slots
-        n_it = torch.bincount(dst * nt + tj, minlength=n_atoms * nt).view(n_atoms, nt).to(self.dtype)
-        n_pad = self.sel_t.unsqueeze(0) - n_it  # [N, nt]
-        out = out + torch.einsum("nt,ntm->nm", n_pad, self._padding_table()[atom_type])
-        return {K.DESCRIPTOR: out * (RES_RESCALE / self.nnei)}
+        return scatter_sum(g, dst, n_atoms)
 
     @torch.no_grad()
     def compute_stats(self, graphs: Sequence, protection: float = 1e-2) -> None:

@@ -218,11 +218,11 @@ class TabulatedNets:
         self.slot_of_net = torch.full((max(net_ids) + 1,), -1, dtype=torch.long, device=device)
         self.slot_of_net[torch.tensor(net_ids, device=device)] = torch.arange(len(net_ids), device=device)
 
-    def _chunks(self, centre: torch.Tensor, n_centres: int) -> list[tuple[int, int, int, int]]:
+    def _chunks(self, centre: torch.Tensor, n_centres: int, n_comp: int) -> list[tuple[int, int, int, int]]:
         """Blocks ``(c0, c1, e0, e1)`` of about :data:`CHUNK_BYTES` of M: centres ``c0..c1`` own edges
         ``e0..e1`` (edges grouped by centre, as neighbour lists and batches give them; otherwise one block)."""
         n_e = centre.numel()
-        per_centre = max(1, CHUNK_BYTES // (4 * 6 * self.n_bins * self.coef.element_size()))
+        per_centre = max(1, CHUNK_BYTES // (n_comp * 6 * self.n_bins * self.coef.element_size()))
         if n_centres <= per_centre or n_e < 2 or not bool((centre[1:] >= centre[:-1]).all()):
             return [(0, n_centres, 0, n_e)]
         ends = torch.cumsum(torch.bincount(centre, minlength=n_centres), 0)
@@ -230,9 +230,9 @@ class TabulatedNets:
         e_at = [0] + ends[torch.tensor(bounds[1:], device=centre.device) - 1].tolist()
         return [(bounds[j], bounds[j + 1], e_at[j], e_at[j + 1]) for j in range(len(bounds) - 1)]
 
-    def contract(self, rr: torch.Tensor, net: torch.Tensor, centre: torch.Tensor, n_centres: int,
-                 exact: list[nn.Module]) -> torch.Tensor:
-        """:math:`\\sum_{e \\to i} \\hat{\\mathcal R}_e^\\top \\tilde{\\mathcal G}_{k_e}(x_e)` per centre.
+    def contract(self, x: torch.Tensor, weights: torch.Tensor, net: torch.Tensor, centre: torch.Tensor,
+                 n_centres: int, exact: list[nn.Module]) -> torch.Tensor:
+        """:math:`\\sum_{e \\to i} \\mathbf w_e^\\top \\tilde{\\mathcal G}_{k_e}(x_e)` per centre.
 
         Edges whose input lies above a net's table (closer than ``rmin``) are evaluated by that
         net (``exact[k]``); the first knot is the input at :math:`s = 0`, which no edge goes below
@@ -240,10 +240,10 @@ class TabulatedNets:
 
         Shapes
         ------
-        rr ``[E, 4]`` (column 0 is the net input x), net ``[E]`` (descriptor net index, one of
-        this group's), centre ``[E]`` (centre index in ``0..n_centres-1``) -> ``[n_centres, 4, M]``.
+        x ``[E]`` (net input), weights ``[E, C]`` (se_e2_a: the normalised environment rows,
+        whose column 0 is x; se_e2_r: ones), net ``[E]`` (descriptor net index, one of this
+        group's), centre ``[E]`` (centre index in ``0..n_centres-1``) -> ``[n_centres, C, M]``.
         """
-        x = rr[:, 0]
         xd = x.detach()
         slot = self.slot_of_net.index_select(0, net)
         xs = (xd - self.lo_slot.index_select(0, slot)).clamp_min_(0.0) + slot.to(xd.dtype) * self.span
@@ -253,70 +253,71 @@ class TabulatedNets:
         t = self.knots_all.index_select(0, bucket)
         above = xd > self.hi_slot.index_select(0, slot)
         outside = []
+        x_in, w_in, centre_in = x, weights, centre
         if bool(above.any()):
             out_edges = above.nonzero().squeeze(1)
             for k, nid in enumerate(self.net_ids):
                 e_k = out_edges[slot.index_select(0, out_edges) == k]
                 if e_k.numel():
                     outside.append((nid, e_k))
-            inside = ~above
-        if outside:
-            keep = inside.nonzero().squeeze(1)
-            rr_in, x_in, centre_in = rr.index_select(0, keep), x.index_select(0, keep), centre.index_select(0, keep)
+            keep = (~above).nonzero().squeeze(1)
+            x_in, w_in, centre_in = x.index_select(0, keep), weights.index_select(0, keep), centre.index_select(0, keep)
             col, t = col.index_select(0, keep), t.index_select(0, keep)
-        else:
-            rr_in, x_in, centre_in = rr, x, centre
         tt = x_in - t  # position inside the bin (differentiable through x)
-        row = (centre_in.unsqueeze(-1) * 4 + torch.arange(4, device=rr.device)) * self.n_bins + col.unsqueeze(-1)
-        out = _BasisContract.apply(rr_in, tt, row.reshape(-1), self.coef, n_centres,
-                                   self._chunks(centre_in, n_centres))
+        n_comp = weights.shape[1]
+        row = (centre_in.unsqueeze(-1) * n_comp + torch.arange(n_comp, device=x.device)) * self.n_bins + col.unsqueeze(-1)
+        out = _BasisContract.apply(w_in, tt, row.reshape(-1), self.coef, n_centres,
+                                   self._chunks(centre_in, n_centres, n_comp))
         for nid, edges in outside:  # exact net beyond the table (close contacts)
-            g = exact[nid](rr.index_select(0, edges)[:, :1])
-            part = rr.index_select(0, edges).unsqueeze(-1) * g.unsqueeze(1)  # [e, 4, M]
+            g = exact[nid](x.index_select(0, edges).unsqueeze(-1))
+            part = weights.index_select(0, edges).unsqueeze(-1) * g.unsqueeze(1)  # [e, C, M]
             out = out.index_add(0, centre.index_select(0, edges), part)
         return out
 
 
 class _BasisContract(torch.autograd.Function):
     """:math:`\\mathcal T = \\mathbf M \\mathbf C` with :math:`\\mathbf M` scattered from
-    :math:`w_{e,a,k} = \\hat{\\mathcal R}_{e,a} t_e^k`; the backward gives the gradients with
-    respect to :math:`\\hat{\\mathcal R}_e` and :math:`t_e` (forces and virial), in a few passes
-    over ``[E, 4, 6]`` instead of autograd's generic broadcasting graph.
+    :math:`m_{e,a,k} = w_{e,a} t_e^k`; the backward gives the gradients with respect to the
+    weights :math:`w_e` and :math:`t_e` (forces and virial), in a few passes over ``[E, C, 6]``
+    instead of autograd's generic broadcasting graph.
 
     Shapes
     ------
-    rr ``[E, 4]``, t ``[E]``, row ``[4E]`` (row of M per edge and component), coef ``[6B, M1]``
-    -> ``[n_centres, 4, M1]``.
+    w ``[E, C]``, t ``[E]``, row ``[C E]`` (row of M per edge and component), coef ``[6B, M1]``
+    -> ``[n_centres, C, M1]``.
     """
 
     @staticmethod
-    def forward(ctx, rr, t, row, coef, n_centres, chunks):
+    def forward(ctx, w, t, row, coef, n_centres, chunks):
+        n_comp = w.shape[1]
         powers = torch.linalg.vander(t, N=6)  # [E, 6]: 1, t, ..., t^5
-        w = (rr.unsqueeze(-1) * powers.unsqueeze(1)).view(-1, 6)  # [4E, 6]
-        rows_per_centre = coef.shape[0] // 6 * 4
-        out = rr.new_empty(n_centres, 4, coef.shape[1])
+        m_e = (w.unsqueeze(-1) * powers.unsqueeze(1)).view(-1, 6)  # [C E, 6]
+        rows_per_centre = coef.shape[0] // 6 * n_comp
+        out = w.new_empty(n_centres, n_comp, coef.shape[1])
         for c0, c1, e0, e1 in chunks:  # centres c0..c1 own edges e0..e1: M of a chunk stays in cache
-            m = w.new_zeros((c1 - c0) * rows_per_centre, 6)
-            m.index_add_(0, row[4 * e0: 4 * e1] - c0 * rows_per_centre, w[4 * e0: 4 * e1])
-            torch.mm(m.view((c1 - c0) * 4, -1), coef, out=out[c0:c1].view(-1, coef.shape[1]))
-        ctx.save_for_backward(rr, t, powers, row, coef)
+            m = m_e.new_zeros((c1 - c0) * rows_per_centre, 6)
+            m.index_add_(0, row[n_comp * e0: n_comp * e1] - c0 * rows_per_centre, m_e[n_comp * e0: n_comp * e1])
+            torch.mm(m.view((c1 - c0) * n_comp, -1), coef, out=out[c0:c1].view(-1, coef.shape[1]))
+        ctx.save_for_backward(w, t, powers, row, coef)
         ctx.chunks = chunks
         return out
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad):
-        rr, t, powers, row, coef = ctx.saved_tensors
+        w, t, powers, row, coef = ctx.saved_tensors
         if ctx.needs_input_grad[3]:
             raise RuntimeError("tabulated embedding coefficients are not trainable (compressed models are for inference)")
-        rows_per_centre = coef.shape[0] // 6 * 4
-        ge = rr.new_empty(row.shape[0], 6)  # dE/dw per edge and component
+        n_comp = w.shape[1]
+        rows_per_centre = coef.shape[0] // 6 * n_comp
+        ge = w.new_empty(row.shape[0], 6)  # dE/dm per edge and component
         for c0, c1, e0, e1 in ctx.chunks:
             gm = (grad[c0:c1].reshape(-1, coef.shape[1]) @ coef.t()).view(-1, 6)
-            torch.index_select(gm, 0, row[4 * e0: 4 * e1] - c0 * rows_per_centre, out=ge[4 * e0: 4 * e1])
-        ge = ge.view(-1, 4, 6)
-        grad_rr = torch.einsum("eak,ek->ea", ge, powers)
-        q = torch.einsum("eak,ea->ek", ge[:, :, 1:], rr)  # [E, 5]: sum over a of dE/dw_{a,k} R_a, k = 1..5
+            torch.index_select(gm, 0, row[n_comp * e0: n_comp * e1] - c0 * rows_per_centre,
+                               out=ge[n_comp * e0: n_comp * e1])
+        ge = ge.view(-1, n_comp, 6)
+        grad_w = torch.einsum("eak,ek->ea", ge, powers) if ctx.needs_input_grad[0] else None
+        q = torch.einsum("eak,ea->ek", ge[:, :, 1:], w)  # [E, 5]: sum over a of dE/dm_{a,k} w_a, k = 1..5
         k = torch.arange(1, 6, dtype=t.dtype, device=t.device)
         grad_t = (q * k * powers[:, :5]).sum(-1)
-        return grad_rr, grad_t, None, None, None, None
+        return grad_w, grad_t, None, None, None, None

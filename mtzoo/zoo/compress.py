@@ -1,4 +1,5 @@
-"""Model compression: tabulate the embedding nets of a trained model (DeePMD-kit's ``dp compress``).
+"""Model compression: tabulate the embedding nets of a trained model (DeePMD-kit's ``dp compress``)
+for se_e2_a and se_e2_r descriptors and those members of a hybrid.
 
 A compressed model gives the same energies, forces and virials as the model it came from to
 about the table tolerance (``tol`` bounds each embedding channel; measured on DeePMD's water
@@ -17,8 +18,8 @@ from pathlib import Path
 
 from mtzoo.model import Model
 
-#: Descriptors that can be tabulated.
-COMPRESSIBLE = ("se_e2_a",)
+#: Descriptors that can be tabulated (and hybrids of them: their members that are compressible).
+COMPRESSIBLE = ("se_e2_a", "se_e2_r")
 
 
 def compress_model(model: Model, rmin: float = 0.5, tol: float = 1e-10, max_bins: int = 20000) -> dict:
@@ -27,7 +28,8 @@ def compress_model(model: Model, rmin: float = 0.5, tol: float = 1e-10, max_bins
     Parameters
     ----------
     model : Model
-        A trained model whose descriptor is one of :data:`COMPRESSIBLE`.
+        A trained model whose descriptor is one of :data:`COMPRESSIBLE`, or a hybrid with such
+        members (those are compressed; the others stay exact).
     rmin : float
         Shortest neighbour distance (Angstrom) covered by the tables; closer pairs are evaluated
         by the nets themselves (exact), so this only trades table size against speed.
@@ -40,13 +42,21 @@ def compress_model(model: Model, rmin: float = 0.5, tol: float = 1e-10, max_bins
     Returns
     -------
     dict
-        ``descriptor``, ``bins`` per net, ``max_deviation``, ``rmin``, ``tol``.
+        ``descriptor``, ``compressed`` (the descriptors tabulated), ``bins`` per net,
+        ``max_deviation``, ``rmin``, ``tol``.
     """
-    name = getattr(model.descriptor, "type_name", type(model.descriptor).__name__)
-    if name not in COMPRESSIBLE:
-        raise ValueError(f"compression is implemented for {list(COMPRESSIBLE)} descriptors; this model's is '{name}'")
-    info = model.descriptor.enable_compression(rmin=rmin, tol=tol, max_bins=max_bins)
-    return {"descriptor": name, **info, "rmin": rmin, "tol": tol}
+    desc = model.descriptor
+    name = getattr(desc, "type_name", type(desc).__name__)
+    members = list(desc.descrpt_list) if name == "hybrid" else [desc]
+    todo = [d for d in members if getattr(d, "type_name", "") in COMPRESSIBLE]
+    if not todo:
+        kinds = [getattr(d, "type_name", type(d).__name__) for d in members]
+        raise ValueError(f"compression is implemented for {list(COMPRESSIBLE)} descriptors (and hybrids holding "
+                         f"them); this model's is '{name}'" + (f" with members {kinds}" if name == "hybrid" else ""))
+    infos = [d.enable_compression(rmin=rmin, tol=tol, max_bins=max_bins) for d in todo]
+    return {"descriptor": name, "compressed": [d.type_name for d in todo],
+            "bins": [b for i in infos for b in i["bins"]], "max_deviation": max(i["max_deviation"] for i in infos),
+            "rmin": rmin, "tol": tol}
 
 
 def compress(model_path: str | Path, output: str | Path, rmin: float = 0.5, tol: float = 1e-10,
