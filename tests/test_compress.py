@@ -163,6 +163,8 @@ def test_bad_compress_settings_and_descriptors(tmp_path, capsys):
         tabulate_net(net, -1.0, 3.0, 1e-14, max_bins=8)
     from mtzoo.cli.main import main
 
+    assert main(["compress", "-i", str(tmp_path / "none.pth"), "-o", str(tmp_path / "x.pth")]) == 2
+    assert f"model '{tmp_path / 'none.pth'}' is neither a pretrained model of the zoo" in capsys.readouterr().err
     assert main(["compress", "-i", "hcno-mf-e3nn-v1", "-o", str(tmp_path / "x.pth")]) == 2
     assert "compression is implemented for ['se_e2_a', 'se_e2_r'] descriptors (and hybrids holding them); this model's is 'e3nn_mp'" in capsys.readouterr().err
 

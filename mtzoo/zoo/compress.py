@@ -67,7 +67,7 @@ def compress(model_path: str | Path, output: str | Path, rmin: float = 0.5, tol:
     from mtzoo.zoo.finetune import resolve_model_path
     from mtzoo.zoo.frozen import load_model, save_model
 
-    path = resolve_model_path(model_path)  # zoo name (checksum verified) or file
+    path = resolve_model_path(model_path, what="model")  # zoo name (checksum verified) or file
     model = load_model(path)
     info = compress_model(model, rmin=rmin, tol=tol, max_bins=max_bins)
     state = torch.load(path, map_location="cpu", weights_only=True)

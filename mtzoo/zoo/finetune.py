@@ -35,15 +35,15 @@ STRATEGIES = ("multitask", "freeze", "full")
 __all__ = ["STRATEGIES", "finetune"]
 
 
-def resolve_model_path(base) -> Path:
-    """Model file of ``base`` (zoo name, checksum verified, or a path)."""
+def resolve_model_path(base, what: str = "base model") -> Path:
+    """Model file of ``base`` (zoo name, checksum verified, or a path); ``what`` names it in the error."""
     from mtzoo.zoo.registry import _index, get_entry, verify
 
     if isinstance(base, str) and base in [e["name"] for e in _index()]:
         return verify(get_entry(base))
     p = Path(base)
     if not p.exists():
-        raise FileNotFoundError(f"base model '{base}' is neither a pretrained model of the zoo "
+        raise FileNotFoundError(f"{what} '{base}' is neither a pretrained model of the zoo "
                                 f"(available: {[e['name'] for e in _index()]}) nor an existing file")
     return p
 
