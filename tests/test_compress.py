@@ -22,6 +22,18 @@ from mtzoo.nn.tabulate import check_compress, eval_table, hermite_coefficients, 
 from test_physics_se_e2_a import CASES, HEAD, frames_for, model_for
 
 
+@pytest.fixture(params=["compiled", "torch"])
+def kernels(request, monkeypatch):
+    """Run a test with the compiled per-edge kernels (tabulate_ext.cpp) and with torch ops."""
+    from mtzoo.nn.tabulate import fused_extension
+
+    if request.param == "torch":
+        monkeypatch.setenv("MTZOO_EXTENSIONS", "0")
+    elif fused_extension() is None:
+        pytest.skip("compiled kernels unavailable here (no compiler?)")
+    return request.param
+
+
 def _compressed(system: str, variant: str, **kw):
     exact = model_for(system, variant)
     model = copy.deepcopy(exact)
@@ -76,7 +88,7 @@ def test_table_is_c2_at_knots_and_within_tol():
 
 
 @pytest.mark.parametrize("system,variant", CASES)
-def test_compressed_equals_exact(system, variant, request):
+def test_compressed_equals_exact(system, variant, kernels, request):
     exact, model = _compressed(system, variant)
     frames = [physics.as_frame(f, exact.type_map) for f in frames_for(system)]
     ref = physics.evaluate(exact, frames, HEAD)
@@ -88,7 +100,7 @@ def test_compressed_equals_exact(system, variant, request):
 
 
 @pytest.mark.parametrize("system,variant", CASES)
-def test_compressed_forces_and_virial_fd(system, variant, request):
+def test_compressed_forces_and_virial_fd(system, variant, kernels, request):
     _, model = _compressed(system, variant)
     frame = frames_for(system)[0]
     errs = {"forces": physics.check_forces_fd(model, frame, HEAD, h=1e-5, rtol=1e-6, max_atoms=8),
@@ -104,9 +116,10 @@ def test_compressed_smooth_at_cutoff_invariant_batch_independent(request):
     physics.report(request, "compressed_cutoff_invariance_batch", {"cutoff": errs, "invariance": inv, "batch": batch})
 
 
-def test_neighbours_closer_than_rmin_use_the_net():
+@pytest.mark.parametrize("variant", ["one_side", "two_side"])
+def test_neighbours_closer_than_rmin_use_the_net(variant, kernels):
     """rmin = 3.5 A puts most Ag-Au neighbours beyond the tables: those edges run the nets."""
-    exact, model = _compressed("agau", "two_side", rmin=3.5)
+    exact, model = _compressed("agau", variant, rmin=3.5)
     frame = physics.as_frame(frames_for("agau")[0], exact.type_map)
     graph = physics.frame_graph(exact, frame)
     r = (graph[K.POSITIONS][graph[K.EDGE_INDEX][0]] - graph[K.POSITIONS][graph[K.EDGE_INDEX][1]]
@@ -207,9 +220,11 @@ def test_compressed_zoo_model_all_heads(request):
 
 
 def test_chunked_contraction_equals_one_block(monkeypatch):
-    """M is built in blocks of centres (cache-sized); tiny blocks give the same energies and forces."""
+    """M is built in blocks of centres (cache-sized); tiny blocks give the same energies and forces
+    (torch path; the compiled kernels build M in one block)."""
     import mtzoo.nn.tabulate as tab
 
+    monkeypatch.setenv("MTZOO_EXTENSIONS", "0")
     exact, model = _compressed("agau", "one_side")
     frames = [physics.as_frame(f, exact.type_map) for f in frames_for("agau")]
     ref = physics.evaluate(model, frames, HEAD)
@@ -269,3 +284,20 @@ def test_compressed_hybrid_members(tmp_path):
     loaded = load_model(save_model(model, tmp_path / "hybrid.pth"))
     again = physics.evaluate(loaded, frame, HEAD)
     physics._assert_close("hybrid forces after load", again[K.FORCES], got[K.FORCES], rtol=1e-12)
+
+
+def test_compiled_kernels_equal_torch_ops(monkeypatch):
+    """The compiled per-edge passes and the torch ops give the same energies, forces and virials."""
+    from mtzoo.nn.tabulate import fused_extension
+
+    if fused_extension() is None:
+        pytest.skip("compiled kernels unavailable here (no compiler?)")
+    for variant in ("one_side", "exclude01"):
+        _, model = _compressed("agau", variant)
+        frames = [physics.as_frame(f, model.type_map) for f in frames_for("agau")]
+        compiled = physics.evaluate(model, frames, HEAD)
+        monkeypatch.setenv("MTZOO_EXTENSIONS", "0")
+        ops = physics.evaluate(model, frames, HEAD)
+        monkeypatch.delenv("MTZOO_EXTENSIONS")
+        for key in (K.ENERGY, K.FORCES, K.VIRIAL):
+            physics._assert_close(f"{variant} compiled vs torch {key}", compiled[key], ops[key], rtol=1e-12)

@@ -184,12 +184,15 @@ class TabulatedSe:
             return self._tables_pad
         return self._padding_table()
 
-    def _contract_tabulated(self, x, weights, dst, ti, tj, atom_type) -> torch.Tensor:
-        """:math:`\\sum_{e \\to i} w_e^\\top \\tilde{\\mathcal G}(x_e)` per atom with the tables:
-        ``[N, C, M]`` for weights ``[E, C]`` (se_e2_a: the environment rows; se_e2_r: ones)."""
+    def _check_inference(self) -> None:
         if self.training and torch.is_grad_enabled() and any(p.requires_grad for p in self.parameters()):
             raise RuntimeError(f"{self.type_name}: this descriptor is compressed (tabulated) for inference; train the "
                                "uncompressed model (disable_compression()) and compress it again afterwards")
+
+    def _contract_tabulated(self, x, weights, dst, ti, tj, atom_type) -> torch.Tensor:
+        """:math:`\\sum_{e \\to i} w_e^\\top \\tilde{\\mathcal G}(x_e)` per atom with the tables:
+        ``[N, C, M]`` for weights ``[E, C]`` (se_e2_a: the environment rows; se_e2_r: ones)."""
+        self._check_inference()
         groups = self._tabulated_groups()
         net = self._net_index(ti, tj)
         n_atoms = atom_type.shape[0]

@@ -45,7 +45,7 @@ from mtzoo.descriptors.base import Descriptor, register
 from mtzoo.nn.common import to_dtype
 from mtzoo.nn.env import env_matrix
 from mtzoo.nn.mlp import EmbeddingNet
-from mtzoo.nn.tabulate import check_compress
+from mtzoo.nn.tabulate import FusedSeA, check_compress, fused_extension
 
 
 def neighbor_slots(key: torch.Tensor, n_keys: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -207,14 +207,14 @@ class DescrptSeA(TabulatedSe, Descriptor):
         src, dst = edge_index[0], edge_index[1]
         ti, tj = atom_type.index_select(0, dst), atom_type.index_select(0, src)
         pair = ti * nt + tj
-        rr = env_matrix(edge_vec.to(self.dtype), self.rcut_smth, self.rcut, self.env_protection)
-        rr = (rr - self.davg.view(-1, 4).index_select(0, pair)) / self.dstd.view(-1, 4).index_select(0, pair)
-        if self.exclude_types:
-            rr = rr * self.pair_keep.view(-1)[pair].unsqueeze(-1)
-        if self.compress is not None and src.numel():
-            gr = self._contract_tabulated(rr[:, 0], rr, dst, ti, tj, atom_type)
+        if self.compress is not None and src.numel() and self.dtype == torch.float64 and fused_extension() is not None:
+            gr = self._contract_fused(edge_vec, dst, ti, tj, pair, atom_type)  # compiled per-edge passes
         else:
-            gr = self._contract_exact(edge_vec, rr, src, dst, ti, tj, pair, atom_type)
+            rr = self._env_rows(edge_vec, pair)
+            if self.compress is not None and src.numel():
+                gr = self._contract_tabulated(rr[:, 0], rr, dst, ti, tj, atom_type)
+            else:
+                gr = self._contract_exact(edge_vec, rr, src, dst, ti, tj, pair, atom_type)
         # closed-form contribution of DeePMD's empty neighbour slots
         n_it = torch.bincount(dst * nt + tj, minlength=n_atoms * nt).view(n_atoms, nt).to(self.dtype)
         n_pad = self.sel_t.unsqueeze(0) - n_it  # [N, nt]
@@ -222,6 +222,58 @@ class DescrptSeA(TabulatedSe, Descriptor):
         gr = gr / self.nnei
         desc = torch.bmm(gr.transpose(1, 2), gr[:, :, : self.axis_neuron]).reshape(n_atoms, self.dim_out)
         return {K.DESCRIPTOR: desc, K.ROT_MAT: gr[:, 1:].transpose(1, 2)}
+
+    def _env_rows(self, edge_vec: torch.Tensor, pair: torch.Tensor) -> torch.Tensor:
+        """Normalised environment rows :math:`\\hat{\\mathcal R}_e` (excluded pairs zeroed): ``[E, 4]``."""
+        rr = env_matrix(edge_vec.to(self.dtype), self.rcut_smth, self.rcut, self.env_protection)
+        rr = (rr - self.davg.view(-1, 4).index_select(0, pair)) / self.dstd.view(-1, 4).index_select(0, pair)
+        if self.exclude_types:
+            rr = rr * self.pair_keep.view(-1).index_select(0, pair).unsqueeze(-1)
+        return rr
+
+    def _contract_fused(self, edge_vec, dst, ti, tj, pair, atom_type) -> torch.Tensor:
+        """As :meth:`_contract_tabulated`, from the edge vectors with the compiled kernels
+        (:class:`~mtzoo.nn.tabulate.FusedSeA`); edges above a table run the net: ``[N, 4, M1]``."""
+        self._check_inference()
+        groups = self._tabulated_groups()
+        vec = edge_vec.to(self.dtype).contiguous()
+        istd = 1.0 / self.dstd.view(-1, 4)
+        scale, shift = istd.index_select(0, pair), (-self.davg.view(-1, 4) * istd).index_select(0, pair)
+        if self.exclude_types:
+            keep = self.pair_keep.view(-1).index_select(0, pair).unsqueeze(-1)
+            scale, shift = scale * keep, shift * keep
+        net = self._net_index(ti, tj)
+        env = (self.rcut_smth, self.rcut, self.env_protection)
+        n_atoms = atom_type.shape[0]
+        if self.type_one_side:
+            parts = [(groups[0], torch.arange(dst.numel(), device=dst.device), dst, None, n_atoms)]
+        else:
+            parts = []
+            for c, g in enumerate(groups):
+                centres = (atom_type == c).nonzero().squeeze(1)
+                if centres.numel() == 0:
+                    continue
+                local = torch.full_like(atom_type, -1)
+                local[centres] = torch.arange(centres.numel(), device=centres.device)
+                edges = (ti == c).nonzero().squeeze(1)
+                parts.append((g, edges, local.index_select(0, dst.index_select(0, edges)), centres, centres.numel()))
+        gr = vec.new_zeros(n_atoms, 4, self.dim_emb)
+        for g, edges, centre, centres, n_c in parts:
+            sub = (lambda x: x) if centres is None else (lambda x: x.index_select(0, edges))
+            net_e = sub(net)
+            out, inside = FusedSeA.apply(sub(vec), sub(scale).contiguous(), sub(shift).contiguous(),
+                                         g.slot_of_net.index_select(0, net_e), centre.contiguous(), g, n_c, env)
+            if not bool(inside.all()):  # closer than rmin: the nets, through autograd
+                far = (~inside).nonzero().squeeze(1)
+                e_far = edges.index_select(0, far)
+                rr = self._env_rows(edge_vec.index_select(0, e_far), pair.index_select(0, e_far))
+                for nid in net_e.index_select(0, far).unique().tolist():
+                    m = (net_e.index_select(0, far) == nid).nonzero().squeeze(1)
+                    rr_k = rr.index_select(0, m)
+                    part = rr_k.unsqueeze(-1) * self.embeddings[nid](rr_k[:, :1]).unsqueeze(1)
+                    out = out.index_add(0, centre.index_select(0, far.index_select(0, m)), part)
+            gr = gr + out if centres is None else gr.index_add(0, centres, out)
+        return gr
 
     def _contract_exact(self, edge_vec, rr, src, dst, ti, tj, pair, atom_type) -> torch.Tensor:
         """:math:`\\sum_{e \\to i} \\hat{\\mathcal R}_e^\\top \\mathcal G_e` with the embedding nets: ``[N, 4, M1]``."""

@@ -31,6 +31,11 @@ Everything is plain torch, so forces (and, if wanted, their derivatives) come by
 
 from __future__ import annotations
 
+import itertools
+import os
+import warnings
+from pathlib import Path
+
 import torch
 from torch import nn
 
@@ -215,6 +220,8 @@ class TabulatedNets:
         self.lo_slot = torch.tensor(lo, **opts)
         self.hi_slot = torch.tensor([float(kn[-1]) for kn, _ in tables], **opts)
         self.last_bucket = torch.tensor([starts[k] + self.sizes[k] - 1 for k in range(len(tables))], device=device)
+        self.knot_start = torch.tensor([0] + list(itertools.accumulate(n + 1 for n in self.sizes)), device=device)
+        self.bin_offset = torch.tensor([0] + list(itertools.accumulate(self.sizes))[:-1], device=device)
         self.slot_of_net = torch.full((max(net_ids) + 1,), -1, dtype=torch.long, device=device)
         self.slot_of_net[torch.tensor(net_ids, device=device)] = torch.arange(len(net_ids), device=device)
 
@@ -321,3 +328,66 @@ class _BasisContract(torch.autograd.Function):
         k = torch.arange(1, 6, dtype=t.dtype, device=t.device)
         grad_t = (q * k * powers[:, :5]).sum(-1)
         return grad_w, grad_t, None, None, None, None
+
+
+# ----------------------------------------------------------------------------------------------
+# Optional compiled per-edge passes for se_e2_a (tabulate_ext.cpp)
+# ----------------------------------------------------------------------------------------------
+_EXT: list = []  # [module or None] once tried
+
+
+def fused_extension():
+    """The compiled per-edge kernels of ``tabulate_ext.cpp`` (built on first use with
+    ``torch.utils.cpp_extension``, cached by torch), or None: no compiler, a failed build (one
+    warning), or ``MTZOO_EXTENSIONS=0``.  Without it the same arithmetic runs as torch ops."""
+    if os.environ.get("MTZOO_EXTENSIONS", "1") == "0":
+        return None
+    if not _EXT:
+        try:
+            from torch.utils.cpp_extension import load
+
+            src = Path(__file__).with_name("tabulate_ext.cpp")
+            _EXT.append(load(name="mtzoo_tabulate_ext", sources=[str(src)], extra_cflags=["-O3"], verbose=False))
+        except Exception as exc:  # noqa: BLE001 - any build failure falls back to torch ops
+            warnings.warn(f"mtzoo: compiled tabulation kernels unavailable ({exc.__class__.__name__}: "
+                          f"{str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ''}); using torch ops",
+                          stacklevel=2)
+            _EXT.append(None)
+    return _EXT[0]
+
+
+class FusedSeA(torch.autograd.Function):
+    """se_e2_a with tables, from edge vectors to :math:`\\mathcal T` in compiled per-edge passes.
+
+    Forward: environment rows :math:`\\hat{\\mathcal R}_e = a_e \\odot \\mathcal R(\\mathbf r_e) + b_e`
+    (``scale``/``shift`` hold :math:`1/\\sigma` and :math:`-\\mu/\\sigma`, times the exclusion mask),
+    bin search and the scatter of :math:`\\hat{\\mathcal R}_{e,a} t_e^k` into M, then
+    :math:`\\mathcal T = \\mathbf M \\mathbf C`; backward: :math:`\\partial E/\\partial \\mathbf M =
+    (\\partial E/\\partial \\mathcal T) \\mathbf C^\\top`, then per edge the chain rule to the edge vector.
+
+    Shapes
+    ------
+    vec ``[E, 3]``, scale/shift ``[E, 4]``, slot/centre ``[E]`` -> ``[n_centres, 4, M1]`` and
+    ``inside`` ``[E]`` (False: above the table, to be added by the caller with the net).
+    """
+
+    @staticmethod
+    def forward(ctx, vec, scale, shift, slot, centre, tables, n_centres, env):
+        ext = fused_extension()
+        rs, rc, prot = env
+        m, rr, t, col, inside = ext.forward(vec, centre, slot, scale, shift, tables.knots_all, tables.knot_start,
+                                            tables.bin_offset, tables.n_bins, n_centres, rs, rc, prot)
+        out = (m.view(n_centres * 4, -1) @ tables.coef).view(n_centres, 4, -1)
+        ctx.save_for_backward(vec, scale, centre, rr, t, col, inside)
+        ctx.tables, ctx.env = tables, env
+        ctx.mark_non_differentiable(inside)
+        return out, inside
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad, _):
+        vec, scale, centre, rr, t, col, inside = ctx.saved_tensors
+        tables = ctx.tables
+        gm = (grad.reshape(-1, tables.coef.shape[1]) @ tables.coef.t()).view(-1, 6).contiguous()
+        gvec = fused_extension().backward(gm, vec, centre, scale, rr, t, col, inside, tables.n_bins, *ctx.env)
+        return gvec, None, None, None, None, None, None, None
