@@ -64,7 +64,7 @@ class MTZooCalculator(Calculator):
         Where the model runs (default ``"cpu"``).
     compress : bool or dict
         Run a copy of the model with tabulated embedding nets (``mtzoo compress``: same energies
-        and forces to ~1e-9 relative, 2-3x faster; se_e2_a / se_e2_r models; a dict gives ``rmin``/``tol``).
+        and forces to ~1e-9 relative, about 3x faster; se_e2_a / se_e2_r models; a dict gives ``rmin``/``tol``).
     **kwargs
         Passed to :class:`ase.calculators.calculator.Calculator` (``label``, ``directory`` ...).
 
