@@ -193,12 +193,26 @@ class TabulatedSe:
         """:math:`\\sum_{e \\to i} w_e^\\top \\tilde{\\mathcal G}(x_e)` per atom with the tables:
         ``[N, C, M]`` for weights ``[E, C]`` (se_e2_a: the environment rows; se_e2_r: ones)."""
         self._check_inference()
-        groups = self._tabulated_groups()
         net = self._net_index(ti, tj)
-        n_atoms = atom_type.shape[0]
+        out = None
+        for g, edges, centre, centres, n_c in self._group_parts(dst, ti, atom_type):
+            sub = (lambda v: v) if edges is None else (lambda v: v.index_select(0, edges))
+            part = g.contract(sub(x), sub(weights), sub(net), centre, n_c, self.embeddings)
+            if centres is None:
+                return part
+            if out is None:
+                out = weights.new_zeros(atom_type.shape[0], weights.shape[1], part.shape[-1])
+            out = out.index_add(0, centres, part)
+        return out
+
+    def _group_parts(self, dst, ti, atom_type) -> list[tuple]:
+        """Per table group: ``(group, edges, centre, centres, n_centres)``.  One-sided nets: one
+        group over all edges (``edges``/``centres`` None, ``centre`` = dst); pair nets: one per
+        centre type present, its edges, their centres' index among that type's atoms, and those atoms."""
+        groups = self._tabulated_groups()
         if self.type_one_side:
-            return groups[0].contract(x, weights, net, dst, n_atoms, self.embeddings)
-        out = weights.new_zeros(n_atoms, weights.shape[1], self.embeddings[0].out_dim)
+            return [(groups[0], None, dst, None, atom_type.shape[0])]
+        parts = []
         for c, g in enumerate(groups):
             centres = (atom_type == c).nonzero().squeeze(1)
             if centres.numel() == 0:
@@ -206,10 +220,8 @@ class TabulatedSe:
             local = torch.full_like(atom_type, -1)
             local[centres] = torch.arange(centres.numel(), device=centres.device)
             edges = (ti == c).nonzero().squeeze(1)
-            part = g.contract(x.index_select(0, edges), weights.index_select(0, edges), net.index_select(0, edges),
-                              local.index_select(0, dst.index_select(0, edges)), centres.numel(), self.embeddings)
-            out = out.index_add(0, centres, part)
-        return out
+            parts.append((g, edges, local.index_select(0, dst.index_select(0, edges)), centres, centres.numel()))
+        return parts
 
     def _load_from_state_dict(self, *args, **kwargs):
         self._tables = None  # new weights or statistics: rebuild the tables on next use

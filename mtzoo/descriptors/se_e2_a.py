@@ -235,7 +235,6 @@ class DescrptSeA(TabulatedSe, Descriptor):
         """As :meth:`_contract_tabulated`, from the edge vectors with the compiled kernels
         (:class:`~mtzoo.nn.tabulate.FusedSeA`); edges above a table run the net: ``[N, 4, M1]``."""
         self._check_inference()
-        groups = self._tabulated_groups()
         vec = edge_vec.to(self.dtype).contiguous()
         istd = 1.0 / self.dstd.view(-1, 4)
         scale, shift = istd.index_select(0, pair), (-self.davg.view(-1, 4) * istd).index_select(0, pair)
@@ -244,28 +243,15 @@ class DescrptSeA(TabulatedSe, Descriptor):
             scale, shift = scale * keep, shift * keep
         net = self._net_index(ti, tj)
         env = (self.rcut_smth, self.rcut, self.env_protection)
-        n_atoms = atom_type.shape[0]
-        if self.type_one_side:
-            parts = [(groups[0], torch.arange(dst.numel(), device=dst.device), dst, None, n_atoms)]
-        else:
-            parts = []
-            for c, g in enumerate(groups):
-                centres = (atom_type == c).nonzero().squeeze(1)
-                if centres.numel() == 0:
-                    continue
-                local = torch.full_like(atom_type, -1)
-                local[centres] = torch.arange(centres.numel(), device=centres.device)
-                edges = (ti == c).nonzero().squeeze(1)
-                parts.append((g, edges, local.index_select(0, dst.index_select(0, edges)), centres, centres.numel()))
-        gr = vec.new_zeros(n_atoms, 4, self.dim_emb)
-        for g, edges, centre, centres, n_c in parts:
-            sub = (lambda x: x) if centres is None else (lambda x: x.index_select(0, edges))
+        gr = vec.new_zeros(atom_type.shape[0], 4, self.dim_emb)
+        for g, edges, centre, centres, n_c in self._group_parts(dst, ti, atom_type):
+            sub = (lambda v: v) if edges is None else (lambda v: v.index_select(0, edges))
             net_e = sub(net)
             out, inside = FusedSeA.apply(sub(vec), sub(scale).contiguous(), sub(shift).contiguous(),
                                          g.slot_of_net.index_select(0, net_e), centre.contiguous(), g, n_c, env)
             if not bool(inside.all()):  # closer than rmin: the nets, through autograd
                 far = (~inside).nonzero().squeeze(1)
-                e_far = edges.index_select(0, far)
+                e_far = far if edges is None else edges.index_select(0, far)
                 rr = self._env_rows(edge_vec.index_select(0, e_far), pair.index_select(0, e_far))
                 for nid in net_e.index_select(0, far).unique().tolist():
                     m = (net_e.index_select(0, far) == nid).nonzero().squeeze(1)
