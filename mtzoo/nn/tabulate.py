@@ -26,13 +26,15 @@ The se_e2_a contraction :math:`\\mathcal T_i = \\sum_{e \\to i} \\hat{\\mathcal 
 
 one scatter of :math:`4 \\times 6` numbers per edge into :math:`\\mathbf M` ``[N, 4, 6B]``
 and one matrix product with the stacked coefficients :math:`\\mathbf C` ``[6B, M1]``.
-Everything is plain torch, so forces (and, if wanted, their derivatives) come by autograd.
+The torch-ops path is differentiable by autograd; for float64 se_e2_a the per-edge passes also
+run in a compiled loop (:class:`FusedSeA`, ``tabulate_ext.cpp``) with a hand-written backward.
 """
 
 from __future__ import annotations
 
 import itertools
 import os
+import sys
 import warnings
 from pathlib import Path
 
@@ -346,7 +348,13 @@ def fused_extension():
         try:
             from torch.utils.cpp_extension import load
 
+            from torch.utils.cpp_extension import get_default_build_root
+
             src = Path(__file__).with_name("tabulate_ext.cpp")
+            root = Path(os.environ.get("TORCH_EXTENSIONS_DIR") or get_default_build_root())
+            if not any(root.glob("**/mtzoo_tabulate_ext/mtzoo_tabulate_ext*.so")):
+                print("mtzoo: compiling the tabulation kernel (first use only, about 30 s) ...", file=sys.stderr,
+                      flush=True)
             _EXT.append(load(name="mtzoo_tabulate_ext", sources=[str(src)], extra_cflags=["-O3"], verbose=False))
         except Exception as exc:  # noqa: BLE001 - any build failure falls back to torch ops
             warnings.warn(f"mtzoo: compiled tabulation kernels unavailable ({exc.__class__.__name__}: "
