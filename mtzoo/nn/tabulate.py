@@ -33,13 +33,11 @@ run in a compiled loop (:class:`FusedSeA`, ``tabulate_ext.cpp``) with a hand-wri
 from __future__ import annotations
 
 import itertools
-import os
-import sys
-import warnings
-from pathlib import Path
 
 import torch
 from torch import nn
+
+from mtzoo.nn.extension import compiled
 
 #: Size of the block of M (the scattered basis) handled at once: small enough to stay in cache.
 CHUNK_BYTES = 8 << 20
@@ -335,34 +333,10 @@ class _BasisContract(torch.autograd.Function):
 # ----------------------------------------------------------------------------------------------
 # Optional compiled per-edge passes for se_e2_a (tabulate_ext.cpp)
 # ----------------------------------------------------------------------------------------------
-_EXT: list = []  # [module or None] once tried
-
-
 def fused_extension():
-    """The compiled per-edge kernels of ``tabulate_ext.cpp`` (built on first use with
-    ``torch.utils.cpp_extension``, cached by torch), or None: no compiler, a failed build (one
-    warning), or ``MTZOO_EXTENSIONS=0``.  Without it the same arithmetic runs as torch ops."""
-    if os.environ.get("MTZOO_EXTENSIONS", "1") == "0":
-        return None
-    if not _EXT:
-        try:
-            from torch.utils.cpp_extension import load
-
-            from torch.utils.cpp_extension import get_default_build_root
-
-            src = Path(__file__).with_name("tabulate_ext.cpp")
-            root = Path(os.environ.get("TORCH_EXTENSIONS_DIR") or get_default_build_root())
-            built = [so.stat().st_mtime for so in root.glob("**/mtzoo_tabulate_ext/mtzoo_tabulate_ext*.so")]
-            if not built or max(built) < src.stat().st_mtime:  # none yet, or older than the source
-                print("mtzoo: compiling the tabulation kernel (first use only, about 30 s) ...", file=sys.stderr,
-                      flush=True)
-            _EXT.append(load(name="mtzoo_tabulate_ext", sources=[str(src)], extra_cflags=["-O3", "-fopenmp-simd", "-mprefer-vector-width=512"], verbose=False))
-        except Exception as exc:  # noqa: BLE001 - any build failure falls back to torch ops
-            warnings.warn(f"mtzoo: compiled tabulation kernels unavailable ({exc.__class__.__name__}: "
-                          f"{str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ''}); using torch ops",
-                          stacklevel=2)
-            _EXT.append(None)
-    return _EXT[0]
+    """The compiled extension (:func:`mtzoo.nn.extension.compiled`) or None: then the same
+    arithmetic runs as torch ops."""
+    return compiled()
 
 
 class FusedSeA(torch.autograd.Function):
@@ -389,7 +363,7 @@ class FusedSeA(torch.autograd.Function):
     def forward(ctx, vec, scale, shift, slot, centre, tables, n_centres, env):
         ext = fused_extension()
         rs, rc, prot = env
-        out, rr, t, col, inside = ext.forward(vec, centre, slot, scale, shift, tables.knots_all, tables.knot_start,
+        out, rr, t, col, inside = ext.tabulate_forward(vec, centre, slot, scale, shift, tables.knots_all, tables.knot_start,
                                               tables.bin_offset, tables.coef, n_centres, rs, rc, prot)
         ctx.save_for_backward(vec, scale, centre, rr, t, col, inside)
         ctx.tables, ctx.env = tables, env
@@ -401,6 +375,6 @@ class FusedSeA(torch.autograd.Function):
     def backward(ctx, grad, _):
         vec, scale, centre, rr, t, col, inside = ctx.saved_tensors
         tables = ctx.tables
-        gvec = fused_extension().backward(grad, vec, centre, scale, rr, t, col, inside, tables.knots_all,
+        gvec = fused_extension().tabulate_backward(grad, vec, centre, scale, rr, t, col, inside, tables.knots_all,
                                           tables.knot_start, tables.bin_offset, tables.coef, *ctx.env)
         return gvec, None, None, None, None, None, None, None

@@ -167,7 +167,7 @@ Tables tables_of(const torch::Tensor& knots, const torch::Tensor& knot_start, co
 // vec [E,3], centre [E] (local, < n_centres), slot [E], scale [E,4], shift [E,4] (double);
 // knots: concatenated per slot, knot_start [S+1], bin_offset [S], coef [6B, M];
 // returns (T [n_centres, 4, M], rr [E,4], t [E], col [E], inside [E] bool).
-std::vector<torch::Tensor> forward(torch::Tensor vec, torch::Tensor centre, torch::Tensor slot, torch::Tensor scale,
+std::vector<torch::Tensor> tabulate_forward(torch::Tensor vec, torch::Tensor centre, torch::Tensor slot, torch::Tensor scale,
                                    torch::Tensor shift, torch::Tensor knots, torch::Tensor knot_start,
                                    torch::Tensor bin_offset, torch::Tensor coef, int64_t n_centres, double rs,
                                    double rc, double prot) {
@@ -186,7 +186,7 @@ std::vector<torch::Tensor> forward(torch::Tensor vec, torch::Tensor centre, torc
 }
 
 // gT = dE/dT [n_centres, 4, M]; returns dE/dvec [E,3] (zero rows for edges not inside).
-torch::Tensor backward(torch::Tensor gT, torch::Tensor vec, torch::Tensor centre, torch::Tensor scale,
+torch::Tensor tabulate_backward(torch::Tensor gT, torch::Tensor vec, torch::Tensor centre, torch::Tensor scale,
                        torch::Tensor rr, torch::Tensor t, torch::Tensor col, torch::Tensor inside, torch::Tensor knots,
                        torch::Tensor knot_start, torch::Tensor bin_offset, torch::Tensor coef, double rs, double rc,
                        double prot) {
@@ -199,9 +199,4 @@ torch::Tensor backward(torch::Tensor gT, torch::Tensor vec, torch::Tensor centre
                  scale.data_ptr<double>(), rr.data_ptr<double>(), t.data_ptr<double>(), col.data_ptr<int64_t>(),
                  inside.data_ptr<bool>(), tb, rs, rc, prot, gvec.data_ptr<double>());
   return gvec;
-}
-
-PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  m.def("forward", &forward, "compressed se_e2_a: environment rows, bins, table values and T");
-  m.def("backward", &backward, "compressed se_e2_a: dE/dT -> dE/d(edge vectors)");
 }

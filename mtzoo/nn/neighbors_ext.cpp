@@ -1,0 +1,211 @@
+// Compiled cell-list neighbour search (see mtzoo/data/graph.py: neighbor_list).
+//
+// All ordered pairs (i, j, S) with |r_j - r_i + S h| < rcut, S an integer image shift and h the
+// cell (rows are lattice vectors), except i == j with S == 0; sorted by centre i.
+//
+// Periodic: fractional coordinates f = r h^-1 are wrapped into [0, 1) (w = floor(f), kept for the
+// shifts); along lattice direction k the planes are d_k = 1 / |h^-1 e_k| apart, the cell is cut
+// into n_k = max(1, floor(d_k / rcut)) slabs of fractional width 1/n_k, and a pair can only join
+// slabs at most m_k = ceil(rcut n_k / d_k) apart.  Visiting the offsets -m_k..m_k of each centre's
+// bin, modulo n_k with the wrap counted as an image shift, meets every (j, image) once, for any
+// cell shape and for cells smaller than rcut (several images of one atom).  Non-periodic: bins of
+// width >= rcut over the bounding box, offsets -1..1.  Per candidate: one 3-vector and one dot.
+#include <torch/extension.h>
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+namespace {
+
+struct Grid {
+  int64_t nb[3];
+  int64_t reach[3];
+};
+
+inline int64_t floordiv(int64_t a, int64_t b) {
+  int64_t q = a / b;
+  return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q;
+}
+
+}  // namespace
+
+// pos [n,3] float64; cell [3,3] float64 (rows) or an empty tensor (non-periodic).
+// Returns (edge_index [2,E] int64: row 0 neighbour j, row 1 centre i; shift [E,3] float64).
+std::vector<torch::Tensor> neighbor_list(torch::Tensor pos_t, torch::Tensor cell_t, double rcut) {
+  TORCH_CHECK(pos_t.dim() == 2 && pos_t.size(1) == 3 && pos_t.scalar_type() == torch::kDouble,
+              "positions must be float64 [n, 3]");
+  TORCH_CHECK(rcut > 0.0, "rcut must be positive");
+  auto pos_c = pos_t.contiguous();
+  const double* P = pos_c.data_ptr<double>();
+  const int64_t n = pos_t.size(0);
+  const bool periodic = cell_t.numel() == 9;
+  const double rc2 = rcut * rcut;
+
+  double h[3][3] = {{0, 0, 0}, {0, 0, 0}, {0, 0, 0}};
+  double hinv[3][3] = {{0, 0, 0}, {0, 0, 0}, {0, 0, 0}};
+  std::vector<double> wp(3 * n);       // positions used for distances (wrapped when periodic)
+  std::vector<int64_t> wrap(3 * n, 0);  // periodic: r = wp + wrap h
+  std::vector<int64_t> bin(n);
+  Grid g;
+  double lo[3] = {0, 0, 0}, width[3] = {1, 1, 1};
+  if (periodic) {
+    auto cell_c = cell_t.to(torch::kDouble).contiguous();
+    const double* H = cell_c.data_ptr<double>();
+    for (int a = 0; a < 3; ++a)
+      for (int b = 0; b < 3; ++b) h[a][b] = H[3 * a + b];
+    const double det = h[0][0] * (h[1][1] * h[2][2] - h[1][2] * h[2][1]) -
+                       h[0][1] * (h[1][0] * h[2][2] - h[1][2] * h[2][0]) +
+                       h[0][2] * (h[1][0] * h[2][1] - h[1][1] * h[2][0]);
+    TORCH_CHECK(std::fabs(det) > 1e-10, "the cell is singular");
+    // inverse by cofactors: hinv[a][b] = cof[b][a] / det
+    hinv[0][0] = (h[1][1] * h[2][2] - h[1][2] * h[2][1]) / det;
+    hinv[0][1] = (h[0][2] * h[2][1] - h[0][1] * h[2][2]) / det;
+    hinv[0][2] = (h[0][1] * h[1][2] - h[0][2] * h[1][1]) / det;
+    hinv[1][0] = (h[1][2] * h[2][0] - h[1][0] * h[2][2]) / det;
+    hinv[1][1] = (h[0][0] * h[2][2] - h[0][2] * h[2][0]) / det;
+    hinv[1][2] = (h[0][2] * h[1][0] - h[0][0] * h[1][2]) / det;
+    hinv[2][0] = (h[1][0] * h[2][1] - h[1][1] * h[2][0]) / det;
+    hinv[2][1] = (h[0][1] * h[2][0] - h[0][0] * h[2][1]) / det;
+    hinv[2][2] = (h[0][0] * h[1][1] - h[0][1] * h[1][0]) / det;
+    int64_t total = 1;
+    for (int k = 0; k < 3; ++k) {
+      const double bk = std::sqrt(hinv[0][k] * hinv[0][k] + hinv[1][k] * hinv[1][k] + hinv[2][k] * hinv[2][k]);
+      const double d = 1.0 / bk;  // distance between lattice planes k
+      g.nb[k] = std::max<int64_t>(1, static_cast<int64_t>(std::floor(d / rcut)));
+      total *= g.nb[k];
+    }
+    // keep the number of bins near the number of atoms (a few atoms in a large empty cell)
+    while (total > 2 * n + 8) {
+      int k = 0;
+      for (int q = 1; q < 3; ++q)
+        if (g.nb[q] > g.nb[k]) k = q;
+      total = total / g.nb[k] * ((g.nb[k] + 1) / 2);
+      g.nb[k] = (g.nb[k] + 1) / 2;
+    }
+    for (int k = 0; k < 3; ++k) {
+      const double bk = std::sqrt(hinv[0][k] * hinv[0][k] + hinv[1][k] * hinv[1][k] + hinv[2][k] * hinv[2][k]);
+      g.reach[k] = static_cast<int64_t>(std::ceil(rcut * bk * g.nb[k] * (1.0 + 1e-12)));
+    }
+    for (int64_t i = 0; i < n; ++i) {
+      double f[3];
+      for (int k = 0; k < 3; ++k) {
+        f[k] = P[3 * i] * hinv[0][k] + P[3 * i + 1] * hinv[1][k] + P[3 * i + 2] * hinv[2][k];
+        const double w = std::floor(f[k]);
+        wrap[3 * i + k] = static_cast<int64_t>(w);
+        f[k] -= w;
+      }
+      for (int a = 0; a < 3; ++a) {
+        double r = P[3 * i + a];
+        for (int k = 0; k < 3; ++k) r -= static_cast<double>(wrap[3 * i + k]) * h[k][a];
+        wp[3 * i + a] = r;
+      }
+      int64_t b = 0;
+      for (int k = 0; k < 3; ++k) {
+        int64_t c = static_cast<int64_t>(std::floor(f[k] * g.nb[k]));
+        c = std::min(std::max<int64_t>(c, 0), g.nb[k] - 1);
+        b = b * g.nb[k] + c;
+      }
+      bin[i] = b;
+    }
+  } else {
+    double hi[3];
+    for (int k = 0; k < 3; ++k) {
+      lo[k] = n ? P[k] : 0.0;
+      hi[k] = lo[k];
+    }
+    for (int64_t i = 0; i < n; ++i)
+      for (int k = 0; k < 3; ++k) {
+        lo[k] = std::min(lo[k], P[3 * i + k]);
+        hi[k] = std::max(hi[k], P[3 * i + k]);
+      }
+    int64_t total = 1;
+    for (int k = 0; k < 3; ++k) {
+      g.nb[k] = std::max<int64_t>(1, static_cast<int64_t>(std::floor((hi[k] - lo[k]) / rcut)));
+      total *= g.nb[k];
+    }
+    while (total > 2 * n + 8) {
+      int k = 0;
+      for (int q = 1; q < 3; ++q)
+        if (g.nb[q] > g.nb[k]) k = q;
+      total = total / g.nb[k] * ((g.nb[k] + 1) / 2);
+      g.nb[k] = (g.nb[k] + 1) / 2;
+    }
+    for (int k = 0; k < 3; ++k) {
+      width[k] = std::max((hi[k] - lo[k]) / g.nb[k], rcut);
+      g.reach[k] = 1;
+    }
+    std::copy(P, P + 3 * n, wp.begin());
+    for (int64_t i = 0; i < n; ++i) {
+      int64_t b = 0;
+      for (int k = 0; k < 3; ++k) {
+        int64_t c = static_cast<int64_t>(std::floor((P[3 * i + k] - lo[k]) / width[k]));
+        c = std::min(std::max<int64_t>(c, 0), g.nb[k] - 1);
+        b = b * g.nb[k] + c;
+      }
+      bin[i] = b;
+    }
+  }
+  // counting sort of atoms by bin
+  const int64_t n_bins = g.nb[0] * g.nb[1] * g.nb[2];
+  std::vector<int64_t> start(n_bins + 1, 0), members(n);
+  for (int64_t i = 0; i < n; ++i) ++start[bin[i] + 1];
+  for (int64_t b = 0; b < n_bins; ++b) start[b + 1] += start[b];
+  {
+    std::vector<int64_t> fill(start.begin(), start.end() - 1);
+    for (int64_t i = 0; i < n; ++i) members[fill[bin[i]]++] = i;
+  }
+  std::vector<int64_t> ei, ej;
+  std::vector<double> es;
+  ei.reserve(static_cast<size_t>(n) * 64);
+  ej.reserve(static_cast<size_t>(n) * 64);
+  es.reserve(static_cast<size_t>(n) * 64 * 3);
+  for (int64_t i = 0; i < n; ++i) {
+    int64_t c[3];
+    {
+      int64_t b = bin[i];
+      for (int k = 2; k >= 0; --k) {
+        c[k] = b % g.nb[k];
+        b /= g.nb[k];
+      }
+    }
+    const double xi = wp[3 * i], yi = wp[3 * i + 1], zi = wp[3 * i + 2];
+    for (int64_t d0 = -g.reach[0]; d0 <= g.reach[0]; ++d0) {
+      int64_t b0 = c[0] + d0, s0 = 0;
+      if (periodic) { s0 = floordiv(b0, g.nb[0]); b0 -= s0 * g.nb[0]; }
+      else if (b0 < 0 || b0 >= g.nb[0]) continue;
+      for (int64_t d1 = -g.reach[1]; d1 <= g.reach[1]; ++d1) {
+        int64_t b1 = c[1] + d1, s1 = 0;
+        if (periodic) { s1 = floordiv(b1, g.nb[1]); b1 -= s1 * g.nb[1]; }
+        else if (b1 < 0 || b1 >= g.nb[1]) continue;
+        for (int64_t d2 = -g.reach[2]; d2 <= g.reach[2]; ++d2) {
+          int64_t b2 = c[2] + d2, s2 = 0;
+          if (periodic) { s2 = floordiv(b2, g.nb[2]); b2 -= s2 * g.nb[2]; }
+          else if (b2 < 0 || b2 >= g.nb[2]) continue;
+          const double ox = s0 * h[0][0] + s1 * h[1][0] + s2 * h[2][0] - xi;
+          const double oy = s0 * h[0][1] + s1 * h[1][1] + s2 * h[2][1] - yi;
+          const double oz = s0 * h[0][2] + s1 * h[1][2] + s2 * h[2][2] - zi;
+          const bool home = (s0 == 0 && s1 == 0 && s2 == 0);
+          const int64_t b = (b0 * g.nb[1] + b1) * g.nb[2] + b2;
+          for (int64_t q = start[b]; q < start[b + 1]; ++q) {
+            const int64_t j = members[q];
+            const double dx = wp[3 * j] + ox, dy = wp[3 * j + 1] + oy, dz = wp[3 * j + 2] + oz;
+            if (dx * dx + dy * dy + dz * dz >= rc2 || (home && j == i)) continue;
+            ei.push_back(i);
+            ej.push_back(j);
+            // r_j - r_i + S h with r = wp + wrap h: S = s + wrap_i - wrap_j
+            es.push_back(static_cast<double>(s0 + wrap[3 * i] - wrap[3 * j]));
+            es.push_back(static_cast<double>(s1 + wrap[3 * i + 1] - wrap[3 * j + 1]));
+            es.push_back(static_cast<double>(s2 + wrap[3 * i + 2] - wrap[3 * j + 2]));
+          }
+        }
+      }
+    }
+  }
+  const int64_t E = static_cast<int64_t>(ei.size());
+  auto edge_index = torch::empty({2, E}, torch::kLong);
+  auto shift = torch::empty({E, 3}, torch::kDouble);
+  std::copy(ej.begin(), ej.end(), edge_index.data_ptr<int64_t>());
+  std::copy(ei.begin(), ei.end(), edge_index.data_ptr<int64_t>() + E);
+  std::copy(es.begin(), es.end(), shift.data_ptr<double>());
+  return {edge_index, shift};
+}
