@@ -32,7 +32,6 @@ def _pairs(edge_index: np.ndarray, shift: np.ndarray) -> list[tuple]:
 
 
 def _brute(pos: np.ndarray, cell: np.ndarray | None, rcut: float) -> list[tuple]:
-    n = len(pos)
     if cell is None:
         images = [(0, 0, 0)]
     else:
