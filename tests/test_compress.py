@@ -286,13 +286,17 @@ def test_compressed_hybrid_members(tmp_path):
     physics._assert_close("hybrid forces after load", again[K.FORCES], got[K.FORCES], rtol=1e-12)
 
 
-def test_compiled_kernels_equal_torch_ops(monkeypatch):
-    """The compiled per-edge passes and the torch ops give the same energies, forces and virials."""
+@pytest.mark.parametrize("avx512", [True, False], ids=["avx512-if-present", "portable-loop"])
+def test_compiled_kernels_equal_torch_ops(monkeypatch, avx512):
+    """The compiled per-edge passes (the AVX-512 register-blocked ones where the CPU has them, and
+    the portable loops) and the torch ops give the same energies, forces and virials."""
     from mtzoo.nn.tabulate import fused_extension
 
     if fused_extension() is None:
         pytest.skip("compiled kernels unavailable here (no compiler?)")
-    for variant in ("one_side", "exclude01"):
+    if not avx512:
+        monkeypatch.setenv("MTZOO_NO_AVX512", "1")
+    for variant in ("one_side", "two_side", "exclude01"):
         _, model = _compressed("agau", variant)
         frames = [physics.as_frame(f, model.type_map) for f in frames_for("agau")]
         compiled = physics.evaluate(model, frames, HEAD)

@@ -5,7 +5,10 @@ Sources: ``tabulate_ext.cpp`` (:class:`mtzoo.nn.tabulate.FusedSeA`), ``neighbors
 first use by ``torch.utils.cpp_extension`` (about 30-40 s, once; torch caches the library under
 ``TORCH_EXTENSIONS_DIR``, default ``~/.cache/torch_extensions``, and rebuilds it when a source
 changes).  The hot loops are compiled for AVX-512, AVX2+FMA and baseline x86-64 and the best one
-is picked when the library loads, so a cache shared between machines stays valid.
+is picked when the library loads, so a cache shared between machines stays valid.  On CPUs with
+AVX-512 the table kernels use register-blocked versions (``T`` and ``dE/dT`` of a centre kept in
+registers over its edges); ``MTZOO_NO_AVX512=1`` selects the portable loops instead (tests run
+both).
 
 Without a C++ compiler, after a failed build (one warning), or with ``MTZOO_EXTENSIONS=0``,
 :func:`compiled` returns None and every caller runs the same arithmetic with torch ops (and the

@@ -94,6 +94,23 @@ inline bool edge_setup(int64_t e, const double* V, const int64_t* SL, const doub
   return true;
 }
 
+// dE/d(edge vector) of edge e from g_a = dE/dR_ea (table value fixed) and gt = dE/dt.
+inline void edge_chain(int64_t e, double g0, double g1, double g2, double g3, double gt, const double* V,
+                       const double* A, double rs, double rc, double prot, double* gv) {
+  // x = R_0 enters t = x - knot as well
+  const double* a = A + 4 * e;
+  const double* v = V + 3 * e;
+  const Env en = env_of(v, rs, rc, prot);
+  const double gs0 = (g0 + gt) * a[0];       // dE/ds through R_0
+  const double cq[3] = {g1 * a[1], g2 * a[2], g3 * a[3]};  // dE/d(s inv v_q)
+  const double S1 = cq[0] * v[0] + cq[1] * v[1] + cq[2] * v[2];
+  const double dE_ds = gs0 + en.inv * S1;         // R_q = s inv v_q (q = 1..3)
+  const double dE_dinv = en.s * S1 + dE_ds * en.sw;  // s = sw inv
+  const double dE_dr = -dE_dinv * en.inv * en.inv + dE_ds * en.inv * en.dsw;
+  const double f = en.s * en.inv;
+  for (int q = 0; q < 3; ++q) gv[q] = cq[q] * f + dE_dr * v[q] / en.r;
+}
+
 MTZOO_CLONES
 void forward_edges(int64_t E, const double* V, const int64_t* C, const int64_t* SL, const double* A, const double* Bs,
                    Tables tb, double rs, double rc, double prot, double* T, double* R, double* TT, int64_t* CO,
@@ -136,6 +153,8 @@ __attribute__((target("avx512f,avx2,fma"))) inline v8d load8(const double* p) {
   return x;
 }
 
+__attribute__((target("avx512f,avx2,fma"))) inline void store8(double* p, v8d x) { __builtin_memcpy(p, &x, sizeof x); }
+
 template <int NV>
 __attribute__((target("avx512f,avx2,fma"))) inline void run_block(const int64_t* idx, int64_t n, const double* R,
                                                                    const double* TT, const int64_t* CO,
@@ -166,8 +185,7 @@ __attribute__((target("avx512f,avx2,fma"))) inline void run_block(const int64_t*
   for (int q = 0; q < 4; ++q)
     for (int v = 0; v < NV; ++v) {
       double* o = out + q * M + m0 + 8 * v;
-      v8d x = load8(o) + acc[q][v];
-      __builtin_memcpy(o, &x, sizeof x);
+      store8(o, load8(o) + acc[q][v]);
     }
 }
 
@@ -203,6 +221,94 @@ void forward_edges_avx512(int64_t E, const double* V, const int64_t* C, const in
     e0 = e1;
   }
 }
+template <int NV>
+__attribute__((target("avx512f,avx2,fma"))) inline void bwd_block(const int64_t* idx, int64_t n, const double* R,
+                                                                   const double* TT, const int64_t* CO,
+                                                                   const double* coef, int64_t M, int64_t m0,
+                                                                   const double* d, double* part) {
+  v8d dq[4][NV];
+  for (int q = 0; q < 4; ++q)
+    for (int v = 0; v < NV; ++v) dq[q][v] = load8(d + q * M + m0 + 8 * v);
+  for (int64_t k = 0; k < n; ++k) {
+    const int64_t e = idx[k];
+    const double t = TT[e];
+    const double* c = coef + CO[e] * 6 * M + m0;
+    const double* re = R + 4 * e;
+    const double r0 = re[0], r1 = re[1], r2 = re[2], r3 = re[3];
+    double* pk = part + 40 * k;  // five vectors of 8 partial sums
+    v8d s0 = load8(pk), s1 = load8(pk + 8), s2 = load8(pk + 16), s3 = load8(pk + 24), st = load8(pk + 32);
+    for (int v = 0; v < NV; ++v) {
+      const v8d c0 = load8(c + 8 * v), c1 = load8(c + M + 8 * v), c2 = load8(c + 2 * M + 8 * v);
+      const v8d c3 = load8(c + 3 * M + 8 * v), c4 = load8(c + 4 * M + 8 * v), c5 = load8(c + 5 * M + 8 * v);
+      const v8d g = ((((c5 * t + c4) * t + c3) * t + c2) * t + c1) * t + c0;
+      const v8d dg = (((5.0 * c5 * t + 4.0 * c4) * t + 3.0 * c3) * t + 2.0 * c2) * t + c1;
+      s0 += g * dq[0][v];
+      s1 += g * dq[1][v];
+      s2 += g * dq[2][v];
+      s3 += g * dq[3][v];
+      st += dg * (r0 * dq[0][v] + r1 * dq[1][v] + r2 * dq[2][v] + r3 * dq[3][v]);
+    }
+    store8(pk, s0); store8(pk + 8, s1); store8(pk + 16, s2); store8(pk + 24, s3); store8(pk + 32, st);
+  }
+}
+
+// AVX-512 backward: for each run of edges with the same centre and each block of 32 channels,
+// the centre's 4 x 32 values of dE/dT stay in registers over the run's edges; each edge keeps
+// five vectors of partial sums (its dE/dR_ea and dE/dt) across the blocks.
+__attribute__((target("avx512f,avx2,fma")))
+void backward_edges_avx512(int64_t E, const double* GT, const double* V, const int64_t* C, const double* A,
+                           const double* R, const double* TT, const int64_t* CO, const bool* IN, Tables tb,
+                           double rs, double rc, double prot, double* GV) {
+  const int64_t M = tb.m;
+  std::vector<int64_t> idx;
+  std::vector<double> part;
+  int64_t e0 = 0;
+  while (e0 < E) {
+    int64_t e1 = e0 + 1;
+    while (e1 < E && C[e1] == C[e0]) ++e1;
+    idx.clear();
+    for (int64_t e = e0; e < e1; ++e) {
+      if (IN[e]) {
+        idx.push_back(e);
+      } else {
+        GV[3 * e] = GV[3 * e + 1] = GV[3 * e + 2] = 0.0;
+      }
+    }
+    const int64_t n = static_cast<int64_t>(idx.size());
+    part.assign(40 * n, 0.0);
+    const double* d = GT + C[e0] * 4 * M;
+    int64_t m0 = 0;
+    for (; m0 + 32 <= M; m0 += 32) bwd_block<4>(idx.data(), n, R, TT, CO, tb.coef, M, m0, d, part.data());
+    for (; m0 + 8 <= M; m0 += 8) bwd_block<1>(idx.data(), n, R, TT, CO, tb.coef, M, m0, d, part.data());
+    for (int64_t k = 0; k < n; ++k) {
+      const int64_t e = idx[k];
+      double acc[5];
+      for (int j = 0; j < 5; ++j) {
+        double x = 0.0;
+        for (int l = 0; l < 8; ++l) x += part[40 * k + 8 * j + l];
+        acc[j] = x;
+      }
+      if (m0 < M) {  // the last M % 8 channels
+        const double t = TT[e];
+        const double* c = tb.coef + CO[e] * 6 * M;
+        const double* re = R + 4 * e;
+        for (int64_t m = m0; m < M; ++m) {
+          const double c1 = c[M + m], c2 = c[2 * M + m], c3 = c[3 * M + m], c4 = c[4 * M + m], c5 = c[5 * M + m];
+          const double g = ((((c5 * t + c4) * t + c3) * t + c2) * t + c1) * t + c[m];
+          const double dg = (((5.0 * c5 * t + 4.0 * c4) * t + 3.0 * c3) * t + 2.0 * c2) * t + c1;
+          double u = 0.0;
+          for (int q = 0; q < 4; ++q) {
+            acc[q] += g * d[q * M + m];
+            u += re[q] * d[q * M + m];
+          }
+          acc[4] += dg * u;
+        }
+      }
+      edge_chain(e, acc[0], acc[1], acc[2], acc[3], acc[4], V, A, rs, rc, prot, GV + 3 * e);
+    }
+    e0 = e1;
+  }
+}
 #endif
 
 MTZOO_CLONES
@@ -234,18 +340,7 @@ void backward_edges(int64_t E, const double* GT, const double* V, const int64_t*
       g3 += g * d3;
       gt += dg * (r0 * d0 + r1 * d1 + r2 * d2 + r3 * d3);
     }
-    // x = R_0 enters t = x - knot as well
-    const double* a = A + 4 * e;
-    const double* v = V + 3 * e;
-    const Env en = env_of(v, rs, rc, prot);
-    const double gs0 = (g0 + gt) * a[0];       // dE/ds through R_0
-    const double cq[3] = {g1 * a[1], g2 * a[2], g3 * a[3]};  // dE/d(s inv v_q)
-    const double S1 = cq[0] * v[0] + cq[1] * v[1] + cq[2] * v[2];
-    const double dE_ds = gs0 + en.inv * S1;         // R_q = s inv v_q (q = 1..3)
-    const double dE_dinv = en.s * S1 + dE_ds * en.sw;  // s = sw inv
-    const double dE_dr = -dE_dinv * en.inv * en.inv + dE_ds * en.inv * en.dsw;
-    const double f = en.s * en.inv;
-    for (int q = 0; q < 3; ++q) gv[q] = cq[q] * f + dE_dr * v[q] / en.r;
+    edge_chain(e, g0, g1, g2, g3, gt, V, A, rs, rc, prot, gv);
   }
 }
 
@@ -299,6 +394,14 @@ torch::Tensor tabulate_backward(torch::Tensor gT, torch::Tensor vec, torch::Tens
   auto g = gT.contiguous();
   TORCH_CHECK(g.scalar_type() == torch::kDouble && g.size(-1) == tb.m, "dE/dT must be float64 [n_centres, 4, M]");
   auto gvec = torch::empty({E, 3}, vec.options());
+#if MTZOO_AVX512
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma") && std::getenv("MTZOO_NO_AVX512") == nullptr) {
+    backward_edges_avx512(E, g.data_ptr<double>(), vec.data_ptr<double>(), centre.data_ptr<int64_t>(),
+                          scale.data_ptr<double>(), rr.data_ptr<double>(), t.data_ptr<double>(),
+                          col.data_ptr<int64_t>(), inside.data_ptr<bool>(), tb, rs, rc, prot, gvec.data_ptr<double>());
+    return gvec;
+  }
+#endif
   backward_edges(E, g.data_ptr<double>(), vec.data_ptr<double>(), centre.data_ptr<int64_t>(),
                  scale.data_ptr<double>(), rr.data_ptr<double>(), t.data_ptr<double>(), col.data_ptr<int64_t>(),
                  inside.data_ptr<bool>(), tb, rs, rc, prot, gvec.data_ptr<double>());
