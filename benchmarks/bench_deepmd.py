@@ -164,7 +164,7 @@ def compressed_deviation(model, compressed, atoms, type_map: list[str]) -> dict[
 
     batch = collate([atoms_to_graph(atoms, type_map, model.rcut)])
     a, b = model(batch), compressed(batch)
-    return {k: float((a[k] - b[k]).abs().max()) for k in ("energy", "force", "virial")}
+    return {k: float((a[k] - b[k]).detach().abs().max()) for k in ("energy", "force", "virial")}
 
 
 def mtzoo_train(shared: Path, steps: int, workdir: Path) -> dict:

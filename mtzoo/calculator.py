@@ -38,6 +38,7 @@ import torch
 from ase.calculators.calculator import Calculator, PropertyNotImplementedError, all_changes
 
 from mtzoo import keys as K
+from mtzoo.nn.common import keep_freed_memory
 from mtzoo.zoo.frozen import DTYPES as _DTYPES, cast_model
 
 __all__ = ["MTZooCalculator", "cast_model"]
@@ -112,6 +113,7 @@ class MTZooCalculator(Calculator):
             raise ValueError(f"skin must be >= 0, got {skin}")
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
+        keep_freed_memory()  # an MD run repeats the same allocations every step (nn/common.py)
         self.skin = float(skin)
         self.rcut = float(model.rcut)
         outputs = {o.name for o in model.heads[self.head].outputs}

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from mtzoo import keys as K
+from mtzoo.nn.common import keep_freed_memory
 from mtzoo.nn.env import env_matrix
 from mtzoo.nn.scatter import scatter_sum
 from mtzoo.nn.tabulate import TabulatedNets, check_compress, tabulate_net
@@ -155,6 +156,7 @@ class TabulatedSe:
         avg, std = self._radial_stats()
         if self._tables is not None and self._tables[0].coef.dtype == avg.dtype and self._tables[0].coef.device == avg.device:
             return self._tables
+        keep_freed_memory()  # compressed models are for inference: calls ~5 % faster (nn/common.py)
         nt, c = self.ntypes, self.compress
         x0 = (-avg / std).double()
         x1 = ((1.0 / (c["rmin"] + self.env_protection) - avg) / std).double()
