@@ -29,7 +29,7 @@ and one matrix product with the stacked coefficients :math:`\\mathbf C` ``[6B, M
 That is the torch-ops path (:class:`_BasisContract`, hand-written backward).  For float64
 se_e2_a the compiled extension (:class:`FusedSeA`, ``tabulate_ext.cpp``) instead evaluates the
 table edge by edge (Horner's rule, about :math:`10 M_1` multiply-adds per edge against the
-:math:`8 \cdot 6B M_1` per centre of the dense product) and accumulates :math:`\mathcal T_i`
+:math:`8 \\cdot 6B M_1` per centre of the dense product) and accumulates :math:`\\mathcal T_i`
 directly; both give the same numbers to rounding.
 """
 
@@ -381,3 +381,4 @@ class FusedSeA(torch.autograd.Function):
         gvec = fused_extension().tabulate_backward(grad, vec, centre, scale, rr, t, col, inside, tables.knots_all,
                                           tables.knot_start, tables.bin_offset, tables.coef, *ctx.env)
         return gvec, None, None, None, None, None, None, None
+
