@@ -106,3 +106,12 @@ def test_one_atom_and_no_pairs():
     assert _check(np.array([[0.0, 0.0, 0.0], [10.0, 0.0, 0.0]]), None, 5.0) == 0
     ei, sh = neighbor_list(np.zeros((0, 3)), None, 5.0)
     assert ei.shape == (2, 0) and sh.shape == (0, 3)
+
+
+def test_non_finite_positions_are_a_clear_error():
+    from mtzoo.data.system import DataError
+
+    pos = np.zeros((3, 3))
+    pos[1, 2] = np.nan
+    with pytest.raises(DataError, match=r"not finite.*atoms \[1\]"):
+        neighbor_list(pos, np.eye(3) * 5.0, 2.0)

@@ -51,6 +51,9 @@ def neighbor_list(pos: np.ndarray, cell: np.ndarray | None, rcut: float) -> tupl
     box = np.ascontiguousarray(cell, dtype=np.float64) if periodic else np.zeros((3, 3))
     if periodic and abs(np.linalg.det(box)) < 1e-10:
         raise DataError(f"cell {box.tolist()} is singular")
+    if not np.isfinite(pos).all() or (periodic and not np.isfinite(box).all()):
+        bad = np.unique(np.nonzero(~np.isfinite(pos))[0])[:5].tolist()
+        raise DataError(f"positions or cell are not finite (NaN or inf; atoms {bad})")
     ext = compiled()
     if ext is not None and pos.shape[0]:
         ei, sh = ext.neighbor_list(torch.from_numpy(pos), torch.from_numpy(box) if periodic else torch.empty(0),
