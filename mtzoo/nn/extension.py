@@ -2,7 +2,7 @@
 
 Sources: ``tabulate_ext.cpp`` (:class:`mtzoo.nn.tabulate.FusedSeA`), ``neighbors_ext.cpp``
 (:func:`mtzoo.data.graph.neighbor_list`) and ``ext_module.cpp`` (bindings), built together on
-first use by ``torch.utils.cpp_extension`` (about 30-40 s, once; torch caches the library under
+first use by ``torch.utils.cpp_extension`` (45-60 s, once; torch caches the library under
 ``TORCH_EXTENSIONS_DIR``, default ``~/.cache/torch_extensions``, and rebuilds it when a source
 changes).  The hot loops are compiled for AVX-512, AVX2+FMA and baseline x86-64 and the best one
 is picked when the library loads, so a cache shared between machines stays valid.  On CPUs with
@@ -44,7 +44,7 @@ def compiled():
             root = Path(os.environ.get("TORCH_EXTENSIONS_DIR") or get_default_build_root())
             built = [so.stat().st_mtime for so in root.glob(f"**/{NAME}/{NAME}*.so")]
             if not built or max(built) < max(s.stat().st_mtime for s in sources):  # none yet, or stale
-                print("mtzoo: compiling the C++ kernels (first use only, about 40 s) ...", file=sys.stderr, flush=True)
+                print("mtzoo: compiling the C++ kernels (first use only, up to a minute) ...", file=sys.stderr, flush=True)
             _EXT.append(load(name=NAME, sources=[str(s) for s in sources], extra_cflags=CFLAGS, verbose=False))
         except Exception as exc:  # noqa: BLE001 - any build failure falls back to torch ops
             first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""

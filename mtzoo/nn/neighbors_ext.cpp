@@ -10,7 +10,9 @@
 // bin, modulo n_k with the wrap counted as an image shift, meets every (j, image) once, for any
 // cell shape and for cells smaller than rcut (several images of one atom).  Non-periodic: bins of
 // width >= rcut over the bounding box, offsets -1..1.  Per candidate: one 3-vector and one dot.
-#include <torch/extension.h>
+#include <ATen/core/Tensor.h>  // light headers: torch/extension.h only in ext_module.cpp (35 s to compile)
+#include <ATen/ops/empty.h>
+#include <ATen/ops/zeros.h>
 #include <algorithm>
 #include <cmath>
 #include <vector>
@@ -31,8 +33,8 @@ inline int64_t floordiv(int64_t a, int64_t b) {
 
 // pos [n,3] float64; cell [3,3] float64 (rows) or an empty tensor (non-periodic).
 // Returns (edge_index [2,E] int64: row 0 neighbour j, row 1 centre i; shift [E,3] float64).
-std::vector<torch::Tensor> neighbor_list(torch::Tensor pos_t, torch::Tensor cell_t, double rcut) {
-  TORCH_CHECK(pos_t.dim() == 2 && pos_t.size(1) == 3 && pos_t.scalar_type() == torch::kDouble,
+std::vector<at::Tensor> neighbor_list(at::Tensor pos_t, at::Tensor cell_t, double rcut) {
+  TORCH_CHECK(pos_t.dim() == 2 && pos_t.size(1) == 3 && pos_t.scalar_type() == at::kDouble,
               "positions must be float64 [n, 3]");
   TORCH_CHECK(rcut > 0.0, "rcut must be positive");
   auto pos_c = pos_t.contiguous();
@@ -49,7 +51,7 @@ std::vector<torch::Tensor> neighbor_list(torch::Tensor pos_t, torch::Tensor cell
   Grid g;
   double lo[3] = {0, 0, 0}, width[3] = {1, 1, 1};
   if (periodic) {
-    auto cell_c = cell_t.to(torch::kDouble).contiguous();
+    auto cell_c = cell_t.to(at::kDouble).contiguous();
     const double* H = cell_c.data_ptr<double>();
     for (int a = 0; a < 3; ++a)
       for (int b = 0; b < 3; ++b) h[a][b] = H[3 * a + b];
@@ -202,8 +204,8 @@ std::vector<torch::Tensor> neighbor_list(torch::Tensor pos_t, torch::Tensor cell
     }
   }
   const int64_t E = static_cast<int64_t>(ei.size());
-  auto edge_index = torch::empty({2, E}, torch::kLong);
-  auto shift = torch::empty({E, 3}, torch::kDouble);
+  auto edge_index = at::empty({2, E}, at::kLong);
+  auto shift = at::empty({E, 3}, at::kDouble);
   std::copy(ej.begin(), ej.end(), edge_index.data_ptr<int64_t>());
   std::copy(ei.begin(), ei.end(), edge_index.data_ptr<int64_t>() + E);
   std::copy(es.begin(), es.end(), shift.data_ptr<double>());

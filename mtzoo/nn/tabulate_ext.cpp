@@ -10,7 +10,9 @@
 // torch-ops path.  Edges with x above their slot's last knot are flagged (inside = 0) and left to
 // the caller.  The m loops are vectorised (omp simd); the hot loops are compiled for AVX-512,
 // AVX2+FMA and baseline x86-64 and the best one is chosen when the library loads.
-#include <torch/extension.h>
+#include <ATen/core/Tensor.h>  // light headers: torch/extension.h only in ext_module.cpp (35 s to compile)
+#include <ATen/ops/empty.h>
+#include <ATen/ops/zeros.h>
 #include <cmath>
 #include <cstdlib>
 #include <vector>
@@ -351,9 +353,9 @@ void backward_edges(int64_t E, const double* GT, const double* V, const int64_t*
   }
 }
 
-Tables tables_of(const torch::Tensor& knots, const torch::Tensor& knot_start, const torch::Tensor& bin_offset,
-                 const torch::Tensor& coef) {
-  TORCH_CHECK(coef.dim() == 2 && coef.is_contiguous() && coef.scalar_type() == torch::kDouble,
+Tables tables_of(const at::Tensor& knots, const at::Tensor& knot_start, const at::Tensor& bin_offset,
+                 const at::Tensor& coef) {
+  TORCH_CHECK(coef.dim() == 2 && coef.is_contiguous() && coef.scalar_type() == at::kDouble,
               "coef must be a contiguous float64 [6B, M] tensor");
   return {knots.data_ptr<double>(), knot_start.data_ptr<int64_t>(), bin_offset.data_ptr<int64_t>(),
           coef.data_ptr<double>(), coef.size(1)};
@@ -364,18 +366,18 @@ Tables tables_of(const torch::Tensor& knots, const torch::Tensor& knot_start, co
 // vec [E,3], centre [E] (local, < n_centres), slot [E], scale [E,4], shift [E,4] (double);
 // knots: concatenated per slot, knot_start [S+1], bin_offset [S], coef [6B, M];
 // returns (T [n_centres, 4, M], rr [E,4], t [E], col [E], inside [E] bool).
-std::vector<torch::Tensor> tabulate_forward(torch::Tensor vec, torch::Tensor centre, torch::Tensor slot, torch::Tensor scale,
-                                   torch::Tensor shift, torch::Tensor knots, torch::Tensor knot_start,
-                                   torch::Tensor bin_offset, torch::Tensor coef, int64_t n_centres, double rs,
+std::vector<at::Tensor> tabulate_forward(at::Tensor vec, at::Tensor centre, at::Tensor slot, at::Tensor scale,
+                                   at::Tensor shift, at::Tensor knots, at::Tensor knot_start,
+                                   at::Tensor bin_offset, at::Tensor coef, int64_t n_centres, double rs,
                                    double rc, double prot) {
   const int64_t E = vec.size(0);
   auto opts = vec.options();
   const Tables tb = tables_of(knots, knot_start, bin_offset, coef);
-  auto T = torch::zeros({n_centres, 4, tb.m}, opts);
-  auto rr = torch::empty({E, 4}, opts);
-  auto t = torch::empty({E}, opts);
-  auto col = torch::empty({E}, centre.options());
-  auto inside = torch::empty({E}, centre.options().dtype(torch::kBool));
+  auto T = at::zeros({n_centres, 4, tb.m}, opts);
+  auto rr = at::empty({E, 4}, opts);
+  auto t = at::empty({E}, opts);
+  auto col = at::empty({E}, centre.options());
+  auto inside = at::empty({E}, centre.options().dtype(at::kBool));
 #if MTZOO_AVX512
   if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma") && std::getenv("MTZOO_NO_AVX512") == nullptr) {
     forward_edges_avx512(E, vec.data_ptr<double>(), centre.data_ptr<int64_t>(), slot.data_ptr<int64_t>(),
@@ -392,15 +394,15 @@ std::vector<torch::Tensor> tabulate_forward(torch::Tensor vec, torch::Tensor cen
 }
 
 // gT = dE/dT [n_centres, 4, M]; returns dE/dvec [E,3] (zero rows for edges not inside).
-torch::Tensor tabulate_backward(torch::Tensor gT, torch::Tensor vec, torch::Tensor centre, torch::Tensor scale,
-                       torch::Tensor rr, torch::Tensor t, torch::Tensor col, torch::Tensor inside, torch::Tensor knots,
-                       torch::Tensor knot_start, torch::Tensor bin_offset, torch::Tensor coef, double rs, double rc,
+at::Tensor tabulate_backward(at::Tensor gT, at::Tensor vec, at::Tensor centre, at::Tensor scale,
+                       at::Tensor rr, at::Tensor t, at::Tensor col, at::Tensor inside, at::Tensor knots,
+                       at::Tensor knot_start, at::Tensor bin_offset, at::Tensor coef, double rs, double rc,
                        double prot) {
   const int64_t E = vec.size(0);
   const Tables tb = tables_of(knots, knot_start, bin_offset, coef);
   auto g = gT.contiguous();
-  TORCH_CHECK(g.scalar_type() == torch::kDouble && g.size(-1) == tb.m, "dE/dT must be float64 [n_centres, 4, M]");
-  auto gvec = torch::empty({E, 3}, vec.options());
+  TORCH_CHECK(g.scalar_type() == at::kDouble && g.size(-1) == tb.m, "dE/dT must be float64 [n_centres, 4, M]");
+  auto gvec = at::empty({E, 3}, vec.options());
 #if MTZOO_AVX512
   if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma") && std::getenv("MTZOO_NO_AVX512") == nullptr) {
     backward_edges_avx512(E, g.data_ptr<double>(), vec.data_ptr<double>(), centre.data_ptr<int64_t>(),
