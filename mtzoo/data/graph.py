@@ -42,9 +42,9 @@ def neighbor_list(pos: np.ndarray, cell: np.ndarray | None, rcut: float) -> tupl
     Notes
     -----
     With the compiled extension (:mod:`mtzoo.nn.extension`) the pairs come from its cell list
-    (``neighbors_ext.cpp``; 192 water molecules' worth of atoms at 6 A: about 0.3 ms against
-    2-3 ms for vesin's sorted full list), otherwise from vesin; the two give the same set of
-    pairs (tested), in a different order within a centre.
+    (``neighbors_ext.cpp``; DeePMD's 192-atom water frame at 6 A: 0.6-1.1 ms against 1.9-3.1 ms
+    for vesin's sorted full list, 6-9 against 15-17 ms at 1536 atoms), otherwise from vesin; the
+    two give the same set of pairs (tested), in a different order within a centre.
     """
     pos = np.ascontiguousarray(pos, dtype=np.float64)
     periodic = cell is not None
