@@ -24,6 +24,17 @@ struct Grid {
   int64_t reach[3];
 };
 
+// Keep the number of bins near the number of atoms (a few atoms in a large empty cell): halve
+// the most finely cut direction until there are at most 2 n + 8 bins.
+inline void cap_bins(Grid& g, int64_t n) {
+  while (g.nb[0] * g.nb[1] * g.nb[2] > 2 * n + 8) {
+    int k = 0;
+    for (int q = 1; q < 3; ++q)
+      if (g.nb[q] > g.nb[k]) k = q;
+    g.nb[k] = (g.nb[k] + 1) / 2;
+  }
+}
+
 inline int64_t floordiv(int64_t a, int64_t b) {
   int64_t q = a / b;
   return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q;
@@ -69,25 +80,13 @@ std::vector<at::Tensor> neighbor_list(at::Tensor pos_t, at::Tensor cell_t, doubl
     hinv[2][0] = (h[1][0] * h[2][1] - h[1][1] * h[2][0]) / det;
     hinv[2][1] = (h[0][1] * h[2][0] - h[0][0] * h[2][1]) / det;
     hinv[2][2] = (h[0][0] * h[1][1] - h[0][1] * h[1][0]) / det;
-    int64_t total = 1;
+    double bk[3];  // |h^-1 e_k| = 1 / (distance between lattice planes k)
     for (int k = 0; k < 3; ++k) {
-      const double bk = std::sqrt(hinv[0][k] * hinv[0][k] + hinv[1][k] * hinv[1][k] + hinv[2][k] * hinv[2][k]);
-      const double d = 1.0 / bk;  // distance between lattice planes k
-      g.nb[k] = std::max<int64_t>(1, static_cast<int64_t>(std::floor(d / rcut)));
-      total *= g.nb[k];
+      bk[k] = std::sqrt(hinv[0][k] * hinv[0][k] + hinv[1][k] * hinv[1][k] + hinv[2][k] * hinv[2][k]);
+      g.nb[k] = std::max<int64_t>(1, static_cast<int64_t>(std::floor(1.0 / (bk[k] * rcut))));
     }
-    // keep the number of bins near the number of atoms (a few atoms in a large empty cell)
-    while (total > 2 * n + 8) {
-      int k = 0;
-      for (int q = 1; q < 3; ++q)
-        if (g.nb[q] > g.nb[k]) k = q;
-      total = total / g.nb[k] * ((g.nb[k] + 1) / 2);
-      g.nb[k] = (g.nb[k] + 1) / 2;
-    }
-    for (int k = 0; k < 3; ++k) {
-      const double bk = std::sqrt(hinv[0][k] * hinv[0][k] + hinv[1][k] * hinv[1][k] + hinv[2][k] * hinv[2][k]);
-      g.reach[k] = static_cast<int64_t>(std::ceil(rcut * bk * g.nb[k] * (1.0 + 1e-12)));
-    }
+    cap_bins(g, n);
+    for (int k = 0; k < 3; ++k) g.reach[k] = static_cast<int64_t>(std::ceil(rcut * bk[k] * g.nb[k] * (1.0 + 1e-12)));
     for (int64_t i = 0; i < n; ++i) {
       double f[3];
       for (int k = 0; k < 3; ++k) {
@@ -120,18 +119,8 @@ std::vector<at::Tensor> neighbor_list(at::Tensor pos_t, at::Tensor cell_t, doubl
         lo[k] = std::min(lo[k], P[3 * i + k]);
         hi[k] = std::max(hi[k], P[3 * i + k]);
       }
-    int64_t total = 1;
-    for (int k = 0; k < 3; ++k) {
-      g.nb[k] = std::max<int64_t>(1, static_cast<int64_t>(std::floor((hi[k] - lo[k]) / rcut)));
-      total *= g.nb[k];
-    }
-    while (total > 2 * n + 8) {
-      int k = 0;
-      for (int q = 1; q < 3; ++q)
-        if (g.nb[q] > g.nb[k]) k = q;
-      total = total / g.nb[k] * ((g.nb[k] + 1) / 2);
-      g.nb[k] = (g.nb[k] + 1) / 2;
-    }
+    for (int k = 0; k < 3; ++k) g.nb[k] = std::max<int64_t>(1, static_cast<int64_t>(std::floor((hi[k] - lo[k]) / rcut)));
+    cap_bins(g, n);
     for (int k = 0; k < 3; ++k) {
       width[k] = std::max((hi[k] - lo[k]) / g.nb[k], rcut);
       g.reach[k] = 1;
