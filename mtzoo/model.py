@@ -28,6 +28,7 @@ from mtzoo import keys as K
 from mtzoo.descriptors.base import Descriptor
 from mtzoo.heads.base import Head
 from mtzoo.nn.scatter import scatter_sum
+from mtzoo.nn.extension import compiled
 
 
 def edge_vectors(pos: torch.Tensor, edge_index: torch.Tensor, cell_shift: torch.Tensor, cell: torch.Tensor,
@@ -39,6 +40,11 @@ def edge_vectors(pos: torch.Tensor, edge_index: torch.Tensor, cell_shift: torch.
     pos ``[N, 3]``, edge_index ``[2, E]``, cell_shift ``[E, 3]``, cell ``[B, 3, 3]``,
     batch ``[N]`` or None (one frame) -> ``[E, 3]``.
     """
+    if not (pos.requires_grad or cell.requires_grad) and pos.dtype == torch.float64 and pos.device.type == "cpu":
+        ext = compiled()  # one compiled pass; nothing to differentiate (forces come from dE/dr_e)
+        if ext is not None:
+            return ext.edge_vectors(pos, edge_index, cell_shift.to(torch.float64), cell.to(torch.float64),
+                                    batch if batch is not None else edge_index.new_empty(0))
     src, dst = edge_index[0], edge_index[1]
     vec = pos.index_select(0, src) - pos.index_select(0, dst)
     if cell.shape[0] == 1 or batch is None:
@@ -127,17 +133,29 @@ class Model(nn.Module):
             if differentiate and not vec.requires_grad:
                 vec.requires_grad_(True)
             feats = self.descriptor(vec, edge_index, atom_type)
-            out = hd(feats, atom_type)
+            # no graph of the derivatives kept: the fitting nets' backward pass by hand (no autograd)
+            by_hand = differentiate and not create_graph and hasattr(hd, "energy_and_grad") and pos.shape[0] > 0
+            if by_hand:
+                atom_e, g_desc = hd.energy_and_grad(feats, atom_type)
+                out = {K.ATOM_ENERGY: atom_e}
+            else:
+                out = hd(feats, atom_type)
             for o in hd.outputs:
                 if o.reducible:
                     out[o.name] = scatter_sum(out[o.atom_name], batch, n_frames)
             if differentiate:
-                (g,) = torch.autograd.grad(out[K.ENERGY].sum(), vec, create_graph=create_graph, allow_unused=True)
+                if by_hand:
+                    g = None if not feats[K.DESCRIPTOR].requires_grad else torch.autograd.grad(
+                        feats[K.DESCRIPTOR], vec, g_desc, allow_unused=True)[0]
+                else:
+                    (g,) = torch.autograd.grad(out[K.ENERGY].sum(), vec, create_graph=create_graph, allow_unused=True)
                 # no edges (isolated atoms): the energy does not depend on positions
                 g = torch.zeros_like(vec, dtype=torch.float64) if g is None else g.to(torch.float64)
                 if forces:
                     n = pos.shape[0]
-                    out[K.FORCES] = scatter_sum(g, edge_index[1], n) - scatter_sum(g, edge_index[0], n)
+                    ext = compiled() if not create_graph and g.device.type == "cpu" else None
+                    out[K.FORCES] = (ext.edge_forces(g, edge_index, n) if ext is not None else
+                                     scatter_sum(g, edge_index[1], n) - scatter_sum(g, edge_index[0], n))
                 if virial:
                     v64 = vec.to(torch.float64)
                     if n_frames == 1:

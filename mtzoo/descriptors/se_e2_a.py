@@ -35,6 +35,7 @@ Outputs: ``descriptor`` ``[N, M1*M2]`` and ``rot_mat`` = :math:`\\mathcal T_{:,1
 from __future__ import annotations
 
 from collections.abc import Sequence
+from types import SimpleNamespace
 
 import torch
 from torch import nn
@@ -45,7 +46,7 @@ from mtzoo.descriptors.base import Descriptor, register
 from mtzoo.nn.common import to_dtype
 from mtzoo.nn.env import env_matrix
 from mtzoo.nn.mlp import EmbeddingNet
-from mtzoo.nn.tabulate import FusedSeA, check_compress, fused_extension
+from mtzoo.nn.tabulate import FusedSeA, SeATail, check_compress, fused_extension
 
 
 def neighbor_slots(key: torch.Tensor, n_keys: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -205,16 +206,19 @@ class DescrptSeA(TabulatedSe, Descriptor):
     def forward(self, edge_vec: torch.Tensor, edge_index: torch.Tensor, atom_type: torch.Tensor) -> dict[str, torch.Tensor]:
         nt, n_atoms = self.ntypes, atom_type.shape[0]
         src, dst = edge_index[0], edge_index[1]
+        if self.compress is not None and src.numel() and self.dtype == torch.float64 and fused_extension() is not None:
+            # compiled per-edge passes and per-atom tail (tabulate.FusedSeA, tabulate.SeATail)
+            gr, n_it = self._contract_fused(edge_vec, edge_index, atom_type)
+            x, desc = SeATail.apply(gr, (self.sel_t.unsqueeze(0) - n_it).contiguous(), self._padding_rows().contiguous(),
+                                    atom_type.contiguous(), 1.0 / self.nnei, self.axis_neuron)
+            return {K.DESCRIPTOR: desc, K.ROT_MAT: x[:, 1:].transpose(1, 2)}
         ti, tj = atom_type.index_select(0, dst), atom_type.index_select(0, src)
         pair = ti * nt + tj
-        if self.compress is not None and src.numel() and self.dtype == torch.float64 and fused_extension() is not None:
-            gr = self._contract_fused(edge_vec, dst, ti, tj, pair, atom_type)  # compiled per-edge passes
+        rr = self._env_rows(edge_vec, pair)
+        if self.compress is not None and src.numel():
+            gr = self._contract_tabulated(rr[:, 0], rr, dst, ti, tj, atom_type)
         else:
-            rr = self._env_rows(edge_vec, pair)
-            if self.compress is not None and src.numel():
-                gr = self._contract_tabulated(rr[:, 0], rr, dst, ti, tj, atom_type)
-            else:
-                gr = self._contract_exact(edge_vec, rr, src, dst, ti, tj, pair, atom_type)
+            gr = self._contract_exact(edge_vec, rr, src, dst, ti, tj, pair, atom_type)
         # closed-form contribution of DeePMD's empty neighbour slots
         n_it = torch.bincount(dst * nt + tj, minlength=n_atoms * nt).view(n_atoms, nt).to(self.dtype)
         n_pad = self.sel_t.unsqueeze(0) - n_it  # [N, nt]
@@ -231,35 +235,55 @@ class DescrptSeA(TabulatedSe, Descriptor):
             rr = rr * self.pair_keep.view(-1).index_select(0, pair).unsqueeze(-1)
         return rr
 
-    def _contract_fused(self, edge_vec, dst, ti, tj, pair, atom_type) -> torch.Tensor:
-        """As :meth:`_contract_tabulated`, from the edge vectors with the compiled kernels
-        (:class:`~mtzoo.nn.tabulate.FusedSeA`); edges above a table run the net: ``[N, 4, M1]``."""
-        self._check_inference()
-        vec = edge_vec.to(self.dtype).contiguous()
-        istd = 1.0 / self.dstd.view(-1, 4)
-        scale, shift = istd.index_select(0, pair), (-self.davg.view(-1, 4) * istd).index_select(0, pair)
-        if self.exclude_types:
-            keep = self.pair_keep.view(-1).index_select(0, pair).unsqueeze(-1)
-            scale, shift = scale * keep, shift * keep
+    def _fused_tables(self) -> SimpleNamespace:
+        """The tables of all groups stacked for the compiled kernels, with per type pair
+        ``p = t_i * nt + t_j`` the table slot ``slot [P]`` and the normalisation
+        ``scale = keep / sigma``, ``shift = -keep mu / sigma`` (``[P, 4]``); cached with the tables."""
+        groups = self._tabulated_groups()
+        key = (id(groups), self.davg._version, self.dstd._version, self.pair_keep._version)
+        if getattr(self, "_fused", None) is not None and self._fused.key == key:
+            return self._fused
+        nt = self.ntypes
+        ti, tj = torch.arange(nt).repeat_interleave(nt), torch.arange(nt).repeat(nt)
         net = self._net_index(ti, tj)
+        slot = torch.empty(nt * nt, dtype=torch.long)
+        starts, offsets, n_knots, n_bins, n_slots = [], [], 0, 0, 0
+        for c, g in enumerate(groups):  # one group (one-sided nets) or one per centre type
+            rows = slice(None) if self.type_one_side else slice(c * nt, (c + 1) * nt)
+            slot[rows] = g.slot_of_net.cpu()[net[rows]] + n_slots
+            starts.append(g.knot_start[:-1] + n_knots)
+            offsets.append(g.bin_offset + n_bins)
+            n_knots, n_bins, n_slots = n_knots + g.knots_all.numel(), n_bins + g.n_bins, n_slots + len(g.net_ids)
+        dev = self.davg.device
+        istd = 1.0 / self.dstd.view(-1, 4)
+        keep = self.pair_keep.view(-1, 1) if self.exclude_types else 1.0
+        self._fused = SimpleNamespace(
+            key=key, slot=slot.to(dev), scale=(istd * keep).contiguous(), shift=(-self.davg.view(-1, 4) * istd * keep).contiguous(),
+            knots_all=torch.cat([g.knots_all for g in groups]), knot_start=torch.cat([*starts, torch.tensor([n_knots], device=dev)]),
+            bin_offset=torch.cat(offsets), coef=torch.cat([g.coef for g in groups]))
+        return self._fused
+
+    def _contract_fused(self, edge_vec, edge_index, atom_type) -> tuple[torch.Tensor, torch.Tensor]:
+        """As :meth:`_contract_tabulated`, from the edge vectors with the compiled kernels
+        (:class:`~mtzoo.nn.tabulate.FusedSeA`), which also count the neighbours of each type;
+        edges above a table run the net: ``[N, 4, M1]`` and ``[N, nt]``."""
+        self._check_inference()
+        tables = self._fused_tables()
         env = (self.rcut_smth, self.rcut, self.env_protection)
-        gr = vec.new_zeros(atom_type.shape[0], 4, self.dim_emb)
-        for g, edges, centre, centres, n_c in self._group_parts(dst, ti, atom_type):
-            sub = (lambda v: v) if edges is None else (lambda v: v.index_select(0, edges))
-            net_e = sub(net)
-            out, inside = FusedSeA.apply(sub(vec), sub(scale).contiguous(), sub(shift).contiguous(),
-                                         g.slot_of_net.index_select(0, net_e), centre.contiguous(), g, n_c, env)
-            if not bool(inside.all()):  # closer than rmin: the nets, through autograd
-                far = (~inside).nonzero().squeeze(1)
-                e_far = far if edges is None else edges.index_select(0, far)
-                rr = self._env_rows(edge_vec.index_select(0, e_far), pair.index_select(0, e_far))
-                for nid in net_e.index_select(0, far).unique().tolist():
-                    m = (net_e.index_select(0, far) == nid).nonzero().squeeze(1)
-                    rr_k = rr.index_select(0, m)
-                    part = rr_k.unsqueeze(-1) * self.embeddings[nid](rr_k[:, :1]).unsqueeze(1)
-                    out = out.index_add(0, centre.index_select(0, far.index_select(0, m)), part)
-            gr = gr + out if centres is None else gr.index_add(0, centres, out)
-        return gr
+        gr, inside, counts = FusedSeA.apply(edge_vec.to(self.dtype).contiguous(), edge_index.contiguous(),
+                                            atom_type.contiguous(), tables, env)
+        if not bool(inside.all()):  # closer than rmin: the nets, through autograd
+            far = (~inside).nonzero().squeeze(1)
+            src, dst = edge_index[0].index_select(0, far), edge_index[1].index_select(0, far)
+            ti, tj = atom_type.index_select(0, dst), atom_type.index_select(0, src)
+            rr = self._env_rows(edge_vec.index_select(0, far), ti * self.ntypes + tj)
+            net = self._net_index(ti, tj)
+            for nid in net.unique().tolist():
+                m = (net == nid).nonzero().squeeze(1)
+                rr_k = rr.index_select(0, m)
+                part = rr_k.unsqueeze(-1) * self.embeddings[nid](rr_k[:, :1]).unsqueeze(1)
+                gr = gr.index_add(0, dst.index_select(0, m), part)
+        return gr, counts
 
     def _contract_exact(self, edge_vec, rr, src, dst, ti, tj, pair, atom_type) -> torch.Tensor:
         """:math:`\\sum_{e \\to i} \\hat{\\mathcal R}_e^\\top \\mathcal G_e` with the embedding nets: ``[N, 4, M1]``."""

@@ -87,6 +87,36 @@ class EnergyHead(Head):
             out = apply_per_type(self.nets, desc, atom_type, self.ntypes, 1).squeeze(-1)
         return {K.ATOM_ENERGY: out.to(torch.float64) + self.bias_atom_e[atom_type]}
 
+    def energy_and_grad(self, features: dict[str, torch.Tensor], atom_type: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Atomic energies and :math:`\\partial E/\\partial \\mathcal D` (:math:`E = \\sum_i E_i`)
+        from the fitting nets' hand-written backward pass
+        (:meth:`~mtzoo.nn.mlp.FittingNet.value_and_input_grad`): the forces path of
+        :meth:`mtzoo.model.Model.forward` when no graph of the derivatives is kept.  Same values
+        as :meth:`forward` and autograd; nothing is recorded for autograd.
+
+        Shapes
+        ------
+        descriptor ``[N, D]``, atom_type ``[N]`` -> ``atom_energy [N]`` (float64), ``dE/dD [N, D]``
+        (the descriptor's dtype).
+        """
+        desc = features[K.DESCRIPTOR]
+        x = desc.detach().to(self.dtype)
+        if self.mixed_types:
+            e, g = self.nets[0].value_and_input_grad(x)
+        else:
+            sizes = torch.bincount(atom_type, minlength=self.ntypes).tolist()
+            grouped = atom_type.numel() < 2 or bool((atom_type[1:] >= atom_type[:-1]).all())
+            order = None if grouped else torch.argsort(atom_type, stable=True)
+            xs = x if order is None else x.index_select(0, order)
+            # each type's rows of dE/dD written in place (no concatenation of [N, D] parts)
+            e, g = x.new_empty(x.shape[0], 1), torch.empty_like(x)
+            for net, p, ep, gp in zip(self.nets, torch.split(xs, sizes), torch.split(e, sizes), torch.split(g, sizes)):
+                if p.shape[0]:
+                    net.value_and_input_grad(p, out=(ep, gp))
+            if order is not None:
+                e, g = e.new_empty(e.shape).index_copy(0, order, e), g.new_empty(g.shape).index_copy(0, order, g)
+        return e.squeeze(-1).to(torch.float64) + self.bias_atom_e[atom_type], g.to(desc.dtype)
+
     @torch.no_grad()
     def compute_output_stats(self, systems, type_map) -> None:
         """Per-type energy bias from a least-squares fit to the energies of ``systems``."""

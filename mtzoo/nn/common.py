@@ -56,6 +56,31 @@ ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
 }
 
 
+def _gelu_tanh_grad(z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    c = math.sqrt(2.0 / math.pi)
+    t = torch.tanh(c * (z + 0.044715 * z**3))
+    return 0.5 * (1.0 + t) + 0.5 * z * (1.0 - t * t) * c * (1.0 + 3 * 0.044715 * z * z)
+
+
+def _silu_grad(z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    s = torch.sigmoid(z)
+    return s * (1.0 + z * (1.0 - s))
+
+
+#: :math:`\phi'(z)` from the pre-activation ``z`` and the output ``y = phi(z)`` (for the
+#: hand-written input gradient of :meth:`mtzoo.nn.mlp.FittingNet.value_and_input_grad`).
+ACTIVATION_GRADS: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
+    "tanh": lambda z, y: 1.0 - y * y,
+    "relu": lambda z, y: (z > 0).to(z.dtype),
+    "relu6": lambda z, y: ((z > 0) & (z < 6.0)).to(z.dtype),
+    "softplus": lambda z, y: torch.sigmoid(z),
+    "sigmoid": lambda z, y: y * (1.0 - y),
+    "gelu": _gelu_tanh_grad,
+    "gelu_tf": _gelu_tanh_grad,
+    "silu": _silu_grad,
+}
+
+
 def activation(name: str | None) -> Callable[[torch.Tensor], torch.Tensor]:
     """Activation function by DeePMD name (case-insensitive; ``None`` = identity)."""
     key = "none" if name is None else name.lower()

@@ -1,21 +1,36 @@
 // The compiled mtzoo extension (built on first use by mtzoo/nn/extension.py): bindings only.
 #include <torch/extension.h>
+#include <optional>
 #include <vector>
 
 // tabulate_ext.cpp: compressed se_e2_a per-edge passes
-std::vector<torch::Tensor> tabulate_forward(torch::Tensor vec, torch::Tensor centre, torch::Tensor slot,
-                                            torch::Tensor scale, torch::Tensor shift, torch::Tensor knots,
-                                            torch::Tensor knot_start, torch::Tensor bin_offset, torch::Tensor coef,
-                                            int64_t n_centres, double rs, double rc, double prot);
-torch::Tensor tabulate_backward(torch::Tensor gT, torch::Tensor vec, torch::Tensor centre, torch::Tensor scale,
-                                torch::Tensor rr, torch::Tensor t, torch::Tensor col, torch::Tensor inside,
-                                torch::Tensor knots, torch::Tensor knot_start, torch::Tensor bin_offset,
-                                torch::Tensor coef, double rs, double rc, double prot);
+std::vector<torch::Tensor> tabulate_forward(torch::Tensor vec, torch::Tensor edge_index, torch::Tensor atom_type,
+                                            torch::Tensor scale, torch::Tensor shift, torch::Tensor slot,
+                                            torch::Tensor knots, torch::Tensor knot_start, torch::Tensor bin_offset,
+                                            torch::Tensor coef, double rs, double rc, double prot);
+torch::Tensor tabulate_backward(torch::Tensor gT, torch::Tensor vec, torch::Tensor edge_index, torch::Tensor atom_type,
+                                torch::Tensor scale, torch::Tensor shift, torch::Tensor slot, torch::Tensor rr,
+                                torch::Tensor t, torch::Tensor col, torch::Tensor inside, torch::Tensor knots,
+                                torch::Tensor knot_start, torch::Tensor bin_offset, torch::Tensor coef, double rs,
+                                double rc, double prot);
+// se_tail_ext.cpp: compressed se_e2_a per-atom tail (padding rows, 1/N_c, D = X^T X<)
+std::vector<torch::Tensor> se_a_tail_forward(torch::Tensor T, std::optional<torch::Tensor> pad,
+                                             std::optional<torch::Tensor> rows, torch::Tensor atom_type,
+                                             double inv_nnei, int64_t m2);
+torch::Tensor se_a_tail_backward(torch::Tensor X, torch::Tensor gD, std::optional<torch::Tensor> gX, double inv_nnei,
+                                 int64_t m2);
 // neighbors_ext.cpp: cell-list neighbour search
 std::vector<torch::Tensor> neighbor_list(torch::Tensor pos, torch::Tensor cell, double rcut);
+torch::Tensor edge_vectors(torch::Tensor pos, torch::Tensor edge_index, torch::Tensor shift, torch::Tensor cell,
+                           torch::Tensor batch);
+torch::Tensor edge_forces(torch::Tensor g, torch::Tensor edge_index, int64_t n_atoms);
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("tabulate_forward", &tabulate_forward, "compressed se_e2_a: environment rows, bins, table values and T");
   m.def("tabulate_backward", &tabulate_backward, "compressed se_e2_a: dE/dT -> dE/d(edge vectors)");
+  m.def("se_a_tail_forward", &se_a_tail_forward, "compressed se_e2_a: X = (T + padding) / N_c and D = X^T X<");
+  m.def("se_a_tail_backward", &se_a_tail_backward, "compressed se_e2_a: dE/dD, dE/dX -> dE/dT");
   m.def("neighbor_list", &neighbor_list, "ordered pairs closer than rcut (cell list), sorted by centre");
+  m.def("edge_vectors", &edge_vectors, "r_e = x_src - x_dst + S_e h (one pass, no autograd)");
+  m.def("edge_forces", &edge_forces, "F_i = sum over edges into i of dE/dr_e minus those out of i");
 }

@@ -23,7 +23,8 @@ import warnings
 from pathlib import Path
 
 NAME = "mtzoo_ext"
-SOURCES = ("ext_module.cpp", "tabulate_ext.cpp", "neighbors_ext.cpp")
+SOURCES = ("ext_module.cpp", "tabulate_ext.cpp", "se_tail_ext.cpp", "neighbors_ext.cpp")
+HEADERS = ("ext_common.h",)  # included by the sources: their changes also mark the build stale
 #: ``-mprefer-vector-width=512``: the AVX-512 clones use 512-bit vectors (measured 1.2x on the
 #: table kernels over GCC's default of 256 bits for AVX-512 targets).
 CFLAGS = ["-O3", "-fopenmp-simd", "-mprefer-vector-width=512"]
@@ -43,7 +44,7 @@ def compiled():
             sources = [here / s for s in SOURCES]
             root = Path(os.environ.get("TORCH_EXTENSIONS_DIR") or get_default_build_root())
             built = [so.stat().st_mtime for so in root.glob(f"**/{NAME}/{NAME}*.so")]
-            if not built or max(built) < max(s.stat().st_mtime for s in sources):  # none yet, or stale
+            if not built or max(built) < max((here / s).stat().st_mtime for s in SOURCES + HEADERS):  # none yet, or stale
                 print("mtzoo: compiling the C++ kernels (first use only, up to a minute) ...", file=sys.stderr, flush=True)
             _EXT.append(load(name=NAME, sources=[str(s) for s in sources], extra_cflags=CFLAGS, verbose=False))
         except Exception as exc:  # noqa: BLE001 - any build failure falls back to torch ops

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from mtzoo.nn.common import activation
+from mtzoo.nn.common import ACTIVATION_GRADS, activation
 
 
 def _seeded(seed: int | Sequence[int] | None) -> np.random.Generator:
@@ -94,6 +94,18 @@ class DenseLayer(nn.Module):
             # faster than a broadcast add: one allocation less and a cheaper backward)
             y = torch.cat([x, x], dim=-1).add_(y)
         return y
+
+    def weight_t(self) -> torch.Tensor:
+        """``weight.T`` as a contiguous copy (``[n_out, n_in]``), cached until the weight changes:
+        ``g @ W^T`` with it ran about 10 % faster than with the transposed view."""
+        w = self.weight
+        key = (w.data_ptr(), w._version, w.dtype, w.device)
+        cached = getattr(self, "_weight_t", None)
+        if cached is None or cached[0] != key:
+            with torch.no_grad():
+                cached = (key, w.detach().t().contiguous())
+            self._weight_t = cached
+        return cached[1]
 
     # --- DeePMD-kit serialisation ("@class": "Layer") -----------------------------------
     def load_deepmd(self, data: dict) -> None:
@@ -175,3 +187,60 @@ class FittingNet(EmbeddingNet):
         self.layers.append(DenseLayer(self.out_dim, out_dim, None, resnet=False, bias=bias_out, dtype=dtype,
                                       seed=_child_seed(seed, len(neuron)), trainable=flags[-1]))
         self.out_dim = out_dim
+
+    def value_and_input_grad(self, x: torch.Tensor, out: tuple[torch.Tensor, torch.Tensor] | None = None
+                             ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Output and :math:`\\partial(\\sum_r y_r)/\\partial\\mathbf x` by a hand-written backward
+        pass, without autograd (inference: forces of an energy head).
+
+        Per hidden layer, from :math:`\\bar{\\mathbf y} = \\partial E/\\partial \\mathbf y`:
+        :math:`\\bar{\\mathbf z} = (\\mathbf d \\odot \\bar{\\mathbf y}) \\odot \\phi'(\\mathbf z)`,
+        :math:`\\bar{\\mathbf x} = \\bar{\\mathbf z} W^\\top + \\bar{\\mathbf r}` (the residual's
+        share: :math:`\\bar{\\mathbf y}`, or its two halves summed for a doubled skip).  Nothing is
+        recorded for autograd and the weights get no gradient.
+
+        Shapes
+        ------
+        x ``[n, in_dim]`` -> ``y [n, out_dim]``, ``dE/dx [n, in_dim]`` with :math:`E = \\sum y`
+        (written into ``out``, two contiguous tensors of these shapes, when given).
+        """
+        with torch.no_grad():
+            saved = []
+            for layer in self.layers[:-1]:
+                z = torch.addmm(layer.bias, x, layer.weight) if layer.bias is not None else x @ layer.weight
+                tanh = layer.activation_name.lower() == "tanh"
+                y = z.tanh_() if tanh else layer.act(z)  # tanh: phi' from y alone, z not kept
+                saved.append((None if tanh else z, y))
+                if layer.skip == 1:  # x + d * y in one pass
+                    h = torch.addcmul(x, y, layer.idt) if layer.idt is not None else y + x
+                elif layer.skip == 2:
+                    h = torch.cat([x, x], dim=-1)
+                    h = h.addcmul_(y, layer.idt) if layer.idt is not None else h.add_(y)
+                else:
+                    h = y
+                x = h
+            last = self.layers[-1]
+            y_out, g_out = out if out is not None else (None, None)
+            if last.bias is not None:
+                y = torch.addmm(last.bias, x, last.weight, out=y_out)
+            else:
+                y = torch.mm(x, last.weight, out=y_out)
+            g = last.weight.sum(1).expand(x.shape[0], -1)  # d(sum y)/dx of the linear output layer
+            for k, (layer, (z, act)) in enumerate(zip(reversed(self.layers[:-1]), reversed(saved))):
+                gz = g * layer.idt if layer.idt is not None else g
+                name = layer.activation_name.lower()
+                if name == "tanh":  # gz (1 - y^2)
+                    gz = torch.addcmul(gz, gz * act, act, value=-1.0)
+                elif name not in ("none", "linear"):
+                    gz = gz * ACTIVATION_GRADS[name](z, act)
+                # the residual's share enters as the product's added term
+                if layer.skip == 1:
+                    g = torch.addmm(g, gz, layer.weight_t())
+                elif layer.skip == 2:
+                    g = torch.addmm(g[:, : layer.n_in] + g[:, layer.n_in:], gz, layer.weight_t())
+                else:
+                    g = torch.mm(gz, layer.weight_t(), out=g_out if k == len(saved) - 1 else None)
+            if g_out is not None and g.data_ptr() != g_out.data_ptr():  # the first layer had a residual
+                g_out.copy_(g)
+                g = g_out
+            return y, g

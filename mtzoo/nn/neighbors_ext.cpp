@@ -145,6 +145,9 @@ std::vector<at::Tensor> neighbor_list(at::Tensor pos_t, at::Tensor cell_t, doubl
     std::vector<int64_t> fill(start.begin(), start.end() - 1);
     for (int64_t i = 0; i < n; ++i) members[fill[bin[i]]++] = i;
   }
+  std::vector<double> bp(3 * n);  // positions in bin order: the candidate loop reads them in sequence
+  for (int64_t q = 0; q < n; ++q)
+    for (int a = 0; a < 3; ++a) bp[3 * q + a] = wp[3 * members[q] + a];
   std::vector<int64_t> ei, ej;
   std::vector<double> es;
   ei.reserve(static_cast<size_t>(n) * 64);
@@ -178,8 +181,8 @@ std::vector<at::Tensor> neighbor_list(at::Tensor pos_t, at::Tensor cell_t, doubl
           const bool home = (s0 == 0 && s1 == 0 && s2 == 0);
           const int64_t b = (b0 * g.nb[1] + b1) * g.nb[2] + b2;
           for (int64_t q = start[b]; q < start[b + 1]; ++q) {
+            const double dx = bp[3 * q] + ox, dy = bp[3 * q + 1] + oy, dz = bp[3 * q + 2] + oz;
             const int64_t j = members[q];
-            const double dx = wp[3 * j] + ox, dy = wp[3 * j + 1] + oy, dz = wp[3 * j + 2] + oz;
             if (dx * dx + dy * dy + dz * dz >= rc2 || (home && j == i)) continue;
             ei.push_back(i);
             ej.push_back(j);
@@ -199,4 +202,57 @@ std::vector<at::Tensor> neighbor_list(at::Tensor pos_t, at::Tensor cell_t, doubl
   std::copy(ei.begin(), ei.end(), edge_index.data_ptr<int64_t>() + E);
   std::copy(es.begin(), es.end(), shift.data_ptr<double>());
   return {edge_index, shift};
+}
+
+// Edge vectors r_e = x_src - x_dst + S_e h_b (b: the frame of the centre; batch may be empty for
+// one frame) in one pass: pos [N, 3], edge_index [2, E], shift [E, 3], cell [B, 3, 3] (float64).
+at::Tensor edge_vectors(at::Tensor pos, at::Tensor edge_index, at::Tensor shift, at::Tensor cell, at::Tensor batch) {
+  TORCH_CHECK(pos.scalar_type() == at::kDouble && shift.scalar_type() == at::kDouble &&
+                  cell.scalar_type() == at::kDouble, "edge_vectors: pos, shift and cell must be float64");
+  auto p = pos.contiguous(), s = shift.contiguous(), h = cell.contiguous(), ei = edge_index.contiguous();
+  const int64_t N = p.size(0), E = ei.size(1), B = h.numel() / 9;
+  TORCH_CHECK(p.dim() == 2 && p.size(1) == 3 && s.numel() == 3 * E && B >= 1 && ei.scalar_type() == at::kLong,
+              "edge_vectors: expected pos [N, 3], edge_index [2, E] int64, shift [E, 3], cell [B, 3, 3]");
+  const bool one = batch.numel() == 0 || B == 1;
+  at::Tensor bt;
+  if (!one) {
+    bt = batch.contiguous();
+    TORCH_CHECK(bt.scalar_type() == at::kLong && bt.numel() == N, "edge_vectors: batch must be int64 [N]");
+  }
+  auto out = at::empty({E, 3}, p.options());
+  const double *x = p.data_ptr<double>(), *S = s.data_ptr<double>(), *H = h.data_ptr<double>();
+  const int64_t *src = ei.data_ptr<int64_t>(), *dst = src + E, *b = one ? nullptr : bt.data_ptr<int64_t>();
+  double* v = out.data_ptr<double>();
+  for (int64_t e = 0; e < E; ++e) {
+    const int64_t i = src[e], j = dst[e];
+    TORCH_CHECK(i >= 0 && i < N && j >= 0 && j < N, "edge_vectors: edge_index holds atom ", (i < 0 || i >= N) ? i : j,
+                " of ", N);
+    const double* hb = H + 9 * (one ? 0 : b[j]);
+    const double* se = S + 3 * e;
+    for (int q = 0; q < 3; ++q)
+      v[3 * e + q] = x[3 * i + q] - x[3 * j + q] + se[0] * hb[q] + se[1] * hb[3 + q] + se[2] * hb[6 + q];
+  }
+  return out;
+}
+
+// Forces from g = dE/dr_e (r_e = x_src - x_dst + ...): F_i = sum_{e: dst = i} g_e - sum_{e: src = i} g_e.
+at::Tensor edge_forces(at::Tensor g, at::Tensor edge_index, int64_t n_atoms) {
+  auto gc = g.contiguous();
+  auto ei = edge_index.contiguous();
+  const int64_t E = ei.size(1);
+  TORCH_CHECK(gc.scalar_type() == at::kDouble && gc.numel() == 3 * E && ei.scalar_type() == at::kLong,
+              "edge_forces: expected g float64 [E, 3] and edge_index int64 [2, E]");
+  auto F = at::zeros({n_atoms, 3}, gc.options());
+  const double* G = gc.data_ptr<double>();
+  const int64_t *src = ei.data_ptr<int64_t>(), *dst = src + E;
+  double* f = F.data_ptr<double>();
+  for (int64_t e = 0; e < E; ++e) {
+    const int64_t i = src[e], j = dst[e];
+    TORCH_CHECK(i >= 0 && i < n_atoms && j >= 0 && j < n_atoms, "edge_forces: edge_index out of range");
+    for (int q = 0; q < 3; ++q) {
+      f[3 * j + q] += G[3 * e + q];
+      f[3 * i + q] -= G[3 * e + q];
+    }
+  }
+  return F;
 }

@@ -345,40 +345,78 @@ def fused_extension():
 class FusedSeA(torch.autograd.Function):
     """se_e2_a with tables, from edge vectors to :math:`\\mathcal T` in compiled per-edge passes.
 
-    Forward: environment rows :math:`\\hat{\\mathcal R}_e = a_e \\odot \\mathcal R(\\mathbf r_e) + b_e`
-    (``scale``/``shift`` hold :math:`1/\\sigma` and :math:`-\\mu/\\sigma`, times the exclusion mask),
-    bin search, the table's value :math:`\\tilde{\\mathcal G}(x_e) = \\sum_k \\mathbf c_{b_e,k} t_e^k`
-    (Horner) and :math:`\\mathcal T_{c_e} \\mathrel{+}= \\hat{\\mathcal R}_e^\\top \\tilde{\\mathcal G}(x_e)`
+    Forward: environment rows :math:`\\hat{\\mathcal R}_e = a_p \\odot \\mathcal R(\\mathbf r_e) + b_p`
+    (per type pair :math:`p` of the edge, gathered in the kernel: ``tables.scale``/``tables.shift``
+    hold :math:`1/\\sigma` and :math:`-\\mu/\\sigma`, times the exclusion mask), bin search, the
+    table's value :math:`\\tilde{\\mathcal G}(x_e) = \\sum_k \\mathbf c_{b_e,k} t_e^k` (Horner) and
+    :math:`\\mathcal T_{i} \\mathrel{+}= \\hat{\\mathcal R}_e^\\top \\tilde{\\mathcal G}(x_e)`
     edge by edge (no M: about :math:`10 M_1` multiply-adds per edge instead of the dense
-    :math:`8 \\cdot 6B M_1` per centre of M C); backward, per edge, from
-    :math:`\\bar{\\mathcal T} = \\partial E/\\partial \\mathcal T`:
-    :math:`\\partial E/\\partial \\hat{\\mathcal R}_{e,a} = \\tilde{\\mathcal G}(x_e) \\cdot \\bar{\\mathcal T}_{c_e,a}`
+    :math:`8 \\cdot 6B M_1` per centre of M C), and the count of neighbours of each type per centre;
+    backward, per edge, from :math:`\\bar{\\mathcal T} = \\partial E/\\partial \\mathcal T`:
+    :math:`\\partial E/\\partial \\hat{\\mathcal R}_{e,a} = \\tilde{\\mathcal G}(x_e) \\cdot \\bar{\\mathcal T}_{i,a}`
     and :math:`\\partial E/\\partial t_e = \\tilde{\\mathcal G}'(x_e) \\cdot \\sum_a \\hat{\\mathcal R}_{e,a}
-    \\bar{\\mathcal T}_{c_e,a}` in one pass over the channels, then the chain rule to the edge vector.
+    \\bar{\\mathcal T}_{i,a}` in one pass over the channels, then the chain rule to the edge vector.
 
     Shapes
     ------
-    vec ``[E, 3]``, scale/shift ``[E, 4]``, slot/centre ``[E]`` -> ``[n_centres, 4, M1]`` and
-    ``inside`` ``[E]`` (False: above the table, to be added by the caller with the net).
+    vec ``[E, 3]``, edge_index ``[2, E]`` (neighbour, centre), atom_type ``[N]`` ->
+    ``[N, 4, M1]``, ``inside`` ``[E]`` (False: above the table, to be added by the caller with the
+    net) and ``counts`` ``[N, nt]``.
     """
 
     @staticmethod
-    def forward(ctx, vec, scale, shift, slot, centre, tables, n_centres, env):
-        ext = fused_extension()
+    def forward(ctx, vec, edge_index, atom_type, tables, env):
         rs, rc, prot = env
-        out, rr, t, col, inside = ext.tabulate_forward(vec, centre, slot, scale, shift, tables.knots_all, tables.knot_start,
-                                              tables.bin_offset, tables.coef, n_centres, rs, rc, prot)
-        ctx.save_for_backward(vec, scale, centre, rr, t, col, inside)
+        tb = tables
+        out, rr, t, col, inside, counts = fused_extension().tabulate_forward(
+            vec, edge_index, atom_type, tb.scale, tb.shift, tb.slot, tb.knots_all, tb.knot_start, tb.bin_offset,
+            tb.coef, rs, rc, prot)
+        ctx.save_for_backward(vec, edge_index, atom_type, rr, t, col, inside)
         ctx.tables, ctx.env = tables, env
-        ctx.mark_non_differentiable(inside)
-        return out, inside
+        ctx.mark_non_differentiable(inside, counts)
+        return out, inside, counts
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(ctx, grad, _):
-        vec, scale, centre, rr, t, col, inside = ctx.saved_tensors
-        tables = ctx.tables
-        gvec = fused_extension().tabulate_backward(grad, vec, centre, scale, rr, t, col, inside, tables.knots_all,
-                                          tables.knot_start, tables.bin_offset, tables.coef, *ctx.env)
-        return gvec, None, None, None, None, None, None, None
+    def backward(ctx, grad, _inside, _counts):
+        vec, edge_index, atom_type, rr, t, col, inside = ctx.saved_tensors
+        tb = ctx.tables
+        gvec = fused_extension().tabulate_backward(grad, vec, edge_index, atom_type, tb.scale, tb.shift, tb.slot, rr, t,
+                                                   col, inside, tb.knots_all, tb.knot_start, tb.bin_offset, tb.coef,
+                                                   *ctx.env)
+        return gvec, None, None, None, None
 
+
+class SeATail(torch.autograd.Function):
+    """se_e2_a's per-atom tail, compiled (``se_tail_ext.cpp``): used after :class:`FusedSeA`.
+
+    .. math::
+        \\mathcal X_n = \\Big(\\mathcal T_n + \\sum_t p_{nt} \\mathcal P_{c_n t}\\Big) / N_c, \\qquad
+        \\mathcal D_n = \\mathcal X_n^\\top \\mathcal X_n^<
+
+    with :math:`p_{nt}` the empty neighbour slots of type :math:`t` and :math:`\\mathcal P_{ct}`
+    their closed-form rows (``pad``/``rows``; both None when no slot is empty).  The backward
+    takes :math:`\\partial E/\\partial \\mathcal D` and, when the rotation matrix was used,
+    :math:`\\partial E/\\partial \\mathcal X`.
+
+    Shapes
+    ------
+    T ``[N, 4, M1]``, pad ``[N, nt]``, rows ``[nt, nt, 4, M1]``, atom_type ``[N]`` ->
+    X ``[N, 4, M1]``, D ``[N, M1 * M2]``.
+    """
+
+    @staticmethod
+    def forward(ctx, T, pad, rows, atom_type, inv_nnei, m2):
+        X, D = fused_extension().se_a_tail_forward(T.contiguous(), pad, rows, atom_type, inv_nnei, m2)
+        ctx.save_for_backward(X)
+        ctx.inv_nnei, ctx.m2 = inv_nnei, m2
+        return X, D
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_x, grad_d):
+        (X,) = ctx.saved_tensors
+        if grad_d is None:
+            grad_d = X.new_zeros(X.shape[0], X.shape[2] * ctx.m2)
+        g = fused_extension().se_a_tail_backward(X, grad_d, grad_x, ctx.inv_nnei, ctx.m2)
+        return g, None, None, None, None, None

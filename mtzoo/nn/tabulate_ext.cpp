@@ -17,20 +17,7 @@
 #include <cstdlib>
 #include <vector>
 
-// GCC on x86-64: the portable loops are cloned for x86-64-v4 (AVX-512), v3 (AVX2+FMA) and the
-// baseline (target_clones with "arch=x86-64-vN" needs GCC 12), and the register-blocked AVX-512
-// kernels are compiled with a target attribute and chosen at run time (GCC >= 5).  Other
-// compilers build the portable loops for their default target.
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 12
-#define MTZOO_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define MTZOO_CLONES
-#endif
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 5
-#define MTZOO_AVX512 1
-#else
-#define MTZOO_AVX512 0
-#endif
+#include "ext_common.h"
 
 namespace {
 
@@ -76,19 +63,33 @@ struct Tables {
   int64_t m;
 };
 
+// Edge e runs from neighbour nbr[e] to centre centre[e]; its type pair p = c * nt + t (centre
+// type c, neighbour type t) selects the normalisation (R = scale_p * R_raw + shift_p, zero for
+// excluded pairs) and the table slot.  Gathered here, per edge, from tables of nt * nt rows.
+struct EdgeMap {
+  const int64_t* centre;  // [E], sorted
+  const int64_t* nbr;     // [E]
+  const int64_t* type;    // [N]
+  int64_t nt;
+  const double* scale;  // [nt * nt, 4]
+  const double* shift;  // [nt * nt, 4]
+  const int64_t* slot;  // [nt * nt]
+  inline int64_t pair(int64_t e) const { return type[centre[e]] * nt + type[nbr[e]]; }
+};
+
 // Environment row, bin and position in the bin of edge e; false when x lies above the table.
-inline bool edge_setup(int64_t e, const double* V, const int64_t* SL, const double* A, const double* Bs,
-                       const Tables& tb, double rs, double rc, double prot, double* R, double* TT, int64_t* CO,
-                       bool* IN) {
+inline bool edge_setup(int64_t e, const double* V, const EdgeMap& em, const Tables& tb, double rs, double rc,
+                       double prot, double* R, double* TT, int64_t* CO, bool* IN) {
   const double* v = V + 3 * e;
   const Env en = env_of(v, rs, rc, prot);
   double* re = R + 4 * e;
-  const double* a = A + 4 * e;
-  const double* b = Bs + 4 * e;
+  const int64_t p = em.pair(e);
+  const double* a = em.scale + 4 * p;
+  const double* b = em.shift + 4 * p;
   re[0] = en.s * a[0] + b[0];
   const double f = en.s * en.inv;
   for (int q = 0; q < 3; ++q) re[q + 1] = f * v[q] * a[q + 1] + b[q + 1];
-  const int64_t k = SL[e];
+  const int64_t k = em.slot[p];
   const double* kn = tb.knots + tb.knot_start[k];
   const int64_t nk = tb.knot_start[k + 1] - tb.knot_start[k];
   const double x = re[0];
@@ -105,9 +106,9 @@ inline bool edge_setup(int64_t e, const double* V, const int64_t* SL, const doub
 
 // dE/d(edge vector) of edge e from g_a = dE/dR_ea (table value fixed) and gt = dE/dt.
 inline void edge_chain(int64_t e, double g0, double g1, double g2, double g3, double gt, const double* V,
-                       const double* A, double rs, double rc, double prot, double* gv) {
+                       const EdgeMap& em, double rs, double rc, double prot, double* gv) {
   // x = R_0 enters t = x - knot as well
-  const double* a = A + 4 * e;
+  const double* a = em.scale + 4 * em.pair(e);
   const double* v = V + 3 * e;
   const Env en = env_of(v, rs, rc, prot);
   const double gs0 = (g0 + gt) * a[0];       // dE/ds through R_0
@@ -121,15 +122,14 @@ inline void edge_chain(int64_t e, double g0, double g1, double g2, double g3, do
 }
 
 MTZOO_CLONES
-void forward_edges(int64_t E, const double* V, const int64_t* C, const int64_t* SL, const double* A, const double* Bs,
-                   Tables tb, double rs, double rc, double prot, double* T, double* R, double* TT, int64_t* CO,
-                   bool* IN) {
+void forward_edges(int64_t E, const double* V, EdgeMap em, Tables tb, double rs, double rc, double prot, double* T,
+                   double* R, double* TT, int64_t* CO, bool* IN) {
   const int64_t M = tb.m;
   for (int64_t e = 0; e < E; ++e) {
-    if (!edge_setup(e, V, SL, A, Bs, tb, rs, rc, prot, R, TT, CO, IN)) continue;
+    if (!edge_setup(e, V, em, tb, rs, rc, prot, R, TT, CO, IN)) continue;
     const double t = TT[e];
     const double* c = tb.coef + CO[e] * 6 * M;
-    double* out = T + C[e] * 4 * M;
+    double* out = T + em.centre[e] * 4 * M;
     const double* re = R + 4 * e;
     const double r0 = re[0], r1 = re[1], r2 = re[2], r3 = re[3];
 #pragma omp simd
@@ -199,10 +199,10 @@ __attribute__((target("avx512f,avx2,fma"))) inline void run_block(const int64_t*
 }
 
 __attribute__((target("avx512f,avx2,fma")))
-void forward_edges_avx512(int64_t E, const double* V, const int64_t* C, const int64_t* SL, const double* A,
-                          const double* Bs, Tables tb, double rs, double rc, double prot, double* T, double* R,
-                          double* TT, int64_t* CO, bool* IN) {
+void forward_edges_avx512(int64_t E, const double* V, EdgeMap em, Tables tb, double rs, double rc, double prot,
+                          double* T, double* R, double* TT, int64_t* CO, bool* IN) {
   const int64_t M = tb.m;
+  const int64_t* C = em.centre;
   std::vector<int64_t> idx;
   int64_t e0 = 0;
   while (e0 < E) {
@@ -210,7 +210,7 @@ void forward_edges_avx512(int64_t E, const double* V, const int64_t* C, const in
     while (e1 < E && C[e1] == C[e0]) ++e1;
     idx.clear();
     for (int64_t e = e0; e < e1; ++e)
-      if (edge_setup(e, V, SL, A, Bs, tb, rs, rc, prot, R, TT, CO, IN)) idx.push_back(e);
+      if (edge_setup(e, V, em, tb, rs, rc, prot, R, TT, CO, IN)) idx.push_back(e);
     const int64_t n = static_cast<int64_t>(idx.size());
     double* out = T + C[e0] * 4 * M;
     int64_t m0 = 0;
@@ -265,10 +265,11 @@ __attribute__((target("avx512f,avx2,fma"))) inline void bwd_block(const int64_t*
 // the centre's 4 x 32 values of dE/dT stay in registers over the run's edges; each edge keeps
 // five vectors of partial sums (its dE/dR_ea and dE/dt) across the blocks.
 __attribute__((target("avx512f,avx2,fma")))
-void backward_edges_avx512(int64_t E, const double* GT, const double* V, const int64_t* C, const double* A,
-                           const double* R, const double* TT, const int64_t* CO, const bool* IN, Tables tb,
-                           double rs, double rc, double prot, double* GV) {
+void backward_edges_avx512(int64_t E, const double* GT, const double* V, EdgeMap em, const double* R,
+                           const double* TT, const int64_t* CO, const bool* IN, Tables tb, double rs, double rc,
+                           double prot, double* GV) {
   const int64_t M = tb.m;
+  const int64_t* C = em.centre;
   std::vector<int64_t> idx;
   std::vector<double> part;
   int64_t e0 = 0;
@@ -313,7 +314,7 @@ void backward_edges_avx512(int64_t E, const double* GT, const double* V, const i
           acc[4] += dg * u;
         }
       }
-      edge_chain(e, acc[0], acc[1], acc[2], acc[3], acc[4], V, A, rs, rc, prot, GV + 3 * e);
+      edge_chain(e, acc[0], acc[1], acc[2], acc[3], acc[4], V, em, rs, rc, prot, GV + 3 * e);
     }
     e0 = e1;
   }
@@ -321,9 +322,8 @@ void backward_edges_avx512(int64_t E, const double* GT, const double* V, const i
 #endif
 
 MTZOO_CLONES
-void backward_edges(int64_t E, const double* GT, const double* V, const int64_t* C, const double* A, const double* R,
-                    const double* TT, const int64_t* CO, const bool* IN, Tables tb, double rs, double rc, double prot,
-                    double* GV) {
+void backward_edges(int64_t E, const double* GT, const double* V, EdgeMap em, const double* R, const double* TT,
+                    const int64_t* CO, const bool* IN, Tables tb, double rs, double rc, double prot, double* GV) {
   const int64_t M = tb.m;
   for (int64_t e = 0; e < E; ++e) {
     double* gv = GV + 3 * e;
@@ -335,7 +335,7 @@ void backward_edges(int64_t E, const double* GT, const double* V, const int64_t*
     const double* re = R + 4 * e;
     const double r0 = re[0], r1 = re[1], r2 = re[2], r3 = re[3];
     const double* c = tb.coef + CO[e] * 6 * M;
-    const double* d = GT + C[e] * 4 * M;
+    const double* d = GT + em.centre[e] * 4 * M;
     double g0 = 0.0, g1 = 0.0, g2 = 0.0, g3 = 0.0, gt = 0.0;
 #pragma omp simd reduction(+ : g0, g1, g2, g3, gt)
     for (int64_t m = 0; m < M; ++m) {
@@ -349,7 +349,7 @@ void backward_edges(int64_t E, const double* GT, const double* V, const int64_t*
       g3 += g * d3;
       gt += dg * (r0 * d0 + r1 * d1 + r2 * d2 + r3 * d3);
     }
-    edge_chain(e, g0, g1, g2, g3, gt, V, A, rs, rc, prot, gv);
+    edge_chain(e, g0, g1, g2, g3, gt, V, em, rs, rc, prot, gv);
   }
 }
 
@@ -361,58 +361,90 @@ Tables tables_of(const at::Tensor& knots, const at::Tensor& knot_start, const at
           coef.data_ptr<double>(), coef.size(1)};
 }
 
-}  // namespace
-
-// vec [E,3], centre [E] (local, < n_centres), slot [E], scale [E,4], shift [E,4] (double);
-// knots: concatenated per slot, knot_start [S+1], bin_offset [S], coef [6B, M];
-// returns (T [n_centres, 4, M], rr [E,4], t [E], col [E], inside [E] bool).
-std::vector<at::Tensor> tabulate_forward(at::Tensor vec, at::Tensor centre, at::Tensor slot, at::Tensor scale,
-                                   at::Tensor shift, at::Tensor knots, at::Tensor knot_start,
-                                   at::Tensor bin_offset, at::Tensor coef, int64_t n_centres, double rs,
-                                   double rc, double prot) {
-  const int64_t E = vec.size(0);
-  auto opts = vec.options();
-  const Tables tb = tables_of(knots, knot_start, bin_offset, coef);
-  auto T = at::zeros({n_centres, 4, tb.m}, opts);
-  auto rr = at::empty({E, 4}, opts);
-  auto t = at::empty({E}, opts);
-  auto col = at::empty({E}, centre.options());
-  auto inside = at::empty({E}, centre.options().dtype(at::kBool));
-#if MTZOO_AVX512
-  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma") && std::getenv("MTZOO_NO_AVX512") == nullptr) {
-    forward_edges_avx512(E, vec.data_ptr<double>(), centre.data_ptr<int64_t>(), slot.data_ptr<int64_t>(),
-                         scale.data_ptr<double>(), shift.data_ptr<double>(), tb, rs, rc, prot, T.data_ptr<double>(),
-                         rr.data_ptr<double>(), t.data_ptr<double>(), col.data_ptr<int64_t>(),
-                         inside.data_ptr<bool>());
-    return {T, rr, t, col, inside};
-  }
-#endif
-  forward_edges(E, vec.data_ptr<double>(), centre.data_ptr<int64_t>(), slot.data_ptr<int64_t>(),
-                scale.data_ptr<double>(), shift.data_ptr<double>(), tb, rs, rc, prot, T.data_ptr<double>(),
-                rr.data_ptr<double>(), t.data_ptr<double>(), col.data_ptr<int64_t>(), inside.data_ptr<bool>());
-  return {T, rr, t, col, inside};
+EdgeMap edge_map_of(const at::Tensor& edge_index, const at::Tensor& atom_type, const at::Tensor& scale,
+                    const at::Tensor& shift, const at::Tensor& slot, int64_t n_slots) {
+  TORCH_CHECK(edge_index.dim() == 2 && edge_index.size(0) == 2 && edge_index.is_contiguous() &&
+                  edge_index.scalar_type() == at::kLong, "edge_index must be a contiguous int64 [2, E] tensor");
+  TORCH_CHECK(atom_type.dim() == 1 && atom_type.is_contiguous() && atom_type.scalar_type() == at::kLong,
+              "atom_type must be a contiguous int64 [N] tensor");
+  const int64_t P = slot.numel();
+  int64_t nt = 0;
+  while (nt * nt < P) ++nt;
+  TORCH_CHECK(nt * nt == P && slot.is_contiguous() && slot.scalar_type() == at::kLong,
+              "slot must be a contiguous int64 [ntypes * ntypes] tensor");
+  TORCH_CHECK(scale.is_contiguous() && shift.is_contiguous() && scale.scalar_type() == at::kDouble &&
+                  shift.scalar_type() == at::kDouble && scale.numel() == 4 * P && shift.numel() == 4 * P,
+              "scale and shift must be contiguous float64 [ntypes * ntypes, 4] tensors");
+  const int64_t* sl = slot.data_ptr<int64_t>();
+  for (int64_t q = 0; q < P; ++q) TORCH_CHECK(sl[q] >= 0 && sl[q] < n_slots, "slot ", sl[q], " out of range");
+  const int64_t* ty = atom_type.data_ptr<int64_t>();
+  for (int64_t i = 0; i < atom_type.numel(); ++i)
+    TORCH_CHECK(ty[i] >= 0 && ty[i] < nt, "atom type ", ty[i], " out of range [0, ", nt, ")");
+  const int64_t E = edge_index.size(1), N = atom_type.numel();
+  const int64_t* ei = edge_index.data_ptr<int64_t>();
+  for (int64_t e = 0; e < 2 * E; ++e) TORCH_CHECK(ei[e] >= 0 && ei[e] < N, "edge_index holds atom ", ei[e], " of ", N);
+  return {ei + E, ei, ty, nt, scale.data_ptr<double>(), shift.data_ptr<double>(), sl};
 }
 
-// gT = dE/dT [n_centres, 4, M]; returns dE/dvec [E,3] (zero rows for edges not inside).
-at::Tensor tabulate_backward(at::Tensor gT, at::Tensor vec, at::Tensor centre, at::Tensor scale,
-                       at::Tensor rr, at::Tensor t, at::Tensor col, at::Tensor inside, at::Tensor knots,
-                       at::Tensor knot_start, at::Tensor bin_offset, at::Tensor coef, double rs, double rc,
-                       double prot) {
+}  // namespace
+
+// vec [E, 3]; edge_index [2, E] (row 0: neighbour, row 1: centre; sorted by centre for speed);
+// atom_type [N]; per type pair p = t_centre * nt + t_neighbour: scale [P, 4], shift [P, 4]
+// (double) and table slot [P]; knots: concatenated per slot, knot_start [S+1], bin_offset [S],
+// coef [6B, M].  Returns (T [N, 4, M], rr [E, 4], t [E], col [E], inside [E] bool, counts [N, nt]
+// double: the neighbours of each type per centre, all edges counted).
+std::vector<at::Tensor> tabulate_forward(at::Tensor vec, at::Tensor edge_index, at::Tensor atom_type,
+                                         at::Tensor scale, at::Tensor shift, at::Tensor slot, at::Tensor knots,
+                                         at::Tensor knot_start, at::Tensor bin_offset, at::Tensor coef, double rs,
+                                         double rc, double prot) {
+  const int64_t E = vec.size(0), N = atom_type.size(0);
+  TORCH_CHECK(vec.dim() == 2 && vec.size(1) == 3 && vec.is_contiguous() && vec.scalar_type() == at::kDouble &&
+                  edge_index.size(-1) == E, "vec must be a contiguous float64 [E, 3] tensor matching edge_index");
+  auto opts = vec.options();
+  const Tables tb = tables_of(knots, knot_start, bin_offset, coef);
+  const EdgeMap em = edge_map_of(edge_index, atom_type, scale, shift, slot, knot_start.numel() - 1);
+  auto T = at::zeros({N, 4, tb.m}, opts);
+  auto rr = at::empty({E, 4}, opts);
+  auto t = at::empty({E}, opts);
+  auto col = at::empty({E}, edge_index.options());
+  auto inside = at::empty({E}, edge_index.options().dtype(at::kBool));
+  auto counts = at::zeros({N, em.nt}, opts);
+  double* cn = counts.data_ptr<double>();
+  for (int64_t e = 0; e < E; ++e) cn[em.centre[e] * em.nt + em.type[em.nbr[e]]] += 1.0;
+#if MTZOO_AVX512
+  if (mtzoo_use_avx512()) {
+    forward_edges_avx512(E, vec.data_ptr<double>(), em, tb, rs, rc, prot, T.data_ptr<double>(), rr.data_ptr<double>(),
+                         t.data_ptr<double>(), col.data_ptr<int64_t>(), inside.data_ptr<bool>());
+    return {T, rr, t, col, inside, counts};
+  }
+#endif
+  forward_edges(E, vec.data_ptr<double>(), em, tb, rs, rc, prot, T.data_ptr<double>(), rr.data_ptr<double>(),
+                t.data_ptr<double>(), col.data_ptr<int64_t>(), inside.data_ptr<bool>());
+  return {T, rr, t, col, inside, counts};
+}
+
+// gT = dE/dT [N, 4, M]; the other arguments as given to / returned by tabulate_forward.
+// Returns dE/dvec [E, 3] (zero rows for edges not inside).
+at::Tensor tabulate_backward(at::Tensor gT, at::Tensor vec, at::Tensor edge_index, at::Tensor atom_type,
+                             at::Tensor scale, at::Tensor shift, at::Tensor slot, at::Tensor rr, at::Tensor t,
+                             at::Tensor col, at::Tensor inside, at::Tensor knots, at::Tensor knot_start,
+                             at::Tensor bin_offset, at::Tensor coef, double rs, double rc, double prot) {
   const int64_t E = vec.size(0);
   const Tables tb = tables_of(knots, knot_start, bin_offset, coef);
+  const EdgeMap em = edge_map_of(edge_index, atom_type, scale, shift, slot, knot_start.numel() - 1);
   auto g = gT.contiguous();
-  TORCH_CHECK(g.scalar_type() == at::kDouble && g.size(-1) == tb.m, "dE/dT must be float64 [n_centres, 4, M]");
+  TORCH_CHECK(g.scalar_type() == at::kDouble && g.numel() == atom_type.numel() * 4 * tb.m,
+              "dE/dT must be float64 [N, 4, M]");
   auto gvec = at::empty({E, 3}, vec.options());
 #if MTZOO_AVX512
-  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma") && std::getenv("MTZOO_NO_AVX512") == nullptr) {
-    backward_edges_avx512(E, g.data_ptr<double>(), vec.data_ptr<double>(), centre.data_ptr<int64_t>(),
-                          scale.data_ptr<double>(), rr.data_ptr<double>(), t.data_ptr<double>(),
-                          col.data_ptr<int64_t>(), inside.data_ptr<bool>(), tb, rs, rc, prot, gvec.data_ptr<double>());
+  if (mtzoo_use_avx512()) {
+    backward_edges_avx512(E, g.data_ptr<double>(), vec.data_ptr<double>(), em, rr.data_ptr<double>(),
+                          t.data_ptr<double>(), col.data_ptr<int64_t>(), inside.data_ptr<bool>(), tb, rs, rc, prot,
+                          gvec.data_ptr<double>());
     return gvec;
   }
 #endif
-  backward_edges(E, g.data_ptr<double>(), vec.data_ptr<double>(), centre.data_ptr<int64_t>(),
-                 scale.data_ptr<double>(), rr.data_ptr<double>(), t.data_ptr<double>(), col.data_ptr<int64_t>(),
-                 inside.data_ptr<bool>(), tb, rs, rc, prot, gvec.data_ptr<double>());
+  backward_edges(E, g.data_ptr<double>(), vec.data_ptr<double>(), em, rr.data_ptr<double>(), t.data_ptr<double>(),
+                 col.data_ptr<int64_t>(), inside.data_ptr<bool>(), tb, rs, rc, prot, gvec.data_ptr<double>());
   return gvec;
 }

@@ -1,0 +1,149 @@
+// Compiled per-atom tail of the compressed se_e2_a descriptor (see mtzoo/nn/tabulate.py: SeATail).
+//
+// Forward, per centre n of type c_n (M = M1 embedding channels, M2 axis channels):
+//   X_n = (T_n + sum_t p_nt P[c_n, t]) / N_c                      X_n, T_n, P[., .]: [4, M]
+//   D_n[m, a] = sum_k X_n[k, m] X_n[k, a]     (a < M2)            D_n: [M, M2]
+// where p_nt are the empty neighbour slots of type t (sel_t minus the neighbours found) and
+// P[c, t] their closed-form contribution.  Backward, from dD = dE/dD and dX = dE/dX (the
+// rotation-matrix output, may be absent):
+//   dE/dX_n[k, m] = dX[k, m] + sum_a X[k, a] dD[m, a] + [m < M2] sum_m' X[k, m'] dD[m', m]
+//   dE/dT_n = dE/dX_n / N_c
+// (p_nt are neighbour counts: constants).  About 3 * 4 * M * M2 multiply-adds per centre, in
+// loops vectorised over a or m.  The [N, M * M2] arrays D and dE/dD dominate: 2.4 MB each
+// for 192 water atoms, so both passes are bound by memory traffic rather than arithmetic.
+#include <ATen/core/Tensor.h>  // light headers: torch/extension.h only in ext_module.cpp
+#include <ATen/ops/empty.h>
+#include <optional>
+#include <vector>
+
+#include "ext_common.h"
+
+namespace {
+
+MTZOO_CLONES
+void tail_forward(int64_t N, int64_t M, int64_t M2, int64_t nt, const double* T, const double* pad,
+                  const double* rows, const int64_t* type, double inv, double* X, double* D) {
+  for (int64_t n = 0; n < N; ++n) {
+    const double* tn = T + n * 4 * M;
+    double* x = X + n * 4 * M;
+#pragma omp simd
+    for (int64_t q = 0; q < 4 * M; ++q) x[q] = tn[q];
+    if (pad != nullptr) {
+      for (int64_t t = 0; t < nt; ++t) {
+        const double p = pad[n * nt + t];
+        const double* r = rows + (type[n] * nt + t) * 4 * M;
+#pragma omp simd
+        for (int64_t q = 0; q < 4 * M; ++q) x[q] += p * r[q];
+      }
+    }
+#pragma omp simd
+    for (int64_t q = 0; q < 4 * M; ++q) x[q] *= inv;
+    const double *x0 = x, *x1 = x + M, *x2 = x + 2 * M, *x3 = x + 3 * M;
+    double* d = D + n * M * M2;
+    for (int64_t m = 0; m < M; ++m) {
+      const double a0 = x0[m], a1 = x1[m], a2 = x2[m], a3 = x3[m];
+      double* dm = d + m * M2;
+#pragma omp simd
+      for (int64_t a = 0; a < M2; ++a) dm[a] = a0 * x0[a] + a1 * x1[a] + a2 * x2[a] + a3 * x3[a];
+    }
+  }
+}
+
+MTZOO_CLONES
+void tail_backward(int64_t N, int64_t M, int64_t M2, const double* X, const double* GD, const double* GX,
+                   double inv, double* GT, double* acc /* [4 * M2] */) {
+  for (int64_t n = 0; n < N; ++n) {
+    const double* x = X + n * 4 * M;
+    const double *x0 = x, *x1 = x + M, *x2 = x + 2 * M, *x3 = x + 3 * M;
+    const double* gd = GD + n * M * M2;
+    double* g = GT + n * 4 * M;
+    for (int64_t q = 0; q < 4 * M2; ++q) acc[q] = 0.0;
+    for (int64_t m = 0; m < M; ++m) {
+      // g[k, m] = sum_a X[k, a] dD[m, a] and acc[k, a] += X[k, m] dD[m, a] in one pass over dD
+      const double* gm = gd + m * M2;
+      const double a0 = x0[m], a1 = x1[m], a2 = x2[m], a3 = x3[m];
+      double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
+#pragma omp simd reduction(+ : s0, s1, s2, s3)
+      for (int64_t a = 0; a < M2; ++a) {
+        const double q = gm[a];
+        acc[a] += a0 * q;
+        acc[M2 + a] += a1 * q;
+        acc[2 * M2 + a] += a2 * q;
+        acc[3 * M2 + a] += a3 * q;
+        s0 += x0[a] * q;
+        s1 += x1[a] * q;
+        s2 += x2[a] * q;
+        s3 += x3[a] * q;
+      }
+      g[m] = s0;
+      g[M + m] = s1;
+      g[2 * M + m] = s2;
+      g[3 * M + m] = s3;
+    }
+    for (int64_t k = 0; k < 4; ++k) {
+      double* gk = g + k * M;
+#pragma omp simd
+      for (int64_t a = 0; a < M2; ++a) gk[a] += acc[k * M2 + a];
+      if (GX != nullptr) {
+        const double* ek = GX + n * 4 * M + k * M;
+#pragma omp simd
+        for (int64_t m = 0; m < M; ++m) gk[m] = (gk[m] + ek[m]) * inv;
+      } else {
+#pragma omp simd
+        for (int64_t m = 0; m < M; ++m) gk[m] *= inv;
+      }
+    }
+  }
+}
+
+void check(const at::Tensor& t, const char* name, int64_t dim) {
+  TORCH_CHECK(t.scalar_type() == at::kDouble && t.is_contiguous() && t.dim() == dim,
+              "se_a_tail: ", name, " must be a contiguous float64 tensor with ", dim, " dimensions");
+}
+
+}  // namespace
+
+// T [N, 4, M]; pad [N, nt] and rows [nt, nt, 4, M] (both or neither), atom_type [N];
+// returns (X [N, 4, M], D [N, M * M2]).
+std::vector<at::Tensor> se_a_tail_forward(at::Tensor T, std::optional<at::Tensor> pad, std::optional<at::Tensor> rows,
+                                          at::Tensor atom_type, double inv_nnei, int64_t m2) {
+  check(T, "T", 3);
+  const int64_t N = T.size(0), M = T.size(2);
+  TORCH_CHECK(T.size(1) == 4 && m2 >= 1 && m2 <= M, "se_a_tail: T must be [N, 4, M] with 1 <= M2 <= M");
+  TORCH_CHECK(pad.has_value() == rows.has_value(), "se_a_tail: give both pad and rows or neither");
+  int64_t nt = 0;
+  if (pad.has_value()) {
+    check(*pad, "pad", 2);
+    check(*rows, "rows", 4);
+    nt = pad->size(1);
+    TORCH_CHECK(pad->size(0) == N && rows->size(0) == nt && rows->size(1) == nt && rows->size(3) == M,
+                "se_a_tail: pad [N, nt] and rows [nt, nt, 4, M] do not match T");
+    TORCH_CHECK(atom_type.scalar_type() == at::kLong && atom_type.is_contiguous() && atom_type.numel() == N,
+                "se_a_tail: atom_type must be a contiguous int64 [N] tensor");
+  }
+  auto X = at::empty({N, 4, M}, T.options());
+  auto D = at::empty({N, M * m2}, T.options());
+  tail_forward(N, M, m2, nt, T.data_ptr<double>(), pad ? pad->data_ptr<double>() : nullptr,
+               rows ? rows->data_ptr<double>() : nullptr, pad ? atom_type.data_ptr<int64_t>() : nullptr, inv_nnei,
+               X.data_ptr<double>(), D.data_ptr<double>());
+  return {X, D};
+}
+
+// X [N, 4, M] from the forward, gD = dE/dD [N, M * M2], gX = dE/dX [N, 4, M] or None; returns dE/dT.
+at::Tensor se_a_tail_backward(at::Tensor X, at::Tensor gD, std::optional<at::Tensor> gX, double inv_nnei,
+                              int64_t m2) {
+  check(X, "X", 3);
+  const int64_t N = X.size(0), M = X.size(2);
+  auto gd = gD.contiguous();
+  TORCH_CHECK(gd.scalar_type() == at::kDouble && gd.numel() == N * M * m2, "se_a_tail: dE/dD must be float64 [N, M * M2]");
+  at::Tensor gx;
+  if (gX.has_value()) {
+    gx = gX->contiguous();
+    TORCH_CHECK(gx.scalar_type() == at::kDouble && gx.numel() == N * 4 * M, "se_a_tail: dE/dX must be float64 [N, 4, M]");
+  }
+  auto GT = at::empty({N, 4, M}, X.options());
+  std::vector<double> acc(4 * m2);
+  tail_backward(N, M, m2, X.data_ptr<double>(), gd.data_ptr<double>(), gX ? gx.data_ptr<double>() : nullptr,
+                inv_nnei, GT.data_ptr<double>(), acc.data());
+  return GT;
+}

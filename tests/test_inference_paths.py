@@ -1,0 +1,131 @@
+"""The inference shortcuts give what autograd gives.
+
+When no graph of the derivatives is kept (``create_graph=False``: ASE, ``mtzoo test``, MD),
+:meth:`mtzoo.model.Model.forward` takes three shortcuts, each checked here against the general
+path:
+
+* the energy head's fitting nets are differentiated by a hand-written backward pass
+  (:meth:`mtzoo.nn.mlp.FittingNet.value_and_input_grad`) instead of autograd: every activation,
+  every residual layout, out-buffers; and whole models (se_e2_a one- and two-sided, se_atten
+  with one shared net, compressed) against ``create_graph=True``, on batches of frames and on a
+  frame whose atoms are not grouped by type;
+* edge vectors and forces come from compiled passes (``neighbors_ext.cpp``: ``edge_vectors``,
+  ``edge_forces``) instead of gathers and scatters, also for batches of frames with different cells.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+
+import numpy as np
+import pytest
+import torch
+
+import physics
+from mtzoo import keys as K
+from mtzoo.data.graph import collate
+from mtzoo.nn.common import ACTIVATIONS
+from mtzoo.nn.mlp import FittingNet
+
+ACTS = sorted(ACTIVATIONS)
+
+
+@pytest.mark.parametrize("act", ACTS)
+def test_fitting_net_input_grad_equals_autograd(act):
+    """Output and d(sum y)/dx by hand equal autograd's for residual layers of equal width (skip),
+    doubled width ([x, x] skip), other widths (no skip), with and without the timestep."""
+    torch.manual_seed(0)
+    for (din, neuron), resnet_dt in itertools.product([(8, [8, 8]), (4, [8, 16, 16]), (6, [5, 7]), (5, [5, 10, 10])],
+                                                      [True, False]):
+        net = FittingNet(din, 1, neuron, act, resnet_dt, dtype=torch.float64, seed=1)
+        x = 2.0 * torch.randn(7, din, dtype=torch.float64)
+        xa = x.clone().requires_grad_(True)
+        ya = net(xa)
+        (ga,) = torch.autograd.grad(ya.sum(), xa)
+        y, g = net.value_and_input_grad(x)
+        yo, go = torch.empty(7, 1, dtype=torch.float64), torch.empty(7, din, dtype=torch.float64)
+        net.value_and_input_grad(x, out=(yo, go))
+        scale = max(1.0, float(ga.abs().max()))
+        for what, got, want in (("y", y, ya), ("dy/dx", g, ga), ("y (out)", yo, ya), ("dy/dx (out)", go, ga)):
+            err = float((got - want.detach()).abs().max()) / scale
+            assert err < 1e-12, f"{act}, in {din}, neuron {neuron}, resnet_dt {resnet_dt}: {what} off by {err:.2e}"
+        assert not y.requires_grad and not g.requires_grad
+
+
+def _models():
+    from test_physics_se_atten import model_for as atten_model
+    from test_physics_se_e2_a import frames_for, model_for
+
+    yield "se_e2_a one-side", model_for("agau", "one_side"), frames_for("agau")
+    yield "se_e2_a two-side", model_for("agau", "two_side"), frames_for("agau")
+    compressed = copy.deepcopy(model_for("agau", "two_side"))
+    compressed.descriptor.enable_compression()
+    yield "se_e2_a two-side compressed", compressed, frames_for("agau")
+    yield "se_atten (one shared fitting net)", atten_model("agau", "v2"), frames_for("agau")
+
+
+def test_model_by_hand_equals_autograd():
+    """Energy, atomic energies, forces and virial with the fitting nets' hand-written backward
+    (create_graph=False) equal those of autograd (create_graph=True), 1e-12 relative."""
+    for name, model, frames in _models():
+        batch = collate([physics.frame_graph(model, physics.as_frame(f, model.type_map)) for f in frames])
+        fast = model(batch, head="default", create_graph=False)
+        slow = model(batch, head="default", create_graph=True)
+        for key in (K.ENERGY, K.ATOM_ENERGY, K.FORCES, K.VIRIAL):
+            physics._assert_close(f"{name}: {key}", fast[key].detach().numpy(), slow[key].detach().numpy(), rtol=1e-12)
+        assert fast[K.FORCES].grad_fn is None
+
+
+def test_model_by_hand_with_atoms_not_grouped_by_type():
+    """Atoms of both types interleaved (the heads' sort-and-put-back path)."""
+    from test_physics_se_e2_a import frames_for, model_for
+
+    model = model_for("agau", "one_side")
+    frame = physics.as_frame(frames_for("agau")[0], model.type_map)
+    graph = physics.frame_graph(model, frame)
+    types = graph[K.ATOM_TYPE]
+    if bool((types[1:] >= types[:-1]).all()):  # make the types interleaved: relabel half of the atoms
+        graph[K.ATOM_TYPE] = torch.arange(types.shape[0]) % 2
+    batch = collate([graph])
+    fast = model(batch, head="default", create_graph=False)
+    slow = model(batch, head="default", create_graph=True)
+    for key in (K.ENERGY, K.ATOM_ENERGY, K.FORCES, K.VIRIAL):
+        physics._assert_close(f"interleaved types: {key}", fast[key].detach().numpy(), slow[key].detach().numpy(),
+                              rtol=1e-12)
+
+
+def test_compiled_edge_vectors_and_forces():
+    """edge_vectors and edge_forces (compiled) equal the gathers and scatters, for a batch of two
+    frames with different cells."""
+    from mtzoo.model import edge_vectors
+    from mtzoo.nn.extension import compiled
+    from mtzoo.nn.scatter import scatter_sum
+
+    ext = compiled()
+    if ext is None:
+        pytest.skip("compiled kernels unavailable here (no compiler?)")
+    rng = np.random.default_rng(3)
+    n0, n1, e0, e1 = 5, 7, 40, 30
+    pos = torch.as_tensor(rng.normal(size=(n0 + n1, 3)))
+    cell = torch.as_tensor(np.stack([np.diag([4.0, 5.0, 6.0]), rng.normal(size=(3, 3)) + 5 * np.eye(3)]))
+    batch = torch.tensor([0] * n0 + [1] * n1)
+    src = torch.cat([torch.as_tensor(rng.integers(0, n0, e0)), torch.as_tensor(rng.integers(n0, n0 + n1, e1))])
+    dst = torch.cat([torch.as_tensor(rng.integers(0, n0, e0)), torch.as_tensor(rng.integers(n0, n0 + n1, e1))])
+    edge_index = torch.stack([src, dst])
+    shift = torch.as_tensor(rng.integers(-2, 3, size=(e0 + e1, 3)).astype(np.float64))
+    want = pos.index_select(0, src) - pos.index_select(0, dst) + torch.bmm(shift.unsqueeze(1), cell[batch[dst]]).squeeze(1)
+    got = edge_vectors(pos, edge_index, shift, cell, batch)  # the compiled pass (nothing requires grad)
+    assert float((got - want).abs().max()) < 1e-13
+    # one frame: the cell of frame 0 for all edges, batch None
+    want1 = pos.index_select(0, src) - pos.index_select(0, dst) + shift @ cell[0]
+    assert float((edge_vectors(pos, edge_index, shift, cell[:1], None) - want1).abs().max()) < 1e-13
+    # with positions that require grad, the torch path (differentiable) is taken
+    p = pos.clone().requires_grad_(True)
+    assert edge_vectors(p, edge_index, shift, cell, batch).grad_fn is not None
+    g = torch.as_tensor(rng.normal(size=(e0 + e1, 3)))
+    forces = ext.edge_forces(g, edge_index, n0 + n1)
+    ref = scatter_sum(g, dst, n0 + n1) - scatter_sum(g, src, n0 + n1)
+    assert float((forces - ref).abs().max()) < 1e-13
+    with pytest.raises(RuntimeError, match="out of range"):
+        ext.edge_forces(g, edge_index, n0)
