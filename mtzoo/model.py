@@ -165,7 +165,7 @@ class Model(nn.Module):
                         w = -scatter_sum(rg.reshape(-1, 9), batch[edge_index[1]], n_frames).view(n_frames, 3, 3)
                     out[K.VIRIAL] = w
                     cell = data[K.CELL].to(torch.float64)
-                    vol = torch.linalg.det(cell).abs()
+                    vol = torch.linalg.vecdot(cell[:, 0], torch.linalg.cross(cell[:, 1], cell[:, 2])).abs()  # |a . (b x c)|
                     periodic = vol > 0
                     out[K.STRESS] = torch.where(periodic[:, None, None], -w / torch.where(periodic, vol, 1.0)[:, None, None],
                                                 torch.zeros_like(w))

@@ -129,3 +129,22 @@ def test_compiled_edge_vectors_and_forces():
     assert float((forces - ref).abs().max()) < 1e-13
     with pytest.raises(RuntimeError, match="out of range"):
         ext.edge_forces(g, edge_index, n0)
+
+
+def test_by_hand_sees_weights_changed_in_place():
+    """After an optimizer step that updates the weights in place without bumping autograd's
+    version counters (fused Adam), the by-hand forces use the new weights (nothing is cached)."""
+    from test_physics_se_e2_a import frames_for, model_for
+
+    model = copy.deepcopy(model_for("agau", "one_side"))
+    batch = collate([physics.frame_graph(model, physics.as_frame(frames_for("agau")[0], model.type_map))])
+    before = model(batch, head="default", create_graph=False)[K.FORCES]
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2, fused=True)
+    model.train()
+    model(batch, head="default", create_graph=True)[K.FORCES].square().sum().backward()
+    opt.step()
+    model.eval()
+    fast = model(batch, head="default", create_graph=False)[K.FORCES]
+    slow = model(batch, head="default", create_graph=True)[K.FORCES].detach()
+    assert float((fast - before).abs().max()) > 1e-6  # the step changed the forces
+    physics._assert_close("forces after a fused Adam step", fast.numpy(), slow.numpy(), rtol=1e-12)

@@ -95,18 +95,6 @@ class DenseLayer(nn.Module):
             y = torch.cat([x, x], dim=-1).add_(y)
         return y
 
-    def weight_t(self) -> torch.Tensor:
-        """``weight.T`` as a contiguous copy (``[n_out, n_in]``), cached until the weight changes:
-        ``g @ W^T`` with it ran about 10 % faster than with the transposed view."""
-        w = self.weight
-        key = (w.data_ptr(), w._version, w.dtype, w.device)
-        cached = getattr(self, "_weight_t", None)
-        if cached is None or cached[0] != key:
-            with torch.no_grad():
-                cached = (key, w.detach().t().contiguous())
-            self._weight_t = cached
-        return cached[1]
-
     # --- DeePMD-kit serialisation ("@class": "Layer") -----------------------------------
     def load_deepmd(self, data: dict) -> None:
         """Copy weights from a DeePMD-kit serialized layer dict (``NativeLayer.serialize()``)."""
@@ -235,11 +223,11 @@ class FittingNet(EmbeddingNet):
                     gz = gz * ACTIVATION_GRADS[name](z, act)
                 # the residual's share enters as the product's added term
                 if layer.skip == 1:
-                    g = torch.addmm(g, gz, layer.weight_t())
+                    g = torch.addmm(g, gz, layer.weight.t())
                 elif layer.skip == 2:
-                    g = torch.addmm(g[:, : layer.n_in] + g[:, layer.n_in:], gz, layer.weight_t())
+                    g = torch.addmm(g[:, : layer.n_in] + g[:, layer.n_in:], gz, layer.weight.t())
                 else:
-                    g = torch.mm(gz, layer.weight_t(), out=g_out if k == len(saved) - 1 else None)
+                    g = torch.mm(gz, layer.weight.t(), out=g_out if k == len(saved) - 1 else None)
             if g_out is not None and g.data_ptr() != g_out.data_ptr():  # the first layer had a residual
                 g_out.copy_(g)
                 g = g_out

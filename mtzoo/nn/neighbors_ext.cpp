@@ -9,7 +9,7 @@
 // slabs at most m_k = ceil(rcut n_k / d_k) apart.  Visiting the offsets -m_k..m_k of each centre's
 // bin, modulo n_k with the wrap counted as an image shift, meets every (j, image) once, for any
 // cell shape and for cells smaller than rcut (several images of one atom).  Non-periodic: bins of
-// width >= rcut over the bounding box, offsets -1..1.  Per candidate: one 3-vector and one dot.
+// width >= rcut over the bounding box, offsets -1..1.  Per candidate: one 3-vector and one dot; half the stencil is visited (below).
 #include <ATen/core/Tensor.h>  // light headers: torch/extension.h only in ext_module.cpp (35 s to compile)
 #include <ATen/ops/empty.h>
 #include <ATen/ops/zeros.h>
@@ -148,11 +148,15 @@ std::vector<at::Tensor> neighbor_list(at::Tensor pos_t, at::Tensor cell_t, doubl
   std::vector<double> bp(3 * n);  // positions in bin order: the candidate loop reads them in sequence
   for (int64_t q = 0; q < n; ++q)
     for (int a = 0; a < 3; ++a) bp[3 * q + a] = wp[3 * members[q] + a];
-  std::vector<int64_t> ei, ej;
-  std::vector<double> es;
-  ei.reserve(static_cast<size_t>(n) * 64);
-  ej.reserve(static_cast<size_t>(n) * 64);
-  es.reserve(static_cast<size_t>(n) * 64 * 3);
+  // Half the stencil: offsets d > 0 (lexicographically) and, in the centre's own bin and image
+  // (d = 0), neighbours j > i.  The pair (i, j, S) is met from i at offset d exactly when (j, i, -S)
+  // would be met from j at -d, so each unordered pair is found once and both directions are
+  // written; a counting sort by centre then gives the full list sorted by centre.
+  std::vector<int64_t> hi_, hj_;
+  std::vector<double> hs_;
+  hi_.reserve(static_cast<size_t>(n) * 48);
+  hj_.reserve(static_cast<size_t>(n) * 48);
+  hs_.reserve(static_cast<size_t>(n) * 48 * 3);
   for (int64_t i = 0; i < n; ++i) {
     int64_t c[3];
     {
@@ -163,44 +167,61 @@ std::vector<at::Tensor> neighbor_list(at::Tensor pos_t, at::Tensor cell_t, doubl
       }
     }
     const double xi = wp[3 * i], yi = wp[3 * i + 1], zi = wp[3 * i + 2];
-    for (int64_t d0 = -g.reach[0]; d0 <= g.reach[0]; ++d0) {
+    for (int64_t d0 = 0; d0 <= g.reach[0]; ++d0) {
       int64_t b0 = c[0] + d0, s0 = 0;
       if (periodic) { s0 = floordiv(b0, g.nb[0]); b0 -= s0 * g.nb[0]; }
       else if (b0 < 0 || b0 >= g.nb[0]) continue;
-      for (int64_t d1 = -g.reach[1]; d1 <= g.reach[1]; ++d1) {
+      for (int64_t d1 = (d0 == 0 ? 0 : -g.reach[1]); d1 <= g.reach[1]; ++d1) {
         int64_t b1 = c[1] + d1, s1 = 0;
         if (periodic) { s1 = floordiv(b1, g.nb[1]); b1 -= s1 * g.nb[1]; }
         else if (b1 < 0 || b1 >= g.nb[1]) continue;
-        for (int64_t d2 = -g.reach[2]; d2 <= g.reach[2]; ++d2) {
+        for (int64_t d2 = (d0 == 0 && d1 == 0 ? 0 : -g.reach[2]); d2 <= g.reach[2]; ++d2) {
           int64_t b2 = c[2] + d2, s2 = 0;
           if (periodic) { s2 = floordiv(b2, g.nb[2]); b2 -= s2 * g.nb[2]; }
           else if (b2 < 0 || b2 >= g.nb[2]) continue;
           const double ox = s0 * h[0][0] + s1 * h[1][0] + s2 * h[2][0] - xi;
           const double oy = s0 * h[0][1] + s1 * h[1][1] + s2 * h[2][1] - yi;
           const double oz = s0 * h[0][2] + s1 * h[1][2] + s2 * h[2][2] - zi;
-          const bool home = (s0 == 0 && s1 == 0 && s2 == 0);
+          const bool zero = (d0 == 0 && d1 == 0 && d2 == 0);
           const int64_t b = (b0 * g.nb[1] + b1) * g.nb[2] + b2;
           for (int64_t q = start[b]; q < start[b + 1]; ++q) {
             const double dx = bp[3 * q] + ox, dy = bp[3 * q + 1] + oy, dz = bp[3 * q + 2] + oz;
             const int64_t j = members[q];
-            if (dx * dx + dy * dy + dz * dz >= rc2 || (home && j == i)) continue;
-            ei.push_back(i);
-            ej.push_back(j);
+            if (dx * dx + dy * dy + dz * dz >= rc2 || (zero && j <= i)) continue;
+            hi_.push_back(i);
+            hj_.push_back(j);
             // r_j - r_i + S h with r = wp + wrap h: S = s + wrap_i - wrap_j
-            es.push_back(static_cast<double>(s0 + wrap[3 * i] - wrap[3 * j]));
-            es.push_back(static_cast<double>(s1 + wrap[3 * i + 1] - wrap[3 * j + 1]));
-            es.push_back(static_cast<double>(s2 + wrap[3 * i + 2] - wrap[3 * j + 2]));
+            hs_.push_back(static_cast<double>(s0 + wrap[3 * i] - wrap[3 * j]));
+            hs_.push_back(static_cast<double>(s1 + wrap[3 * i + 1] - wrap[3 * j + 1]));
+            hs_.push_back(static_cast<double>(s2 + wrap[3 * i + 2] - wrap[3 * j + 2]));
           }
         }
       }
     }
   }
-  const int64_t E = static_cast<int64_t>(ei.size());
+  const int64_t H = static_cast<int64_t>(hi_.size()), E = 2 * H;
+  std::vector<int64_t> at(n + 1, 0);
+  for (int64_t k = 0; k < H; ++k) {
+    ++at[hi_[k] + 1];
+    ++at[hj_[k] + 1];
+  }
+  for (int64_t i = 0; i < n; ++i) at[i + 1] += at[i];
   auto edge_index = at::empty({2, E}, at::kLong);
   auto shift = at::empty({E, 3}, at::kDouble);
-  std::copy(ej.begin(), ej.end(), edge_index.data_ptr<int64_t>());
-  std::copy(ei.begin(), ei.end(), edge_index.data_ptr<int64_t>() + E);
-  std::copy(es.begin(), es.end(), shift.data_ptr<double>());
+  int64_t* nbr = edge_index.data_ptr<int64_t>();
+  int64_t* cen = nbr + E;
+  double* sh = shift.data_ptr<double>();
+  for (int64_t k = 0; k < H; ++k) {
+    const int64_t i = hi_[k], j = hj_[k];
+    int64_t e = at[i]++;  // centre i, neighbour j, shift S
+    cen[e] = i;
+    nbr[e] = j;
+    for (int a = 0; a < 3; ++a) sh[3 * e + a] = hs_[3 * k + a];
+    e = at[j]++;  // centre j, neighbour i, shift -S
+    cen[e] = j;
+    nbr[e] = i;
+    for (int a = 0; a < 3; ++a) sh[3 * e + a] = 0.0 - hs_[3 * k + a];  // no -0.0
+  }
   return {edge_index, shift};
 }
 
