@@ -1,8 +1,10 @@
 // Compiled per-edge passes of the compressed se_e2_a descriptor (see mtzoo/nn/tabulate.py).
 //
-// Forward, per edge e (centre c, net slot k): environment row R_e = scale_e * (s, s x/r, s y/r, s z/r)
-// + shift_e with s = w(r)/(r + p), the bin b of x = R_e0 in slot k's knots, t = x - knot_b, the
-// table's value G_e[m] = sum_j C[6b + j][m] t^j (Horner) and T[c][a][m] += R_ea G_e[m].
+// Forward, per edge e (centre c, type pair q of centre and neighbour, net slot k = slot[q], all
+// gathered here from edge_index and the atom types): environment row
+// R_e = scale_q * (s, s x/r, s y/r, s z/r) + shift_q with s = w(r)/(r + protection), the bin b
+// of x = R_e0 in slot k's knots, t = x - knot_b, the table's value
+// G_e[m] = sum_j C[6b + j][m] t^j (Horner) and T[c][a][m] += R_ea G_e[m].
 // Backward, from dT = dE/dT: dE/dR_ea = sum_m G_e[m] dT[c][a][m] and
 // dE/dt = sum_m G'_e[m] sum_a R_ea dT[c][a][m] in one pass over m, then the chain rule through the
 // normalisation and the environment matrix to dE/d(edge vector).  Per edge that is about 10 M1
