@@ -408,6 +408,7 @@ class SeATail(torch.autograd.Function):
     @staticmethod
     def forward(ctx, T, pad, rows, atom_type, inv_nnei, m2):
         X, D = fused_extension().se_a_tail_forward(T.contiguous(), pad, rows, atom_type, inv_nnei, m2)
+        ctx.set_materialize_grads(False)  # an unused rotation matrix gets no zero-filled gradient
         ctx.save_for_backward(X)
         ctx.inv_nnei, ctx.m2 = inv_nnei, m2
         return X, D
