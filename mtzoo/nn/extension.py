@@ -1,8 +1,10 @@
 """The optional compiled extension: per-edge kernels of compressed se_e2_a and the neighbour list.
 
-Sources: ``tabulate_ext.cpp`` (:class:`mtzoo.nn.tabulate.FusedSeA`), ``neighbors_ext.cpp``
-(:func:`mtzoo.data.graph.neighbor_list`) and ``ext_module.cpp`` (bindings), built together on
-first use by ``torch.utils.cpp_extension`` (45-60 s, once; torch caches the library under
+Sources: ``tabulate_ext.cpp`` (:class:`mtzoo.nn.tabulate.FusedSeA`), ``se_tail_ext.cpp``
+(:class:`mtzoo.nn.tabulate.SeATail`), ``neighbors_ext.cpp`` (:func:`mtzoo.data.graph.neighbor_list`,
+and the edge vectors and forces of :meth:`mtzoo.model.Model.forward`), the shared header
+``ext_common.h`` and ``ext_module.cpp`` (bindings), built together on
+first use by ``torch.utils.cpp_extension`` (40-60 s, once; torch caches the library under
 ``TORCH_EXTENSIONS_DIR``, default ``~/.cache/torch_extensions``, and rebuilds it when a source
 changes).  The hot loops are compiled for AVX-512, AVX2+FMA and baseline x86-64 and the best one
 is picked when the library loads, so a cache shared between machines stays valid.  On CPUs with
