@@ -39,6 +39,7 @@ from ase.calculators.calculator import Calculator, PropertyNotImplementedError, 
 
 from mtzoo import keys as K
 from mtzoo.nn.common import keep_freed_memory
+from mtzoo.nn.extension import compiled
 from mtzoo.zoo.frozen import DTYPES as _DTYPES, cast_model
 
 __all__ = ["MTZooCalculator", "cast_model"]
@@ -177,6 +178,12 @@ class MTZooCalculator(Calculator):
         ei, shift = nl["edge_index"], nl["shift"]
         if self.skin == 0.0:
             return ei, shift
+        ext = compiled()
+        if ext is not None:  # one compiled pass (neighbors_ext.cpp: filter_edges), same edges in the same order
+            ei_t, sh_t = ext.filter_edges(torch.from_numpy(pos), torch.from_numpy(np.ascontiguousarray(ei)),
+                                          torch.from_numpy(np.ascontiguousarray(shift)),
+                                          torch.from_numpy(cell) if cell is not None else torch.empty(0), self.rcut)
+            return ei_t.numpy(), sh_t.numpy()
         vec = pos[ei[0]] - pos[ei[1]]
         if cell is not None:
             vec = vec + shift @ cell

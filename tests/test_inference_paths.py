@@ -10,7 +10,8 @@ path:
   with one shared net, compressed) against ``create_graph=True``, on batches of frames and on a
   frame whose atoms are not grouped by type;
 * edge vectors and forces come from compiled passes (``neighbors_ext.cpp``: ``edge_vectors``,
-  ``edge_forces``) instead of gathers and scatters, also for batches of frames with different cells.
+  ``edge_forces``) instead of gathers and scatters, also for batches of frames with different
+  cells; the ASE calculator's Verlet list is cut back to ``rcut`` by ``filter_edges``.
 """
 
 from __future__ import annotations
@@ -129,6 +130,13 @@ def test_compiled_edge_vectors_and_forces():
     assert float((forces - ref).abs().max()) < 1e-13
     with pytest.raises(RuntimeError, match="out of range"):
         ext.edge_forces(g, edge_index, n0)
+    # the Verlet filter keeps the edges shorter than rcut, in order (one frame's cell; none)
+    for h in (cell[0], None):
+        vec = pos.index_select(0, src) - pos.index_select(0, dst) + (shift @ h if h is not None else 0.0)
+        rc = float(vec.norm(dim=1).median())
+        keep = (vec * vec).sum(1) < rc * rc
+        ei_k, sh_k = ext.filter_edges(pos, edge_index, shift, h if h is not None else torch.empty(0), rc)
+        assert torch.equal(ei_k, edge_index[:, keep]) and torch.equal(sh_k, shift[keep])
 
 
 def test_by_hand_sees_weights_changed_in_place():

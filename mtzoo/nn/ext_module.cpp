@@ -24,6 +24,8 @@ std::vector<torch::Tensor> neighbor_list(torch::Tensor pos, torch::Tensor cell, 
 torch::Tensor edge_vectors(torch::Tensor pos, torch::Tensor edge_index, torch::Tensor shift, torch::Tensor cell,
                            torch::Tensor batch);
 torch::Tensor edge_forces(torch::Tensor g, torch::Tensor edge_index, int64_t n_atoms);
+std::vector<torch::Tensor> filter_edges(torch::Tensor pos, torch::Tensor edge_index, torch::Tensor shift,
+                                        torch::Tensor cell, double rcut);
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("tabulate_forward", &tabulate_forward, "compressed se_e2_a: environment rows, bins, table values and T");
@@ -33,4 +35,5 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("neighbor_list", &neighbor_list, "ordered pairs closer than rcut (cell list), sorted by centre");
   m.def("edge_vectors", &edge_vectors, "r_e = x_src - x_dst + S_e h (one pass, no autograd)");
   m.def("edge_forces", &edge_forces, "F_i = sum over edges into i of dE/dr_e minus those out of i");
+  m.def("filter_edges", &filter_edges, "the edges of a Verlet list closer than rcut now, in order");
 }

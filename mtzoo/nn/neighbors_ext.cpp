@@ -277,3 +277,48 @@ at::Tensor edge_forces(at::Tensor g, at::Tensor edge_index, int64_t n_atoms) {
   }
   return F;
 }
+
+// The edges of a Verlet list (built at rcut + skin) that are closer than rcut now, in their
+// order: |x_src - x_dst + S_e h| < rcut.  pos [N, 3], edge_index [2, E], shift [E, 3], cell [3, 3]
+// or empty (non-periodic), float64; returns (edge_index [2, K], shift [K, 3]).
+std::vector<at::Tensor> filter_edges(at::Tensor pos, at::Tensor edge_index, at::Tensor shift, at::Tensor cell,
+                                     double rcut) {
+  auto p = pos.contiguous(), s = shift.contiguous(), ei = edge_index.contiguous();
+  TORCH_CHECK(p.scalar_type() == at::kDouble && s.scalar_type() == at::kDouble && ei.scalar_type() == at::kLong &&
+                  p.dim() == 2 && p.size(1) == 3 && ei.dim() == 2 && ei.size(0) == 2 && s.numel() == 3 * ei.size(1),
+              "filter_edges: expected pos float64 [N, 3], edge_index int64 [2, E], shift float64 [E, 3]");
+  const int64_t N = p.size(0), E = ei.size(1);
+  double h[9] = {0, 0, 0, 0, 0, 0, 0, 0, 0};
+  if (cell.numel() == 9) {
+    auto hc = cell.to(at::kDouble).contiguous();
+    std::copy(hc.data_ptr<double>(), hc.data_ptr<double>() + 9, h);
+  }
+  const double *x = p.data_ptr<double>(), *S = s.data_ptr<double>();
+  const int64_t *src = ei.data_ptr<int64_t>(), *dst = src + E;
+  const double rc2 = rcut * rcut;
+  std::vector<int64_t> keep;
+  keep.reserve(E);
+  for (int64_t e = 0; e < E; ++e) {
+    const int64_t i = src[e], j = dst[e];
+    TORCH_CHECK(i >= 0 && i < N && j >= 0 && j < N, "filter_edges: edge_index out of range");
+    const double* se = S + 3 * e;
+    double d2 = 0.0;
+    for (int q = 0; q < 3; ++q) {
+      const double v = x[3 * i + q] - x[3 * j + q] + se[0] * h[q] + se[1] * h[3 + q] + se[2] * h[6 + q];
+      d2 += v * v;
+    }
+    if (d2 < rc2) keep.push_back(e);
+  }
+  const int64_t K = static_cast<int64_t>(keep.size());
+  auto ei_out = at::empty({2, K}, ei.options());
+  auto sh_out = at::empty({K, 3}, s.options());
+  int64_t* o = ei_out.data_ptr<int64_t>();
+  double* so = sh_out.data_ptr<double>();
+  for (int64_t k = 0; k < K; ++k) {
+    const int64_t e = keep[k];
+    o[k] = src[e];
+    o[K + k] = dst[e];
+    for (int q = 0; q < 3; ++q) so[3 * k + q] = S[3 * e + q];
+  }
+  return {ei_out, sh_out};
+}
