@@ -61,6 +61,19 @@ class Head(nn.Module):
         raise NotImplementedError
 
 
+def type_order(atom_type: torch.Tensor, ntypes: int) -> tuple[list[int], torch.Tensor | None]:
+    """Number of atoms of each type and the stable order that groups them by type (None when
+    they are grouped already, as in DeePMD npy systems).
+
+    Shapes
+    ------
+    atom_type ``[N]`` -> ``ntypes`` counts, order ``[N]`` or None.
+    """
+    sizes = torch.bincount(atom_type, minlength=ntypes).tolist()
+    grouped = atom_type.numel() < 2 or bool((atom_type[1:] >= atom_type[:-1]).all())
+    return sizes, (None if grouped else torch.argsort(atom_type, stable=True))
+
+
 def apply_per_type(nets, x: torch.Tensor, atom_type: torch.Tensor, ntypes: int, out_dim: int) -> torch.Tensor:
     """Net ``nets[t]`` on the rows of atoms of type ``t``, results back in atom order.
 
@@ -72,9 +85,7 @@ def apply_per_type(nets, x: torch.Tensor, atom_type: torch.Tensor, ntypes: int, 
     ------
     x ``[N, D]``, atom_type ``[N]`` -> ``[N, out_dim]``.
     """
-    sizes = torch.bincount(atom_type, minlength=ntypes).tolist()
-    grouped = atom_type.numel() < 2 or bool((atom_type[1:] >= atom_type[:-1]).all())
-    order = None if grouped else torch.argsort(atom_type, stable=True)
+    sizes, order = type_order(atom_type, ntypes)
     xs = x if order is None else x.index_select(0, order)
     parts = [net(p) for net, p in zip(nets, torch.split(xs, sizes)) if p.shape[0]]
     if not parts:

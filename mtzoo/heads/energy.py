@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from mtzoo import keys as K
-from mtzoo.heads.base import Head, OutputDef, apply_per_type
+from mtzoo.heads.base import Head, OutputDef, apply_per_type, type_order
 from mtzoo.nn.common import to_dtype
 from mtzoo.nn.mlp import FittingNet
 
@@ -104,9 +104,7 @@ class EnergyHead(Head):
         if self.mixed_types:
             e, g = self.nets[0].value_and_input_grad(x)
         else:
-            sizes = torch.bincount(atom_type, minlength=self.ntypes).tolist()
-            grouped = atom_type.numel() < 2 or bool((atom_type[1:] >= atom_type[:-1]).all())
-            order = None if grouped else torch.argsort(atom_type, stable=True)
+            sizes, order = type_order(atom_type, self.ntypes)
             xs = x if order is None else x.index_select(0, order)
             # each type's rows of dE/dD written in place (no concatenation of [N, D] parts)
             e, g = x.new_empty(x.shape[0], 1), torch.empty_like(x)
