@@ -240,9 +240,10 @@ class DescrptSeA(TabulatedSe, Descriptor):
         ``p = t_i * nt + t_j`` the table slot ``slot [P]`` and the normalisation
         ``scale = keep / sigma``, ``shift = -keep mu / sigma`` (``[P, 4]``); cached with the tables."""
         groups = self._tabulated_groups()
-        key = (id(groups), self.davg._version, self.dstd._version, self.pair_keep._version)
-        if getattr(self, "_fused", None) is not None and self._fused.key == key:
-            return self._fused
+        versions = (self.davg._version, self.dstd._version, self.pair_keep._version)
+        cached = getattr(self, "_fused", None)  # held with its groups: identity, not a reusable id()
+        if cached is not None and cached.groups is groups and cached.versions == versions:
+            return cached
         nt = self.ntypes
         ti, tj = torch.arange(nt).repeat_interleave(nt), torch.arange(nt).repeat(nt)
         net = self._net_index(ti, tj)
@@ -258,7 +259,7 @@ class DescrptSeA(TabulatedSe, Descriptor):
         istd = 1.0 / self.dstd.view(-1, 4)
         keep = self.pair_keep.view(-1, 1) if self.exclude_types else 1.0
         self._fused = SimpleNamespace(
-            key=key, slot=slot.to(dev), scale=(istd * keep).contiguous(), shift=(-self.davg.view(-1, 4) * istd * keep).contiguous(),
+            groups=groups, versions=versions, slot=slot.to(dev), scale=(istd * keep).contiguous(), shift=(-self.davg.view(-1, 4) * istd * keep).contiguous(),
             knots_all=torch.cat([g.knots_all for g in groups]), knot_start=torch.cat([*starts, torch.tensor([n_knots], device=dev)]),
             bin_offset=torch.cat(offsets), coef=torch.cat([g.coef for g in groups]))
         return self._fused
