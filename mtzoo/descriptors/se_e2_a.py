@@ -44,7 +44,9 @@ from mtzoo import keys as K
 from mtzoo.descriptors.se_common import TabulatedSe, env_mat_stats, load_deepmd_stats, pair_keep_table, warn_excluded_pairs
 from mtzoo.descriptors.base import Descriptor, register
 from mtzoo.nn.common import to_dtype
+from mtzoo.nn.contract import edge_contract
 from mtzoo.nn.env import env_matrix
+from mtzoo.nn.extension import compiled
 from mtzoo.nn.mlp import EmbeddingNet
 from mtzoo.nn.tabulate import FusedSeA, SeATail, check_compress, fused_extension
 
@@ -170,6 +172,8 @@ class DescrptSeA(TabulatedSe, Descriptor):
         self.register_buffer("pair_keep", pair_keep_table(ntypes, self.exclude_types, self.dtype))
         # evaluate the embedding once for each pair of mirror edges (exact; see mirror_pairs)
         self.share_mirror_edges = True
+        # contract on the edges with the compiled kernels (nn/contract.py) when they are built
+        self.use_edge_kernels = True
         if self.exclude_types and not self.set_davg_zero:
             warn_excluded_pairs("se_e2_a")
         # tabulated embedding nets (see enable_compression); tables are rebuilt from the weights
@@ -311,6 +315,14 @@ class DescrptSeA(TabulatedSe, Descriptor):
             jobs.append((k, in_k.nonzero().squeeze(1), g_k))
         if dup is not None:
             row_of_edge[dup] = row_of_edge[rep]
+        if jobs and self.use_edge_kernels and rr.device.type == "cpu" and compiled() is not None:
+            # compiled per-edge contraction over all nets' rows at once (nn/contract.py), no grids
+            offset, starts = 0, torch.empty(len(self.embeddings), dtype=torch.long, device=dev)
+            for k, _, g_k in jobs:
+                starts[k] = offset
+                offset += g_k.shape[0]
+            g_all = torch.cat([g_k for _, _, g_k in jobs]) if len(jobs) > 1 else jobs[0][2]
+            return edge_contract(rr, g_all, row_of_edge + starts.index_select(0, net), dst, n_atoms, use_compiled=True)
         # each net gets dense per-centre slots [n, W] (W = most of its edges around one atom here;
         # one-sided nets: all atoms, pair nets: the atoms of their centre type); empty slots hold a
         # zero environment row and so contribute nothing whatever embedding row they point at

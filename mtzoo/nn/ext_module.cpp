@@ -19,6 +19,10 @@ std::vector<torch::Tensor> se_a_tail_forward(torch::Tensor T, std::optional<torc
                                              double inv_nnei, int64_t m2);
 torch::Tensor se_a_tail_backward(torch::Tensor X, torch::Tensor gD, std::optional<torch::Tensor> gX, double inv_nnei,
                                  int64_t m2);
+// contract_ext.cpp: exact se_e2_a edge contraction and its derivatives
+torch::Tensor edge_contract(torch::Tensor R, torch::Tensor G, torch::Tensor row, torch::Tensor dst, int64_t n_atoms);
+torch::Tensor edge_contract_dr(torch::Tensor T, torch::Tensor G, torch::Tensor row, torch::Tensor dst);
+torch::Tensor edge_contract_dg(torch::Tensor T, torch::Tensor R, torch::Tensor row, torch::Tensor dst, int64_t n_rows);
 // neighbors_ext.cpp: cell-list neighbour search
 std::vector<torch::Tensor> neighbor_list(torch::Tensor pos, torch::Tensor cell, double rcut);
 torch::Tensor edge_vectors(torch::Tensor pos, torch::Tensor edge_index, torch::Tensor shift, torch::Tensor cell,
@@ -32,6 +36,9 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("tabulate_backward", &tabulate_backward, "compressed se_e2_a: dE/dT -> dE/d(edge vectors)");
   m.def("se_a_tail_forward", &se_a_tail_forward, "compressed se_e2_a: X = (T + padding) / N_c and D = X^T X<");
   m.def("se_a_tail_backward", &se_a_tail_backward, "compressed se_e2_a: dE/dD, dE/dX -> dE/dT");
+  m.def("edge_contract", &edge_contract, "se_e2_a: T[d_e, k, :] += R[e, k] G[r_e, :]");
+  m.def("edge_contract_dr", &edge_contract_dr, "se_e2_a: gR[e, k] = T[d_e, k, :] . G[r_e, :]");
+  m.def("edge_contract_dg", &edge_contract_dg, "se_e2_a: gG[r_e, :] += sum_k R[e, k] T[d_e, k, :]");
   m.def("neighbor_list", &neighbor_list, "ordered pairs closer than rcut (cell list), sorted by centre");
   m.def("edge_vectors", &edge_vectors, "r_e = x_src - x_dst + S_e h (one pass, no autograd)");
   m.def("edge_forces", &edge_forces, "F_i = sum over edges into i of dE/dr_e minus those out of i");
