@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from mtzoo.nn.common import ACTIVATION_GRADS, activation
+from mtzoo.nn.common import ACTIVATION_GRADS, activation, fast_tanh
 
 
 def _seeded(seed: int | Sequence[int] | None) -> np.random.Generator:
@@ -197,7 +197,7 @@ class FittingNet(EmbeddingNet):
             for layer in self.layers[:-1]:
                 z = torch.addmm(layer.bias, x, layer.weight) if layer.bias is not None else x @ layer.weight
                 tanh = layer.activation_name.lower() == "tanh"
-                y = z.tanh_() if tanh else layer.act(z)  # tanh: phi' from y alone, z not kept
+                y = fast_tanh(z, out=z) if tanh else layer.act(z)  # tanh: phi' from y alone, z not kept
                 saved.append((None if tanh else z, y))
                 if layer.skip == 1:  # x + d * y in one pass
                     h = torch.addcmul(x, y, layer.idt) if layer.idt is not None else y + x
