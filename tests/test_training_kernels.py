@@ -64,6 +64,16 @@ def test_edge_contract_equals_index_add_and_passes_gradchecks():
     assert torch.autograd.gradcheck(force_like, (rr, g))
     assert torch.autograd.gradgradcheck(force_like, (rr, g))
 
+    # G in parts (one per embedding net): same values, and gradients to each part
+    a, b = g.detach()[:9].clone().requires_grad_(True), g.detach()[9:].clone().requires_grad_(True)
+
+    def f_parts(r, p, q):
+        return edge_contract(r, [p, q], row, dst, n, use_compiled=True)
+
+    assert float((f_parts(rr, a, b) - want).abs().max()) < 1e-13
+    assert torch.autograd.gradcheck(f_parts, (rr, a, b))
+    assert torch.autograd.gradgradcheck(f_parts, (rr, a, b))
+
 
 def test_edge_contract_float32_and_empty():
     _need_ext()

@@ -321,8 +321,8 @@ class DescrptSeA(TabulatedSe, Descriptor):
             for k, _, g_k in jobs:
                 starts[k] = offset
                 offset += g_k.shape[0]
-            g_all = torch.cat([g_k for _, _, g_k in jobs]) if len(jobs) > 1 else jobs[0][2]
-            return edge_contract(rr, g_all, row_of_edge + starts.index_select(0, net), dst, n_atoms, use_compiled=True)
+            return edge_contract(rr, [g_k for _, _, g_k in jobs], row_of_edge + starts.index_select(0, net), dst, n_atoms,
+                                 use_compiled=True)
         # each net gets dense per-centre slots [n, W] (W = most of its edges around one atom here;
         # one-sided nets: all atoms, pair nets: the atoms of their centre type); empty slots hold a
         # zero environment row and so contribute nothing whatever embedding row they point at

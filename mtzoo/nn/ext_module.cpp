@@ -20,9 +20,11 @@ std::vector<torch::Tensor> se_a_tail_forward(torch::Tensor T, std::optional<torc
 torch::Tensor se_a_tail_backward(torch::Tensor X, torch::Tensor gD, std::optional<torch::Tensor> gX, double inv_nnei,
                                  int64_t m2);
 // contract_ext.cpp: exact se_e2_a edge contraction and its derivatives
-torch::Tensor edge_contract(torch::Tensor R, torch::Tensor G, torch::Tensor row, torch::Tensor dst, int64_t n_atoms);
-torch::Tensor edge_contract_dr(torch::Tensor T, torch::Tensor G, torch::Tensor row, torch::Tensor dst);
-torch::Tensor edge_contract_dg(torch::Tensor T, torch::Tensor R, torch::Tensor row, torch::Tensor dst, int64_t n_rows);
+torch::Tensor edge_contract(torch::Tensor R, std::vector<torch::Tensor> G, torch::Tensor row, torch::Tensor dst,
+                            int64_t n_atoms);
+torch::Tensor edge_contract_dr(torch::Tensor T, std::vector<torch::Tensor> G, torch::Tensor row, torch::Tensor dst);
+std::vector<torch::Tensor> edge_contract_dg(torch::Tensor T, torch::Tensor R, torch::Tensor row, torch::Tensor dst,
+                                            std::vector<int64_t> n_rows);
 // activation_ext.cpp: vectorised tanh (libmvec)
 torch::Tensor fast_tanh(torch::Tensor x, std::optional<torch::Tensor> out);
 bool fast_tanh_vectorised();
