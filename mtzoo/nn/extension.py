@@ -1,7 +1,9 @@
-"""The optional compiled extension: per-edge kernels of compressed se_e2_a and the neighbour list.
+"""The optional compiled extension: per-edge kernels of se_e2_a (exact and compressed), tanh and the neighbour list.
 
 Sources: ``tabulate_ext.cpp`` (:class:`mtzoo.nn.tabulate.FusedSeA`), ``se_tail_ext.cpp``
-(:class:`mtzoo.nn.tabulate.SeATail`), ``neighbors_ext.cpp`` (:func:`mtzoo.data.graph.neighbor_list`,
+(:class:`mtzoo.nn.tabulate.SeATail`), ``contract_ext.cpp`` (:mod:`mtzoo.nn.contract`: the exact
+se_e2_a's edge contraction and its derivatives), ``activation_ext.cpp``
+(:func:`mtzoo.nn.common.fast_tanh`), ``neighbors_ext.cpp`` (:func:`mtzoo.data.graph.neighbor_list`,
 and the edge vectors and forces of :meth:`mtzoo.model.Model.forward`), the shared header
 ``ext_common.h`` and ``ext_module.cpp`` (bindings), built together on
 first use by ``torch.utils.cpp_extension`` (40-60 s, once; torch caches the library under
