@@ -6,7 +6,7 @@ se_e2_a's edge contraction and its derivatives), ``activation_ext.cpp``
 (:func:`mtzoo.nn.common.fast_tanh`), ``neighbors_ext.cpp`` (:func:`mtzoo.data.graph.neighbor_list`,
 and the edge vectors and forces of :meth:`mtzoo.model.Model.forward`), the shared header
 ``ext_common.h`` and ``ext_module.cpp`` (bindings), built together on
-first use by ``torch.utils.cpp_extension`` (40-60 s, once; torch caches the library under
+first use by ``torch.utils.cpp_extension`` (40-80 s on 2 cores, once; torch caches the library under
 ``TORCH_EXTENSIONS_DIR``, default ``~/.cache/torch_extensions``, and rebuilds it when a source
 changes).  The hot loops are compiled for AVX-512, AVX2+FMA and baseline x86-64 and the best one
 is picked when the library loads, so a cache shared between machines stays valid.  On CPUs with
