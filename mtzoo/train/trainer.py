@@ -151,7 +151,7 @@ class Trainer:
             loss, metrics[task.name] = self._forward_loss(task, batch, lr, create_graph=True)
             total = total + weight * loss
         # only the trainable parameters' gradients: autograd skips the branches that lead
-        # nowhere else (the edge vectors' second derivatives), 3-5 % of a force-training step
+        # nowhere else (the edge vectors' second derivatives), 2-5 % of a force-training step
         torch.autograd.backward(total, inputs=self._trainable)
         gmax = self.cfg.training.gradient_max_norm
         if gmax is not None:
