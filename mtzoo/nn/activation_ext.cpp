@@ -1,11 +1,11 @@
 // Vectorised tanh for the mtzoo extension (see mtzoo/nn/common.py: fast_tanh).
 //
-// torch 2.13's CPU tanh runs about 12 ns per float64 element on this project's AMD EPYC
-// machines (exp: 3.5 ns), a tenth of a force-training step on DeePMD's water example.  glibc
-// (>= 2.35, x86-64) ships vectorised tanh in libmvec (_ZGVdN4v_tanh / _ZGVdN8v_tanhf for AVX2,
-// within 4 ulp of the correctly rounded result); they are looked up at run time with dlsym, so
-// the library builds and runs everywhere: without libmvec or AVX2 the loop calls std::tanh.
-// y may alias x (in place).
+// torch 2.13's CPU tanh took 9-12 ns per float64 element on this project's AMD EPYC machine
+// (exp: 3.5 ns), a tenth of a force-training step on DeePMD's water example.  float64: the AVX2
+// kernel below (tanh4), chosen at run time when the CPU has AVX2 and FMA.  float32: glibc's
+// libmvec _ZGVdN8v_tanhf (glibc >= 2.35, within 4 ulp), looked up with dlsym so the library
+// builds and runs everywhere.  Otherwise the loop calls std::tanh.  MTZOO_NO_MVEC=1 turns the
+// vector paths off.  y may alias x (in place).
 #include <ATen/core/Tensor.h>  // light headers: torch/extension.h only in ext_module.cpp
 #include <ATen/ops/empty_like.h>
 #include <cmath>
@@ -24,18 +24,17 @@
 namespace {
 
 #if MTZOO_MVEC
-typedef __m256d (*vtanh4_t)(__m256d);
 typedef __m256 (*vtanh8f_t)(__m256);
 
+// What this CPU and C library offer, looked up once.
 struct Mvec {
-  vtanh4_t tanh4 = nullptr;
-  vtanh8f_t tanh8f = nullptr;
+  bool avx2 = false;           // float64: tanh_avx2
+  vtanh8f_t tanh8f = nullptr;  // float32: libmvec
   Mvec() {
     if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) return;
+    avx2 = true;
     void* h = dlopen("libmvec.so.1", RTLD_NOW | RTLD_LOCAL);
-    if (h == nullptr) return;
-    tanh4 = reinterpret_cast<vtanh4_t>(dlsym(h, "_ZGVdN4v_tanh"));
-    tanh8f = reinterpret_cast<vtanh8f_t>(dlsym(h, "_ZGVdN8v_tanhf"));
+    if (h != nullptr) tanh8f = reinterpret_cast<vtanh8f_t>(dlsym(h, "_ZGVdN8v_tanhf"));
   }
 };
 
@@ -109,10 +108,10 @@ void tanh_plain(int64_t n, const S* x, S* y) {
 
 }  // namespace
 
-// True when the vectorised libmvec path is in use (for tests and benchmarks).
+// True when the float64 vector kernel is in use (for tests and benchmarks).
 bool fast_tanh_vectorised() {
 #if MTZOO_MVEC
-  return mvec().tanh4 != nullptr && std::getenv("MTZOO_NO_MVEC") == nullptr;
+  return mvec().avx2 && std::getenv("MTZOO_NO_MVEC") == nullptr;
 #else
   return false;
 #endif

@@ -53,7 +53,7 @@ _functorch_active = getattr(torch._C, "_are_functorch_transforms_active", lambda
 
 
 class _FastTanh(torch.autograd.Function):
-    """:math:`y = \tanh x` by the compiled kernel; backward :math:`\bar x = \bar y (1 - y^2)`
+    """:math:`y = \\tanh x` by the compiled kernel; backward :math:`\\bar x = \\bar y (1 - y^2)`
     with torch's ``tanh_backward`` on the saved output, itself differentiable (force training)."""
 
     @staticmethod
@@ -69,7 +69,7 @@ class _FastTanh(torch.autograd.Function):
 
 
 def fast_tanh(x: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
-    """:math:`\tanh x`, vectorised in the compiled extension for contiguous CPU float64/float32
+    """:math:`\\tanh x`, vectorised in the compiled extension for contiguous CPU float64/float32
     tensors (``activation_ext.cpp``: about 3x torch 2.13's CPU tanh in float64, within 3 ulp),
     ``torch.tanh`` otherwise.  Differentiable to any order.  ``out`` (no autograd): write there,
     which may be ``x`` itself.

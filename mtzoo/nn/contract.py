@@ -43,7 +43,6 @@ class EdgeContract(torch.autograd.Function):
     @staticmethod
     def forward(ctx, rr, row, dst, n_atoms, *g):
         ctx.save_for_backward(rr, row, dst, *g)
-        ctx.n_atoms = n_atoms
         return compiled().edge_contract(rr, list(g), row, dst, n_atoms)
 
     @staticmethod
@@ -80,14 +79,12 @@ class EdgeContractDG(torch.autograd.Function):
     @staticmethod
     def forward(ctx, t, rr, row, dst, *g):
         ctx.save_for_backward(t, rr, row, dst)
-        ctx.n_rows = [x.shape[0] for x in g]
-        return tuple(compiled().edge_contract_dg(t, rr, row, dst, ctx.n_rows))
+        return tuple(compiled().edge_contract_dg(t, rr, row, dst, [x.shape[0] for x in g]))
 
     @staticmethod
     def backward(ctx, *c):
         t, rr, row, dst = ctx.saved_tensors
-        c = [torch.zeros(n, t.shape[2], dtype=t.dtype, device=t.device) if x is None else x.contiguous()
-             for n, x in zip(ctx.n_rows, c)]
+        c = [x.contiguous() for x in c]  # materialised by autograd: zeros for an unused part
         gt = EdgeContract.apply(rr, row, dst, t.shape[0], *c) if ctx.needs_input_grad[0] else None
         grr = EdgeContractDR.apply(t, row, dst, *c) if ctx.needs_input_grad[1] else None
         return (gt, grr, None, None, *([None] * len(c)))

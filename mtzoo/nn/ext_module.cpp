@@ -25,7 +25,7 @@ torch::Tensor edge_contract(torch::Tensor R, std::vector<torch::Tensor> G, torch
 torch::Tensor edge_contract_dr(torch::Tensor T, std::vector<torch::Tensor> G, torch::Tensor row, torch::Tensor dst);
 std::vector<torch::Tensor> edge_contract_dg(torch::Tensor T, torch::Tensor R, torch::Tensor row, torch::Tensor dst,
                                             std::vector<int64_t> n_rows);
-// activation_ext.cpp: vectorised tanh (libmvec)
+// activation_ext.cpp: vectorised tanh (AVX2 kernel for float64, libmvec for float32)
 torch::Tensor fast_tanh(torch::Tensor x, std::optional<torch::Tensor> out);
 bool fast_tanh_vectorised();
 // neighbors_ext.cpp: cell-list neighbour search
@@ -44,9 +44,9 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("edge_contract", &edge_contract, "se_e2_a: T[d_e, k, :] += R[e, k] G[r_e, :]");
   m.def("edge_contract_dr", &edge_contract_dr, "se_e2_a: gR[e, k] = T[d_e, k, :] . G[r_e, :]");
   m.def("edge_contract_dg", &edge_contract_dg, "se_e2_a: gG[r_e, :] += sum_k R[e, k] T[d_e, k, :]");
-  m.def("fast_tanh", &fast_tanh, "tanh of a contiguous float64/float32 tensor (libmvec when present)",
+  m.def("fast_tanh", &fast_tanh, "tanh of a contiguous float64/float32 tensor (vectorised where the CPU allows)",
         pybind11::arg("x"), pybind11::arg("out") = pybind11::none());
-  m.def("fast_tanh_vectorised", &fast_tanh_vectorised, "whether fast_tanh runs libmvec's vector tanh");
+  m.def("fast_tanh_vectorised", &fast_tanh_vectorised, "whether fast_tanh runs its float64 AVX2 kernel");
   m.def("neighbor_list", &neighbor_list, "ordered pairs closer than rcut (cell list), sorted by centre");
   m.def("edge_vectors", &edge_vectors, "r_e = x_src - x_dst + S_e h (one pass, no autograd)");
   m.def("edge_forces", &edge_forces, "F_i = sum over edges into i of dE/dr_e minus those out of i");
