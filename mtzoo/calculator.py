@@ -130,6 +130,7 @@ class MTZooCalculator(Calculator):
         self.implemented_properties = props
         self._type_index = {el: i for i, el in enumerate(model.type_map)}
         self._nl = None
+        self._types_cache = None
         self.nl_builds = 0
         self.nl_reuses = 0
         super().__init__(**kwargs)
@@ -140,11 +141,17 @@ class MTZooCalculator(Calculator):
         self._nl = None
 
     def _types(self, atoms) -> np.ndarray:
+        numbers = atoms.numbers
+        cached = self._types_cache
+        if cached is not None and np.array_equal(cached[0], numbers):  # an MD run: same atoms every step
+            return cached[1]
         symbols = atoms.get_chemical_symbols()
         unknown = sorted(set(symbols) - set(self._type_index))
         if unknown:
             raise ValueError(f"elements {unknown} are not in this model's type_map {self.model.type_map}")
-        return np.array([self._type_index[s] for s in symbols], dtype=np.int64)
+        types = np.array([self._type_index[s] for s in symbols], dtype=np.int64)
+        self._types_cache = (numbers.copy(), types)
+        return types
 
     def _edges(self, pos: np.ndarray, cell: np.ndarray | None, numbers: np.ndarray, pbc: np.ndarray):
         """``edge_index [2, E]`` and ``cell_shift [E, 3]`` of the pairs closer than ``rcut`` (Verlet list)."""

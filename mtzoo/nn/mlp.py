@@ -192,9 +192,11 @@ class FittingNet(EmbeddingNet):
         x ``[n, in_dim]`` -> ``y [n, out_dim]``, ``dE/dx [n, in_dim]`` with :math:`E = \\sum y`
         (written into ``out``, two contiguous tensors of these shapes, when given).
         """
+        layers = tuple(self.layers)  # slicing an nn.ModuleList builds a new one (tens of microseconds)
+        hidden = layers[:-1]
         with torch.no_grad():
             saved = []
-            for layer in self.layers[:-1]:
+            for layer in hidden:
                 z = torch.addmm(layer.bias, x, layer.weight) if layer.bias is not None else x @ layer.weight
                 tanh = layer.activation_name.lower() == "tanh"
                 y = fast_tanh(z, out=z) if tanh else layer.act(z)  # tanh: phi' from y alone, z not kept
@@ -207,14 +209,14 @@ class FittingNet(EmbeddingNet):
                 else:
                     h = y
                 x = h
-            last = self.layers[-1]
+            last = layers[-1]
             y_out, g_out = out if out is not None else (None, None)
             if last.bias is not None:
                 y = torch.addmm(last.bias, x, last.weight, out=y_out)
             else:
                 y = torch.mm(x, last.weight, out=y_out)
             g = last.weight.sum(1).expand(x.shape[0], -1)  # d(sum y)/dx of the linear output layer
-            for k, (layer, (z, act)) in enumerate(zip(reversed(self.layers[:-1]), reversed(saved))):
+            for k, (layer, (z, act)) in enumerate(zip(reversed(hidden), reversed(saved))):
                 gz = g * layer.idt if layer.idt is not None else g
                 name = layer.activation_name.lower()
                 if name == "tanh":  # gz (1 - y^2)
