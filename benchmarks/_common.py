@@ -1,7 +1,10 @@
-"""Helpers shared by the benchmark scripts: where a result was measured (commit, CPU)."""
+"""Helpers shared by the benchmark scripts: where a result was measured (commit, CPU), frames,
+and the long-lived peer processes (DeePMD-kit, MACE) that run in their own environments."""
 
 from __future__ import annotations
 
+import json
+import os
 import platform
 import subprocess
 from pathlib import Path
@@ -42,3 +45,37 @@ def first_frame_atoms(sysdir: Path, type_map: list[str], repeat: int = 1):
     types = np.loadtxt(sysdir / "type.raw", dtype=int).reshape(-1)
     atoms = Atoms(symbols=[type_map[t] for t in types], positions=coord, cell=box, pbc=True)
     return atoms.repeat((repeat,) * 3) if repeat > 1 else atoms
+
+
+class PeerProcess:
+    """A peer script in another python, fed one command per line on stdin; it answers each with one
+    ``@@ {json}`` line on stdout (``_deepmd_peer.py``, ``_mace_peer.py``).  Its first line (after
+    start-up) is kept as ``ready``; stderr goes to ``errlog``."""
+
+    def __init__(self, name: str, argv: list[str], errlog: Path) -> None:
+        self.name, self.errlog = name, errlog
+        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=open(errlog, "w"),
+                                     text=True, env=dict(os.environ))
+        self.ready = self._read()
+
+    def _read(self) -> dict:
+        for line in self.proc.stdout:
+            if line.startswith("@@ "):
+                msg = json.loads(line[3:])
+                if "error" in msg:
+                    raise RuntimeError(f"{self.name} peer: {msg['error']}")
+                return msg
+        self.proc.wait()
+        raise RuntimeError(f"{self.name} peer exited ({self.proc.returncode}):\n{self.errlog.read_text()[-3000:]}")
+
+    def ask(self, cmd: str) -> dict:
+        """Send one command line; the peer's answer."""
+        self.proc.stdin.write(cmd + "\n")
+        self.proc.stdin.flush()
+        return self._read()
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.stdin.write("quit\n")
+            self.proc.stdin.close()
+            self.proc.wait(timeout=60)

@@ -46,7 +46,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
-from _common import cpu_model, first_frame_atoms, git_commit  # noqa: E402  (benchmarks/ on sys.path)
+from _common import PeerProcess, cpu_model, first_frame_atoms, git_commit  # noqa: E402  (benchmarks/ on sys.path)
 WATER = "data/deepmd-examples/examples/water"
 INPUT = WATER + "/se_e2_a/input_torch.json"
 FRAME = WATER + "/data/data_0"
@@ -82,37 +82,16 @@ def deepmd_freeze(peer: str, workdir: Path) -> Path:
     return workdir / "frozen.pth"
 
 
-class DeepmdSide:
+class DeepmdSide(PeerProcess):
     """``_deepmd_peer.py`` in the peer environment (one ``DeepPot``, loaded once), fed commands on stdin."""
 
     def __init__(self, peer: str, shared: Path, frozen: Path, repeats: list[int], errlog: Path) -> None:
-        self.errlog = errlog
-        self.proc = subprocess.Popen(
-            [peer, str(PEER_SCRIPT), str(frozen), str(shared / FRAME), "--repeats", *map(str, repeats)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=open(errlog, "w"), text=True, env=dict(os.environ))
-        self.ready = self._read()
-
-    def _read(self) -> dict:
-        for line in self.proc.stdout:
-            if line.startswith("@@ "):
-                msg = json.loads(line[3:])
-                if "error" in msg:
-                    raise RuntimeError(f"DeePMD-kit peer: {msg['error']}")
-                return msg
-        self.proc.wait()
-        raise RuntimeError(f"DeePMD-kit peer exited ({self.proc.returncode}):\n{self.errlog.read_text()[-3000:]}")
+        super().__init__("DeePMD-kit", [peer, str(PEER_SCRIPT), str(frozen), str(shared / FRAME), "--repeats",
+                                        *map(str, repeats)], errlog)
 
     def infer(self, repeat: int, calls: int) -> list[float]:
         """Seconds of each of ``calls`` ``DeepPot.eval`` calls on the ``repeat``^3 replica."""
-        self.proc.stdin.write(f"infer {repeat} {calls}\n")
-        self.proc.stdin.flush()
-        return self._read()["times"]
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.stdin.write("quit\n")
-            self.proc.stdin.close()
-            self.proc.wait(timeout=60)
+        return self.ask(f"infer {repeat} {calls}")["times"]
 
 
 # ----------------------------------------------------------------------------------------------

@@ -48,7 +48,6 @@ import argparse
 import datetime
 import json
 import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -56,7 +55,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _common import cpu_model, git_commit  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
+from _common import PeerProcess, cpu_model, git_commit  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 REPO = Path(__file__).resolve().parents[1]
 PEER_SCRIPT = Path(__file__).resolve().parent / "_mace_peer.py"
@@ -208,44 +207,19 @@ def _time(fn, n: int) -> list[float]:
 # ----------------------------------------------------------------------------------------------
 # MACE side (a long-lived subprocess of the peer's python)
 # ----------------------------------------------------------------------------------------------
-class MaceSide:
+class MaceSide(PeerProcess):
     """``_mace_peer.py`` in the peer environment, fed commands on stdin; same interface as :class:`MtzooSide`."""
 
     def __init__(self, peer_python: str, frames_npz: Path, precision: str, config: dict, errlog: Path) -> None:
-        self.errlog = errlog
-        self.proc = subprocess.Popen(
-            [peer_python, str(PEER_SCRIPT), "--frames", str(frames_npz), "--dtype", precision,
-             "--config", json.dumps(config)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=open(errlog, "w"), text=True, env=dict(os.environ))
-        self.ready = self._read()
+        super().__init__("MACE", [peer_python, str(PEER_SCRIPT), "--frames", str(frames_npz), "--dtype", precision,
+                                  "--config", json.dumps(config)], errlog)
         self.params = int(self.ready["params"])
 
-    def _read(self) -> dict:
-        for line in self.proc.stdout:
-            if line.startswith("@@ "):
-                msg = json.loads(line[3:])
-                if "error" in msg:
-                    raise RuntimeError(f"MACE peer: {msg['error']}")
-                return msg
-        self.proc.wait()
-        raise RuntimeError(f"MACE peer exited ({self.proc.returncode}):\n{self.errlog.read_text()[-3000:]}")
-
-    def _ask(self, cmd: str) -> list[float]:
-        self.proc.stdin.write(cmd + "\n")
-        self.proc.stdin.flush()
-        return self._read()["times"]
-
     def infer(self, n: int) -> list[float]:
-        return self._ask(f"infer {n}")
+        return self.ask(f"infer {n}")["times"]
 
     def train(self, n: int) -> list[float]:
-        return self._ask(f"train {n}")
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.stdin.write("quit\n")
-            self.proc.stdin.close()
-            self.proc.wait(timeout=60)
+        return self.ask(f"train {n}")["times"]
 
 
 # ----------------------------------------------------------------------------------------------
