@@ -1,5 +1,5 @@
 """ASE calculator: finite-difference forces and stress, Verlet-list reuse, NVE energy conservation,
-head validation, tensor heads, dtype, errors, and ASE integrators / optimizers.
+head validation, tensor heads, dtype, errors, the atom-type cache, and ASE integrators / optimizers.
 
 Models: small se_e2_a nets with statistics from compute_stats (untrained: smooth, random).
 """
@@ -289,6 +289,22 @@ def test_predict_gives_tensor_heads_global_and_atomic_values():
     a = m.predict(atoms, head="polar")
     assert a["polarizability"].shape == (3, 3) and a["atomic_polarizability"].shape == (len(atoms), 3, 3)
     np.testing.assert_allclose(a["polarizability"], a["atomic_polarizability"].sum(0), rtol=1e-12, atol=1e-14)
+
+
+def test_changed_elements_are_not_served_from_the_type_cache():
+    """The calculator keeps the atom types while the atomic numbers stay the same; swapping the
+    elements of two atoms in place (same positions, same count) must give the fresh answer."""
+    calc = MTZooCalculator(agau_model(), head="pbe")
+    atoms = agau_cell()
+    calc.get_potential_energy(atoms)
+    sym = atoms.get_chemical_symbols()
+    i, j = sym.index("Ag"), sym.index("Au")
+    atoms.symbols[[i, j]] = [sym[j], sym[i]]
+    swapped = calc.get_potential_energy(atoms)
+    fresh = MTZooCalculator(agau_model(), head="pbe").get_potential_energy(atoms.copy())
+    assert swapped == pytest.approx(fresh, rel=1e-12, abs=1e-12)
+    before = MTZooCalculator(agau_model(), head="pbe").get_potential_energy(agau_cell())
+    assert abs(swapped - before) > 1e-6  # the swap changed the energy: the test can tell
 
 
 def test_errors_mixed_pbc_and_unknown_elements():
