@@ -32,25 +32,39 @@ from mtzoo.nn.mlp import FittingNet
 ACTS = sorted(ACTIVATIONS)
 
 
+@pytest.mark.parametrize("path", ["compiled", "torch-ops"])
 @pytest.mark.parametrize("act", ACTS)
-def test_fitting_net_input_grad_equals_autograd(act):
+def test_fitting_net_input_grad_equals_autograd(act, path, monkeypatch):
     """Output and d(sum y)/dx by hand equal autograd's for residual layers of equal width (skip),
-    doubled width ([x, x] skip), other widths (no skip), with and without the timestep."""
+    doubled width ([x, x] skip), other widths (no skip), with and without the timestep; tanh nets
+    both in one compiled call (``fitting_ext.cpp``) and as torch ops."""
+    from mtzoo.nn.mlp import _fitting_ext
+
+    if path == "torch-ops":
+        monkeypatch.setenv("MTZOO_EXTENSIONS", "0")
+    elif act != "tanh":
+        pytest.skip("the compiled fitting pass is for tanh nets")
+    probe = FittingNet(4, 1, [4], act, True, dtype=torch.float64, seed=1)
+    compiled_used = _fitting_ext(torch.zeros(1, 4, dtype=torch.float64), tuple(probe.layers)) is not None
+    if path == "compiled" and not compiled_used:
+        pytest.skip("compiled kernels unavailable here (no compiler?)")
+    assert compiled_used == (path == "compiled")
     torch.manual_seed(0)
-    for (din, neuron), resnet_dt in itertools.product([(8, [8, 8]), (4, [8, 16, 16]), (6, [5, 7]), (5, [5, 10, 10])],
-                                                      [True, False]):
-        net = FittingNet(din, 1, neuron, act, resnet_dt, dtype=torch.float64, seed=1)
+    for (din, neuron), resnet_dt, (dout, bias) in itertools.product(
+            [(8, [8, 8]), (4, [8, 16, 16]), (6, [5, 7]), (5, [5, 10, 10])], [True, False], [(1, True), (3, False)]):
+        net = FittingNet(din, dout, neuron, act, resnet_dt, dtype=torch.float64, bias_out=bias, seed=1)
         x = 2.0 * torch.randn(7, din, dtype=torch.float64)
         xa = x.clone().requires_grad_(True)
         ya = net(xa)
         (ga,) = torch.autograd.grad(ya.sum(), xa)
         y, g = net.value_and_input_grad(x)
-        yo, go = torch.empty(7, 1, dtype=torch.float64), torch.empty(7, din, dtype=torch.float64)
+        yo, go = torch.empty(7, dout, dtype=torch.float64), torch.empty(7, din, dtype=torch.float64)
         net.value_and_input_grad(x, out=(yo, go))
         scale = max(1.0, float(ga.abs().max()))
         for what, got, want in (("y", y, ya), ("dy/dx", g, ga), ("y (out)", yo, ya), ("dy/dx (out)", go, ga)):
             err = float((got - want.detach()).abs().max()) / scale
-            assert err < 1e-12, f"{act}, in {din}, neuron {neuron}, resnet_dt {resnet_dt}: {what} off by {err:.2e}"
+            assert err < 1e-12, (f"{act}, in {din}, neuron {neuron}, resnet_dt {resnet_dt}, out {dout}, bias {bias}: "
+                                 f"{what} off by {err:.2e}")
         assert not y.requires_grad and not g.requires_grad
 
 

@@ -28,6 +28,10 @@ std::vector<torch::Tensor> edge_contract_dg(torch::Tensor T, torch::Tensor R, to
 // activation_ext.cpp: vectorised tanh (AVX2 kernel for float64, libmvec for float32)
 torch::Tensor fast_tanh(torch::Tensor x, std::optional<torch::Tensor> out);
 bool fast_tanh_vectorised();
+// fitting_ext.cpp: value and input gradient of a tanh fitting net in one call
+void mlp_value_and_grad(torch::Tensor x, std::vector<torch::Tensor> weights,
+                        std::vector<std::optional<torch::Tensor>> biases, std::vector<std::optional<torch::Tensor>> idts,
+                        std::vector<int64_t> skips, torch::Tensor y_out, torch::Tensor g_out);
 // neighbors_ext.cpp: cell-list neighbour search
 std::vector<torch::Tensor> neighbor_list(torch::Tensor pos, torch::Tensor cell, double rcut);
 torch::Tensor edge_vectors(torch::Tensor pos, torch::Tensor edge_index, torch::Tensor shift, torch::Tensor cell,
@@ -47,6 +51,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("fast_tanh", &fast_tanh, "tanh of a contiguous float64/float32 tensor (vectorised where the CPU allows)",
         pybind11::arg("x"), pybind11::arg("out") = pybind11::none());
   m.def("fast_tanh_vectorised", &fast_tanh_vectorised, "whether fast_tanh runs its float64 AVX2 kernel");
+  m.def("mlp_value_and_grad", &mlp_value_and_grad, "tanh fitting net: output and d(sum y)/dx, written to y_out, g_out");
   m.def("neighbor_list", &neighbor_list, "ordered pairs closer than rcut (cell list), sorted by centre");
   m.def("edge_vectors", &edge_vectors, "r_e = x_src - x_dst + S_e h (one pass, no autograd)");
   m.def("edge_forces", &edge_forces, "F_i = sum over edges into i of dE/dr_e minus those out of i");

@@ -3,7 +3,8 @@
 Sources: ``tabulate_ext.cpp`` (:class:`mtzoo.nn.tabulate.FusedSeA`), ``se_tail_ext.cpp``
 (:class:`mtzoo.nn.tabulate.SeATail`), ``contract_ext.cpp`` (:mod:`mtzoo.nn.contract`: the exact
 se_e2_a's edge contraction and its derivatives), ``activation_ext.cpp``
-(:func:`mtzoo.nn.common.fast_tanh`), ``neighbors_ext.cpp`` (:func:`mtzoo.data.graph.neighbor_list`,
+(:func:`mtzoo.nn.common.fast_tanh`), ``fitting_ext.cpp`` (:meth:`mtzoo.nn.mlp.FittingNet.value_and_input_grad`
+of tanh nets in one call), ``neighbors_ext.cpp`` (:func:`mtzoo.data.graph.neighbor_list`,
 and the edge vectors and forces of :meth:`mtzoo.model.Model.forward`), the shared header
 ``ext_common.h`` and ``ext_module.cpp`` (bindings), built together on
 first use by ``torch.utils.cpp_extension`` (40-80 s on 2 cores, once; torch caches the library under
@@ -11,8 +12,8 @@ first use by ``torch.utils.cpp_extension`` (40-80 s on 2 cores, once; torch cach
 changes).  The hot loops are compiled for AVX-512, AVX2+FMA and baseline x86-64 and the best one
 is picked when the library loads, so a cache shared between machines stays valid.  On CPUs with
 AVX-512 the table kernels use register-blocked versions (``T`` and ``dE/dT`` of a centre kept in
-registers over its edges); ``MTZOO_NO_AVX512=1`` selects the portable loops instead (tests run
-both).
+registers over its edges); ``MTZOO_NO_AVX512=1`` selects the portable loops instead; likewise ``MTZOO_NO_AVX2=1`` for the
+AVX2 kernel of the per-atom tail's backward (tests run both).
 
 Without a C++ compiler, after a failed build (one warning), or with ``MTZOO_EXTENSIONS=0``,
 :func:`compiled` returns None and every caller runs the same arithmetic with torch ops (and the
@@ -28,7 +29,7 @@ from pathlib import Path
 
 NAME = "mtzoo_ext"
 SOURCES = ("ext_module.cpp", "tabulate_ext.cpp", "se_tail_ext.cpp", "contract_ext.cpp", "activation_ext.cpp",
-           "neighbors_ext.cpp")
+           "fitting_ext.cpp", "neighbors_ext.cpp")
 HEADERS = ("ext_common.h",)  # included by the sources: their changes also mark the build stale
 #: ``-mprefer-vector-width=512``: the AVX-512 clones use 512-bit vectors (measured 1.2x on the
 #: table kernels over GCC's default of 256 bits for AVX-512 targets).

@@ -194,6 +194,13 @@ class FittingNet(EmbeddingNet):
         """
         layers = tuple(self.layers)  # slicing an nn.ModuleList builds a new one (tens of microseconds)
         hidden = layers[:-1]
+        ext = _fitting_ext(x, layers)
+        if ext is not None:  # tanh net, float64 on the CPU: the whole pass in one compiled call
+            y_out, g_out = out if out is not None else (x.new_empty(x.shape[0], self.out_dim), torch.empty_like(x))
+            with torch.no_grad():
+                ext.mlp_value_and_grad(x.detach(), [la.weight for la in layers], [la.bias for la in layers],
+                                       [la.idt for la in hidden], [la.skip for la in hidden], y_out, g_out)
+            return y_out, g_out
         with torch.no_grad():
             saved = []
             for layer in hidden:
@@ -234,3 +241,19 @@ class FittingNet(EmbeddingNet):
                 g_out.copy_(g)
                 g = g_out
             return y, g
+
+
+def _fitting_ext(x: torch.Tensor, layers: tuple) -> object | None:
+    """The compiled extension when :meth:`FittingNet.value_and_input_grad` can run as one call
+    (``fitting_ext.cpp``): float64 contiguous CPU input, tanh hidden layers, float64 weights; else None."""
+    if x.dtype != torch.float64 or x.device.type != "cpu" or x.dim() != 2 or not x.is_contiguous():
+        return None
+    if any(la.activation_name.lower() != "tanh" for la in layers[:-1]) or layers[-1].activation_name.lower() not in (
+            "none", "linear") or layers[-1].skip != 0 or layers[-1].idt is not None:
+        return None
+    if any(la.weight.dtype != torch.float64 or not la.weight.is_contiguous() for la in layers):
+        return None
+    from mtzoo.nn.extension import compiled
+
+    ext = compiled()
+    return ext if ext is not None and hasattr(ext, "mlp_value_and_grad") else None
