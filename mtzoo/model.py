@@ -128,13 +128,20 @@ class Model(nn.Module):
             batch = torch.zeros(pos.shape[0], dtype=torch.long, device=pos.device)
         differentiate = (forces or virial) and any(o.differentiable for o in hd.outputs)
         # differentiated outputs need autograd even under no_grad; other heads follow the caller's grad mode
+        # no graph of the derivatives kept: the fitting nets' backward pass by hand (no autograd),
+        # and the descriptor's too where it has one (forward_with_pullback)
+        by_hand = differentiate and not create_graph and hasattr(hd, "energy_and_grad") and pos.shape[0] > 0
         with torch.enable_grad() if differentiate else contextlib.nullcontext():
             vec = edge_vectors(pos, edge_index, data[K.CELL_SHIFT], data[K.CELL], batch)
-            if differentiate and not vec.requires_grad:
-                vec.requires_grad_(True)
-            feats = self.descriptor(vec, edge_index, atom_type)
-            # no graph of the derivatives kept: the fitting nets' backward pass by hand (no autograd)
-            by_hand = differentiate and not create_graph and hasattr(hd, "energy_and_grad") and pos.shape[0] > 0
+            lean = None
+            if by_hand and not vec.requires_grad and hasattr(self.descriptor, "forward_with_pullback"):
+                lean = self.descriptor.forward_with_pullback(vec, edge_index, atom_type)
+            if lean is not None:
+                feats, pullback = lean
+            else:
+                if differentiate and not vec.requires_grad:
+                    vec.requires_grad_(True)
+                feats = self.descriptor(vec, edge_index, atom_type)
             if by_hand:
                 atom_e, g_desc = hd.energy_and_grad(feats, atom_type)
                 out = {K.ATOM_ENERGY: atom_e}
@@ -144,7 +151,9 @@ class Model(nn.Module):
                 if o.reducible:
                     out[o.name] = scatter_sum(out[o.atom_name], batch, n_frames)
             if differentiate:
-                if by_hand:
+                if lean is not None:
+                    g = pullback(g_desc)
+                elif by_hand:
                     g = None if not feats[K.DESCRIPTOR].requires_grad else torch.autograd.grad(
                         feats[K.DESCRIPTOR], vec, g_desc, allow_unused=True)[0]
                 else:

@@ -89,6 +89,36 @@ def test_model_by_hand_equals_autograd():
         assert fast[K.FORCES].grad_fn is None
 
 
+@pytest.mark.parametrize("variant", ["one_side", "two_side"])
+def test_compressed_descriptor_pullback_equals_autograd(variant):
+    """The compressed se_e2_a's autograd-free path (forward_with_pullback, which Model.forward
+    takes when no graph is kept) gives forward()'s features, and its pullback of a random
+    dE/dD equals autograd's vector-Jacobian product; close contacts (inside rmin) decline it."""
+    from mtzoo.model import edge_vectors
+    from mtzoo.nn.tabulate import fused_extension
+    from test_physics_se_e2_a import frames_for, model_for
+
+    if fused_extension() is None:
+        pytest.skip("compiled kernels unavailable here (no compiler?)")
+    model = copy.deepcopy(model_for("agau", variant))
+    model.descriptor.enable_compression()
+    batch = collate([physics.frame_graph(model, physics.as_frame(f, model.type_map)) for f in frames_for("agau")])
+    vec = edge_vectors(batch[K.POSITIONS], batch[K.EDGE_INDEX], batch[K.CELL_SHIFT], batch[K.CELL], batch[K.BATCH])
+    lean = model.descriptor.forward_with_pullback(vec, batch[K.EDGE_INDEX], batch[K.ATOM_TYPE])
+    assert lean is not None
+    feats, pullback = lean
+    v = vec.clone().requires_grad_(True)
+    ref = model.descriptor(v, batch[K.EDGE_INDEX], batch[K.ATOM_TYPE])
+    g_desc = torch.randn_like(ref[K.DESCRIPTOR])
+    (want,) = torch.autograd.grad(ref[K.DESCRIPTOR], v, g_desc)
+    physics._assert_close("descriptor", feats[K.DESCRIPTOR].numpy(), ref[K.DESCRIPTOR].detach().numpy(), rtol=1e-13)
+    physics._assert_close("rotation matrix", feats[K.ROT_MAT].numpy(), ref[K.ROT_MAT].detach().numpy(), rtol=1e-13)
+    physics._assert_close("pullback", pullback(g_desc).numpy(), want.numpy(), rtol=1e-12)
+    close = copy.deepcopy(model_for("agau", variant))
+    close.descriptor.enable_compression(rmin=3.5)  # most neighbours closer than rmin: the nets run there
+    assert close.descriptor.forward_with_pullback(vec, batch[K.EDGE_INDEX], batch[K.ATOM_TYPE]) is None
+
+
 def test_model_by_hand_with_atoms_not_grouped_by_type():
     """Atoms of both types interleaved (the heads' sort-and-put-back path)."""
     from test_physics_se_e2_a import frames_for, model_for

@@ -231,6 +231,35 @@ class DescrptSeA(TabulatedSe, Descriptor):
         desc = torch.bmm(gr.transpose(1, 2), gr[:, :, : self.axis_neuron]).reshape(n_atoms, self.dim_out)
         return {K.DESCRIPTOR: desc, K.ROT_MAT: gr[:, 1:].transpose(1, 2)}
 
+    def forward_with_pullback(self, edge_vec: torch.Tensor, edge_index: torch.Tensor, atom_type: torch.Tensor):
+        """Compressed float64 se_e2_a with the compiled kernels, no autograd: the features of
+        :meth:`forward` and :math:`\partial E/\partial \mathcal D \mapsto \partial E/\partial
+        \mathbf r_e` (``se_a_tail_backward`` then ``tabulate_backward``, the backward passes of
+        :class:`~mtzoo.nn.tabulate.SeATail` and :class:`~mtzoo.nn.tabulate.FusedSeA` called
+        directly).  None (autograd through :meth:`forward`) when not compressed, without the
+        extension, without edges, or when an edge is closer than the tables reach (``rmin``: the
+        nets run there)."""
+        ext = fused_extension()
+        if self.compress is None or ext is None or self.dtype != torch.float64 or not edge_index.shape[1]:
+            return None
+        self._check_inference()
+        tb, env = self._fused_tables(), (self.rcut_smth, self.rcut, self.env_protection)
+        vec, edge_index, atom_type = edge_vec.detach().to(self.dtype).contiguous(), edge_index.contiguous(), atom_type.contiguous()
+        gr, rr, t, col, inside, counts = ext.tabulate_forward(vec, edge_index, atom_type, tb.scale, tb.shift, tb.slot,
+                                                              tb.knots_all, tb.knot_start, tb.bin_offset, tb.coef, *env)
+        if not bool(inside.all()):
+            return None
+        inv = 1.0 / self.nnei
+        x, desc = ext.se_a_tail_forward(gr, (self.sel_t.unsqueeze(0) - counts).contiguous(),
+                                        self._padding_rows().contiguous(), atom_type, inv, self.axis_neuron)
+
+        def pullback(g_desc: torch.Tensor) -> torch.Tensor:
+            g_t = ext.se_a_tail_backward(x, g_desc.to(self.dtype).contiguous(), None, inv, self.axis_neuron)
+            return ext.tabulate_backward(g_t, vec, edge_index, atom_type, tb.scale, tb.shift, tb.slot, rr, t, col, inside,
+                                         tb.knots_all, tb.knot_start, tb.bin_offset, tb.coef, *env)
+
+        return {K.DESCRIPTOR: desc, K.ROT_MAT: x[:, 1:].transpose(1, 2)}, pullback
+
     def _env_rows(self, edge_vec: torch.Tensor, pair: torch.Tensor) -> torch.Tensor:
         """Normalised environment rows :math:`\\hat{\\mathcal R}_e` (excluded pairs zeroed): ``[E, 4]``."""
         rr = env_matrix(edge_vec.to(self.dtype), self.rcut_smth, self.rcut, self.env_protection)
