@@ -306,3 +306,33 @@ def test_compiled_kernels_equal_torch_ops(monkeypatch, avx512):
         monkeypatch.delenv("MTZOO_EXTENSIONS")
         for key in (K.ENERGY, K.FORCES, K.VIRIAL):
             physics._assert_close(f"{variant} compiled vs torch {key}", compiled[key], ops[key], rtol=1e-12)
+
+
+@pytest.mark.parametrize("m1", [13, 44])
+def test_compiled_kernels_with_channel_remainders(monkeypatch, m1):
+    """Embedding widths that are not a multiple of 8 (13 = 8 + 4 + 1, 44 = 32 + 8 + 4): the
+    vector kernels' 4-channel and scalar remainders give what the portable loops and the torch
+    ops give."""
+    from mtzoo.model import build_model
+    from mtzoo.nn.tabulate import fused_extension
+    from test_physics_se_e2_a import SYSTEMS
+
+    if fused_extension() is None:
+        pytest.skip("compiled kernels unavailable here (no compiler?)")
+    type_map, rcut, rcut_smth, sel = SYSTEMS["agau"]
+    model = build_model({"type_map": type_map,
+                         "descriptor": {"type": "se_e2_a", "sel": sel, "rcut": rcut, "rcut_smth": rcut_smth,
+                                        "neuron": [4, m1], "axis_neuron": 4, "seed": 5},
+                         "heads": {HEAD: {"type": "ener", "neuron": [8, 8], "seed": 6}}}).eval()
+    frames = [physics.as_frame(f, type_map) for f in frames_for("agau")]
+    model.descriptor.compute_stats([physics.frame_graph(model, f) for f in frames])
+    model.descriptor.enable_compression()
+    got = physics.evaluate(model, frames, HEAD)
+    monkeypatch.setenv("MTZOO_NO_AVX512", "1")
+    monkeypatch.setenv("MTZOO_NO_AVX2", "1")
+    portable = physics.evaluate(model, frames, HEAD)
+    monkeypatch.setenv("MTZOO_EXTENSIONS", "0")
+    ops = physics.evaluate(model, frames, HEAD)
+    for key in (K.ENERGY, K.FORCES, K.VIRIAL):
+        physics._assert_close(f"M1={m1} vector vs torch {key}", got[key], ops[key], rtol=1e-12)
+        physics._assert_close(f"M1={m1} portable vs torch {key}", portable[key], ops[key], rtol=1e-12)
