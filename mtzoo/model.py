@@ -133,9 +133,12 @@ class Model(nn.Module):
         by_hand = differentiate and not create_graph and hasattr(hd, "energy_and_grad") and pos.shape[0] > 0
         with torch.enable_grad() if differentiate else contextlib.nullcontext():
             vec = edge_vectors(pos, edge_index, data[K.CELL_SHIFT], data[K.CELL], batch)
-            lean = None
+            lean = fold = None
             if by_hand and not vec.requires_grad and hasattr(self.descriptor, "forward_with_pullback"):
-                lean = self.descriptor.forward_with_pullback(vec, edge_index, atom_type)
+                # the folded descriptor (symmetric block stored once) where the head takes it
+                fold = self.descriptor.folded_index() if (getattr(hd, "takes_folded", False)
+                                                          and hasattr(self.descriptor, "folded_index")) else None
+                lean = self.descriptor.forward_with_pullback(vec, edge_index, atom_type, folded=fold is not None)
             if lean is not None:
                 feats, pullback = lean
             else:
@@ -143,7 +146,7 @@ class Model(nn.Module):
                     vec.requires_grad_(True)
                 feats = self.descriptor(vec, edge_index, atom_type)
             if by_hand:
-                atom_e, g_desc = hd.energy_and_grad(feats, atom_type)
+                atom_e, g_desc = hd.energy_and_grad(feats, atom_type, fold=fold if lean is not None else None)
                 out = {K.ATOM_ENERGY: atom_e}
             else:
                 out = hd(feats, atom_type)

@@ -197,3 +197,60 @@ def test_by_hand_sees_weights_changed_in_place():
     slow = model(batch, head="default", create_graph=True)[K.FORCES].detach()
     assert float((fast - before).abs().max()) > 1e-6  # the step changed the forces
     physics._assert_close("forces after a fused Adam step", fast.numpy(), slow.numpy(), rtol=1e-12)
+
+
+@pytest.mark.parametrize("avx2", [True, False], ids=["avx2-if-present", "portable-loop"])
+def test_folded_descriptor_layout(monkeypatch, avx2):
+    """se_e2_a's folded descriptor (the symmetric M2 x M2 block stored once): the compiled tail
+    writes D[:, keep], its backward gives autograd's dE/dX for a gradient in that layout, and a
+    linear layer with the mirror rows summed gives the same products (D W = D' W')."""
+    from mtzoo.descriptors.se_e2_a import folded_index
+    from mtzoo.nn.tabulate import fused_extension
+
+    ext = fused_extension()
+    if ext is None:
+        pytest.skip("compiled kernels unavailable here (no compiler?)")
+    if not avx2:
+        monkeypatch.setenv("MTZOO_NO_AVX2", "1")
+    torch.manual_seed(4)
+    for m1, m2 in ((100, 16), (12, 4), (7, 3)):
+        keep, mirror = folded_index(m1, m2)
+        assert keep.numel() == m1 * m2 - m2 * (m2 - 1) // 2
+        n = 5
+        t = torch.randn(n, 4, m1, dtype=torch.float64)
+        x, d_full = ext.se_a_tail_forward(t, None, None, torch.zeros(n, dtype=torch.long), 0.5, m2)
+        _, d_fold = ext.se_a_tail_forward(t, None, None, torch.zeros(n, dtype=torch.long), 0.5, m2, True)
+        assert float((d_fold - d_full[:, keep]).abs().max()) == 0.0
+        w = torch.randn(m1 * m2, 3, dtype=torch.float64)
+        wf = w[keep].index_add(0, (mirror >= 0).nonzero().squeeze(1), w[mirror[mirror >= 0]])
+        assert float((d_full @ w - d_fold @ wf).abs().max()) < 1e-12 * float((d_full @ w).abs().max())
+        g = torch.randn(n, keep.numel(), dtype=torch.float64)
+        ta = t.clone().requires_grad_(True)
+        xa = ta * 0.5
+        da = torch.einsum("nkm,nka->nma", xa, xa[:, :, :m2]).reshape(n, -1)
+        (want,) = torch.autograd.grad((da[:, keep] * g).sum(), ta)
+        got = ext.se_a_tail_backward(x, g, None, 0.5, m2, True)
+        assert float((got - want).abs().max()) < 1e-12 * float(want.abs().max()), (m1, m2)
+
+
+def test_folded_first_layer_follows_weight_changes():
+    """The compressed model's inference path runs the fitting nets on the folded descriptor with
+    cached folded weights; a change of the first layer's weights (in place) is picked up."""
+    from mtzoo.nn.tabulate import fused_extension
+    from test_physics_se_e2_a import frames_for, model_for
+
+    model = copy.deepcopy(model_for("agau", "one_side"))
+    model.descriptor.enable_compression()
+    batch = collate([physics.frame_graph(model, physics.as_frame(f, model.type_map)) for f in frames_for("agau")])
+    for step in range(2):
+        fast = model(batch, head="default", create_graph=False)
+        slow = model(batch, head="default", create_graph=True)
+        for key in (K.ENERGY, K.FORCES):
+            physics._assert_close(f"step {step}: {key}", fast[key].detach().numpy(), slow[key].detach().numpy(),
+                                  rtol=1e-12)
+        nets = model.heads["default"].nets
+        if fused_extension() is not None:  # the folded path was taken
+            assert all(net._folded[1].shape[0] == model.descriptor.folded_index()[0].numel() for net in nets)
+        with torch.no_grad():
+            for net in nets:
+                net.layers[0].weight.mul_(1.5)  # in place: the version changes, the storage does not

@@ -29,12 +29,14 @@ class Descriptor(nn.Module):
     def forward(self, edge_vec: torch.Tensor, edge_index: torch.Tensor, atom_type: torch.Tensor) -> dict[str, torch.Tensor]:
         raise NotImplementedError
 
-    def forward_with_pullback(self, edge_vec: torch.Tensor, edge_index: torch.Tensor, atom_type: torch.Tensor):
-        """Inference without autograd: :meth:`forward`'s features and a function that maps
+    def forward_with_pullback(self, edge_vec: torch.Tensor, edge_index: torch.Tensor, atom_type: torch.Tensor,
+                              folded: bool = False):
+        r"""Inference without autograd: :meth:`forward`'s features and a function that maps
         :math:`\partial E/\partial \mathcal D` (``[N, dim_out]``) to :math:`\partial E/\partial
         \mathbf r_e` (``[E, 3]``), or None where this descriptor has no such path (then
         :meth:`mtzoo.model.Model.forward` differentiates :meth:`forward` with autograd).
-        Only the descriptor output's gradient is taken (not that of the rotation matrix)."""
+        Only the descriptor output's gradient is taken (not that of the rotation matrix).
+        ``folded``: the descriptor in the layout of the descriptor's ``folded_index()`` (se_e2_a)."""
         return None
 
     def compute_stats(self, graphs: Sequence) -> None:  # pragma: no cover - interface

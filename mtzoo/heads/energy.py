@@ -87,12 +87,20 @@ class EnergyHead(Head):
             out = apply_per_type(self.nets, desc, atom_type, self.ntypes, 1).squeeze(-1)
         return {K.ATOM_ENERGY: out.to(torch.float64) + self.bias_atom_e[atom_type]}
 
-    def energy_and_grad(self, features: dict[str, torch.Tensor], atom_type: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    #: :meth:`energy_and_grad` takes se_e2_a's folded descriptor (``fold``)
+    takes_folded = True
+
+    def energy_and_grad(self, features: dict[str, torch.Tensor], atom_type: torch.Tensor,
+                        fold: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Atomic energies and :math:`\\partial E/\\partial \\mathcal D` (:math:`E = \\sum_i E_i`)
         from the fitting nets' hand-written backward pass
         (:meth:`~mtzoo.nn.mlp.FittingNet.value_and_input_grad`): the forces path of
         :meth:`mtzoo.model.Model.forward` when no graph of the derivatives is kept.  Same values
         as :meth:`forward` and autograd; nothing is recorded for autograd.
+
+        ``fold`` (keep, mirror; :func:`mtzoo.descriptors.se_e2_a.folded_index`): the descriptor
+        comes in that folded layout ``[N, F]`` and the first layers' weights are folded to match;
+        ``dE/dD`` is then in the folded layout too.
 
         Shapes
         ------
@@ -102,7 +110,7 @@ class EnergyHead(Head):
         desc = features[K.DESCRIPTOR]
         x = desc.detach().to(self.dtype)
         if self.mixed_types:
-            e, g = self.nets[0].value_and_input_grad(x)
+            e, g = self.nets[0].value_and_input_grad(x, fold=fold)
         else:
             sizes, order = type_order(atom_type, self.ntypes)
             xs = x if order is None else x.index_select(0, order)
@@ -110,7 +118,7 @@ class EnergyHead(Head):
             e, g = x.new_empty(x.shape[0], 1), torch.empty_like(x)
             for net, p, ep, gp in zip(self.nets, torch.split(xs, sizes), torch.split(e, sizes), torch.split(g, sizes)):
                 if p.shape[0]:
-                    net.value_and_input_grad(p, out=(ep, gp))
+                    net.value_and_input_grad(p, out=(ep, gp), fold=fold)
             if order is not None:
                 e, g = e.new_empty(e.shape).index_copy(0, order, e), g.new_empty(g.shape).index_copy(0, order, g)
         return e.squeeze(-1).to(torch.float64) + self.bias_atom_e[atom_type], g.to(desc.dtype)

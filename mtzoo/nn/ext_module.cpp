@@ -16,9 +16,9 @@ torch::Tensor tabulate_backward(torch::Tensor gT, torch::Tensor vec, torch::Tens
 // se_tail_ext.cpp: compressed se_e2_a per-atom tail (padding rows, 1/N_c, D = X^T X<)
 std::vector<torch::Tensor> se_a_tail_forward(torch::Tensor T, std::optional<torch::Tensor> pad,
                                              std::optional<torch::Tensor> rows, torch::Tensor atom_type,
-                                             double inv_nnei, int64_t m2);
+                                             double inv_nnei, int64_t m2, bool folded);
 torch::Tensor se_a_tail_backward(torch::Tensor X, torch::Tensor gD, std::optional<torch::Tensor> gX, double inv_nnei,
-                                 int64_t m2);
+                                 int64_t m2, bool folded);
 // contract_ext.cpp: exact se_e2_a edge contraction and its derivatives
 torch::Tensor edge_contract(torch::Tensor R, std::vector<torch::Tensor> G, torch::Tensor row, torch::Tensor dst,
                             int64_t n_atoms);
@@ -43,8 +43,12 @@ std::vector<torch::Tensor> filter_edges(torch::Tensor pos, torch::Tensor edge_in
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("tabulate_forward", &tabulate_forward, "compressed se_e2_a: environment rows, bins, table values and T");
   m.def("tabulate_backward", &tabulate_backward, "compressed se_e2_a: dE/dT -> dE/d(edge vectors)");
-  m.def("se_a_tail_forward", &se_a_tail_forward, "compressed se_e2_a: X = (T + padding) / N_c and D = X^T X<");
-  m.def("se_a_tail_backward", &se_a_tail_backward, "compressed se_e2_a: dE/dD, dE/dX -> dE/dT");
+  m.def("se_a_tail_forward", &se_a_tail_forward, "compressed se_e2_a: X = (T + padding) / N_c and D = X^T X<",
+        pybind11::arg("T"), pybind11::arg("pad"), pybind11::arg("rows"), pybind11::arg("atom_type"),
+        pybind11::arg("inv_nnei"), pybind11::arg("m2"), pybind11::arg("folded") = false);
+  m.def("se_a_tail_backward", &se_a_tail_backward, "compressed se_e2_a: dE/dD, dE/dX -> dE/dT", pybind11::arg("X"),
+        pybind11::arg("gD"), pybind11::arg("gX"), pybind11::arg("inv_nnei"), pybind11::arg("m2"),
+        pybind11::arg("folded") = false);
   m.def("edge_contract", &edge_contract, "se_e2_a: T[d_e, k, :] += R[e, k] G[r_e, :]");
   m.def("edge_contract_dr", &edge_contract_dr, "se_e2_a: gR[e, k] = T[d_e, k, :] . G[r_e, :]");
   m.def("edge_contract_dg", &edge_contract_dg, "se_e2_a: gG[r_e, :] += sum_k R[e, k] T[d_e, k, :]");

@@ -176,8 +176,26 @@ class FittingNet(EmbeddingNet):
                                       seed=_child_seed(seed, len(neuron)), trainable=flags[-1]))
         self.out_dim = out_dim
 
-    def value_and_input_grad(self, x: torch.Tensor, out: tuple[torch.Tensor, torch.Tensor] | None = None
-                             ) -> tuple[torch.Tensor, torch.Tensor]:
+    def folded_weight(self, fold: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        r"""First layer's weight for a folded input, :math:`W'_j = W_{\mathrm{keep}_j} +
+        [\mathrm{mirror}_j \ge 0]\, W_{\mathrm{mirror}_j}` (``[F, n_out]``), kept until the weight
+        changes (its storage or version).  No gradient reaches the weights through it."""
+        w = self.layers[0].weight
+        keep, mirror = fold
+        key = (w.data_ptr(), w._version, w.dtype, w.device, keep.data_ptr(), keep.numel())
+        cached = getattr(self, "_folded", None)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        with torch.no_grad():
+            keep, mirror = keep.to(w.device), mirror.to(w.device)
+            wf = w.index_select(0, keep)
+            rows = (mirror >= 0).nonzero().squeeze(1)
+            wf.index_add_(0, rows, w.index_select(0, mirror.index_select(0, rows)))
+        self._folded = (key, wf)
+        return wf
+
+    def value_and_input_grad(self, x: torch.Tensor, out: tuple[torch.Tensor, torch.Tensor] | None = None,
+                             fold: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Output and :math:`\\partial(\\sum_r y_r)/\\partial\\mathbf x` by a hand-written backward
         pass, without autograd (inference: forces of an energy head).
 
@@ -187,6 +205,11 @@ class FittingNet(EmbeddingNet):
         share: :math:`\\bar{\\mathbf y}`, or its two halves summed for a doubled skip).  Nothing is
         recorded for autograd and the weights get no gradient.
 
+        ``fold`` (keep ``[F]``, mirror ``[F]``): ``x`` is a folded input ``[n, F]`` (input ``j``
+        is the net's input ``keep[j]``, and input ``mirror[j]`` equals it where ``>= 0``;
+        :func:`mtzoo.descriptors.se_e2_a.folded_index`): the first layer runs with
+        :meth:`folded_weight`, and ``dE/dx`` is ``[n, F]``.
+
         Shapes
         ------
         x ``[n, in_dim]`` -> ``y [n, out_dim]``, ``dE/dx [n, in_dim]`` with :math:`E = \\sum y`
@@ -194,17 +217,20 @@ class FittingNet(EmbeddingNet):
         """
         layers = tuple(self.layers)  # slicing an nn.ModuleList builds a new one (tens of microseconds)
         hidden = layers[:-1]
+        if fold is not None and layers[0].skip:
+            raise ValueError("a folded input needs a first layer without a residual skip")
+        weights = [layers[0].weight if fold is None else self.folded_weight(fold)] + [la.weight for la in layers[1:]]
         ext = _fitting_ext(x, layers)
         if ext is not None:  # tanh net, float64 on the CPU: the whole pass in one compiled call
             y_out, g_out = out if out is not None else (x.new_empty(x.shape[0], self.out_dim), torch.empty_like(x))
             with torch.no_grad():
-                ext.mlp_value_and_grad(x.detach(), [la.weight for la in layers], [la.bias for la in layers],
-                                       [la.idt for la in hidden], [la.skip for la in hidden], y_out, g_out)
+                ext.mlp_value_and_grad(x.detach(), weights, [la.bias for la in layers], [la.idt for la in hidden],
+                                       [la.skip for la in hidden], y_out, g_out)
             return y_out, g_out
         with torch.no_grad():
             saved = []
-            for layer in hidden:
-                z = torch.addmm(layer.bias, x, layer.weight) if layer.bias is not None else x @ layer.weight
+            for layer, w in zip(hidden, weights):
+                z = torch.addmm(layer.bias, x, w) if layer.bias is not None else x @ w
                 tanh = layer.activation_name.lower() == "tanh"
                 y = fast_tanh(z, out=z) if tanh else layer.act(z)  # tanh: phi' from y alone, z not kept
                 saved.append((None if tanh else z, y))
@@ -216,14 +242,14 @@ class FittingNet(EmbeddingNet):
                 else:
                     h = y
                 x = h
-            last = layers[-1]
+            last, w_last = layers[-1], weights[-1]  # (folded too when the output layer is the only one)
             y_out, g_out = out if out is not None else (None, None)
             if last.bias is not None:
-                y = torch.addmm(last.bias, x, last.weight, out=y_out)
+                y = torch.addmm(last.bias, x, w_last, out=y_out)
             else:
-                y = torch.mm(x, last.weight, out=y_out)
-            g = last.weight.sum(1).expand(x.shape[0], -1)  # d(sum y)/dx of the linear output layer
-            for k, (layer, (z, act)) in enumerate(zip(reversed(hidden), reversed(saved))):
+                y = torch.mm(x, w_last, out=y_out)
+            g = w_last.sum(1).expand(x.shape[0], -1)  # d(sum y)/dx of the linear output layer
+            for k, (layer, w, (z, act)) in enumerate(zip(reversed(hidden), reversed(weights[:-1]), reversed(saved))):
                 gz = g * layer.idt if layer.idt is not None else g
                 name = layer.activation_name.lower()
                 if name == "tanh":  # gz (1 - y^2)
@@ -232,11 +258,11 @@ class FittingNet(EmbeddingNet):
                     gz = gz * ACTIVATION_GRADS[name](z, act)
                 # the residual's share enters as the product's added term
                 if layer.skip == 1:
-                    g = torch.addmm(g, gz, layer.weight.t())
+                    g = torch.addmm(g, gz, w.t())
                 elif layer.skip == 2:
-                    g = torch.addmm(g[:, : layer.n_in] + g[:, layer.n_in:], gz, layer.weight.t())
+                    g = torch.addmm(g[:, : layer.n_in] + g[:, layer.n_in:], gz, w.t())
                 else:
-                    g = torch.mm(gz, layer.weight.t(), out=g_out if k == len(saved) - 1 else None)
+                    g = torch.mm(gz, w.t(), out=g_out if k == len(saved) - 1 else None)
             if g_out is not None and g.data_ptr() != g_out.data_ptr():  # the first layer had a residual
                 g_out.copy_(g)
                 g = g_out

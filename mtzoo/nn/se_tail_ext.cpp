@@ -15,6 +15,15 @@
 // multiples of 4; MTZOO_NO_AVX2 unset) tail_backward_avx2 instead takes dD in 4 x 4 blocks,
 // transposes each in registers and accumulates both sums with vertical multiply-adds (no
 // horizontal sums); otherwise the portable loop.
+//
+// Folded layout (folded = true): the M2 x M2 block of D_n is symmetric (D[m, a] = D[a, m] for
+// m, a < M2), so only its lower triangle is written: per centre, rows m < M2 hold a = 0..m
+// (M2 (M2 + 1) / 2 entries), then rows m >= M2 hold a = 0..M2-1, in all
+// F = M M2 - M2 (M2 - 1) / 2 entries (1480 of 1600 for water).  A fitting net whose first layer
+// has the mirror rows summed (W'[m, a] = W[m, a] + W[a, m] for a < m < M2; see
+// mtzoo/descriptors/se_e2_a.py: folded_index) gives the same energy with 7.5 % fewer multiply-adds
+// in its largest product.  The backward takes dE/dD' in the same layout: every kept entry (m, a)
+// adds dD'[m, a] X[k, a] to dE/dX[k, m] and dD'[m, a] X[k, m] to dE/dX[k, a].
 #include <ATen/core/Tensor.h>  // light headers: torch/extension.h only in ext_module.cpp
 #include <ATen/ops/empty.h>
 #include <cstdlib>
@@ -34,7 +43,7 @@ namespace {
 
 MTZOO_CLONES
 void tail_forward(int64_t N, int64_t M, int64_t M2, int64_t nt, const double* T, const double* pad,
-                  const double* rows, const int64_t* type, double inv, double* X, double* D) {
+                  const double* rows, const int64_t* type, double inv, bool folded, double* X, double* D) {
   for (int64_t n = 0; n < N; ++n) {
     const double* tn = T + n * 4 * M;
     double* x = X + n * 4 * M;
@@ -51,28 +60,57 @@ void tail_forward(int64_t N, int64_t M, int64_t M2, int64_t nt, const double* T,
 #pragma omp simd
     for (int64_t q = 0; q < 4 * M; ++q) x[q] *= inv;
     const double *x0 = x, *x1 = x + M, *x2 = x + 2 * M, *x3 = x + 3 * M;
-    double* d = D + n * M * M2;
-    for (int64_t m = 0; m < M; ++m) {
+    const int64_t tri = folded ? M2 * (M2 + 1) / 2 : 0;  // entries of the triangle rows m < M2
+    double* d = D + n * (M * M2 - (folded ? M2 * (M2 - 1) / 2 : 0));
+    int64_t m = 0;
+    if (folded) {
+      for (; m < M2; ++m) {
+        const double a0 = x0[m], a1 = x1[m], a2 = x2[m], a3 = x3[m];
+        double* dm = d + m * (m + 1) / 2;
+        for (int64_t a = 0; a <= m; ++a) dm[a] = a0 * x0[a] + a1 * x1[a] + a2 * x2[a] + a3 * x3[a];
+      }
+    }
+    for (; m < M; ++m) {
       const double a0 = x0[m], a1 = x1[m], a2 = x2[m], a3 = x3[m];
-      double* dm = d + m * M2;
+      double* dm = d + tri + (m - (folded ? M2 : 0)) * M2;
 #pragma omp simd
       for (int64_t a = 0; a < M2; ++a) dm[a] = a0 * x0[a] + a1 * x1[a] + a2 * x2[a] + a3 * x3[a];
     }
   }
 }
 
+// dE/dX of the triangle rows m < M2 of the folded layout: g[k, m] (rows m < M2) and acc[k, a]
+// start here; gd points at the centre's dD'.
+inline void triangle_backward(int64_t M, int64_t M2, const double* x, const double* gd, double* g, double* acc) {
+  for (int64_t m = 0; m < M2; ++m) {
+    const double* gm = gd + m * (m + 1) / 2;
+    double s[4] = {0.0, 0.0, 0.0, 0.0};
+    for (int64_t a = 0; a <= m; ++a) {
+      const double q = gm[a];
+      for (int k = 0; k < 4; ++k) {
+        s[k] += x[k * M + a] * q;
+        acc[k * M2 + a] += x[k * M + m] * q;
+      }
+    }
+    for (int k = 0; k < 4; ++k) g[k * M + m] = s[k];
+  }
+}
+
 MTZOO_CLONES
 void tail_backward(int64_t N, int64_t M, int64_t M2, const double* X, const double* GD, const double* GX,
-                   double inv, double* GT, double* acc /* [4 * M2] */) {
+                   double inv, bool folded, double* GT, double* acc /* [4 * M2] */) {
+  const int64_t F = M * M2 - (folded ? M2 * (M2 - 1) / 2 : 0), tri = folded ? M2 * (M2 + 1) / 2 : 0;
+  const int64_t m_begin = folded ? M2 : 0;  // first full row
   for (int64_t n = 0; n < N; ++n) {
     const double* x = X + n * 4 * M;
     const double *x0 = x, *x1 = x + M, *x2 = x + 2 * M, *x3 = x + 3 * M;
-    const double* gd = GD + n * M * M2;
+    const double* gd = GD + n * F;
     double* g = GT + n * 4 * M;
     for (int64_t q = 0; q < 4 * M2; ++q) acc[q] = 0.0;
-    for (int64_t m = 0; m < M; ++m) {
+    if (folded) triangle_backward(M, M2, x, gd, g, acc);
+    for (int64_t m = m_begin; m < M; ++m) {
       // g[k, m] = sum_a X[k, a] dD[m, a] and acc[k, a] += X[k, m] dD[m, a] in one pass over dD
-      const double* gm = gd + m * M2;
+      const double* gm = gd + tri + (m - m_begin) * M2;
       const double a0 = x0[m], a1 = x1[m], a2 = x2[m], a3 = x3[m];
       double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
 #pragma omp simd reduction(+ : s0, s1, s2, s3)
@@ -115,16 +153,19 @@ void tail_backward(int64_t N, int64_t M, int64_t M2, const double* X, const doub
 //   g[k, m0..m0+3]   += sum_a' X[k, a0 + a'] (r_0[a'], .., r_3[a'])  (columns of the transposed block)
 __attribute__((target("avx2,fma"))) void tail_backward_avx2(int64_t N, int64_t M, int64_t M2, const double* X,
                                                             const double* GD, const double* GX, double inv,
-                                                            double* GT, double* acc) {
+                                                            bool folded, double* GT, double* acc) {
   const __m256d vinv = _mm256_set1_pd(inv);
+  const int64_t F = M * M2 - (folded ? M2 * (M2 - 1) / 2 : 0), tri = folded ? M2 * (M2 + 1) / 2 : 0;
+  const int64_t m_begin = folded ? M2 : 0;  // first full row (a multiple of 4)
   for (int64_t n = 0; n < N; ++n) {
     const double* x = X + n * 4 * M;
-    const double* gd = GD + n * M * M2;
+    const double* gd = GD + n * F;
     double* g = GT + n * 4 * M;
     for (int64_t q = 0; q < 4 * M2; ++q) acc[q] = 0.0;
-    for (int64_t m0 = 0; m0 < M; m0 += 4) {
+    if (folded) triangle_backward(M, M2, x, gd, g, acc);
+    for (int64_t m0 = m_begin; m0 < M; m0 += 4) {
       __m256d s[4] = {_mm256_setzero_pd(), _mm256_setzero_pd(), _mm256_setzero_pd(), _mm256_setzero_pd()};
-      const double* rowp = gd + m0 * M2;
+      const double* rowp = gd + tri + (m0 - m_begin) * M2;
       for (int64_t a0 = 0; a0 < M2; a0 += 4) {
         const __m256d r0 = _mm256_loadu_pd(rowp + a0), r1 = _mm256_loadu_pd(rowp + M2 + a0);
         const __m256d r2 = _mm256_loadu_pd(rowp + 2 * M2 + a0), r3 = _mm256_loadu_pd(rowp + 3 * M2 + a0);
@@ -180,9 +221,9 @@ void check(const at::Tensor& t, const char* name, int64_t dim) {
 }  // namespace
 
 // T [N, 4, M]; pad [N, nt] and rows [nt, nt, 4, M] (both or neither), atom_type [N];
-// returns (X [N, 4, M], D [N, M * M2]).
+// returns (X [N, 4, M], D [N, M * M2]; folded: [N, M * M2 - M2 (M2 - 1) / 2], see the top).
 std::vector<at::Tensor> se_a_tail_forward(at::Tensor T, std::optional<at::Tensor> pad, std::optional<at::Tensor> rows,
-                                          at::Tensor atom_type, double inv_nnei, int64_t m2) {
+                                          at::Tensor atom_type, double inv_nnei, int64_t m2, bool folded) {
   check(T, "T", 3);
   const int64_t N = T.size(0), M = T.size(2);
   TORCH_CHECK(T.size(1) == 4 && m2 >= 1 && m2 <= M, "se_a_tail: T must be [N, 4, M] with 1 <= M2 <= M");
@@ -198,20 +239,23 @@ std::vector<at::Tensor> se_a_tail_forward(at::Tensor T, std::optional<at::Tensor
                 "se_a_tail: atom_type must be a contiguous int64 [N] tensor");
   }
   auto X = at::empty({N, 4, M}, T.options());
-  auto D = at::empty({N, M * m2}, T.options());
+  auto D = at::empty({N, M * m2 - (folded ? m2 * (m2 - 1) / 2 : 0)}, T.options());
   tail_forward(N, M, m2, nt, T.data_ptr<double>(), pad ? pad->data_ptr<double>() : nullptr,
                rows ? rows->data_ptr<double>() : nullptr, pad ? atom_type.data_ptr<int64_t>() : nullptr, inv_nnei,
-               X.data_ptr<double>(), D.data_ptr<double>());
+               folded, X.data_ptr<double>(), D.data_ptr<double>());
   return {X, D};
 }
 
-// X [N, 4, M] from the forward, gD = dE/dD [N, M * M2], gX = dE/dX [N, 4, M] or None; returns dE/dT.
+// X [N, 4, M] from the forward, gD = dE/dD [N, M * M2] (folded: in the folded layout), gX = dE/dX
+// [N, 4, M] or None; returns dE/dT.
 at::Tensor se_a_tail_backward(at::Tensor X, at::Tensor gD, std::optional<at::Tensor> gX, double inv_nnei,
-                              int64_t m2) {
+                              int64_t m2, bool folded) {
   check(X, "X", 3);
   const int64_t N = X.size(0), M = X.size(2);
+  TORCH_CHECK(m2 >= 1 && m2 <= M, "se_a_tail: need 1 <= M2 <= M");
   auto gd = gD.contiguous();
-  TORCH_CHECK(gd.scalar_type() == at::kDouble && gd.numel() == N * M * m2, "se_a_tail: dE/dD must be float64 [N, M * M2]");
+  TORCH_CHECK(gd.scalar_type() == at::kDouble && gd.numel() == N * (M * m2 - (folded ? m2 * (m2 - 1) / 2 : 0)),
+              "se_a_tail: dE/dD must be float64 [N, M * M2] (folded: [N, M * M2 - M2 (M2 - 1) / 2])");
   at::Tensor gx;
   if (gX.has_value()) {
     gx = gX->contiguous();
@@ -222,11 +266,11 @@ at::Tensor se_a_tail_backward(at::Tensor X, at::Tensor gD, std::optional<at::Ten
 #if MTZOO_TAIL_AVX2
   if (use_tail_avx2(M, m2)) {
     tail_backward_avx2(N, M, m2, X.data_ptr<double>(), gd.data_ptr<double>(), gX ? gx.data_ptr<double>() : nullptr,
-                       inv_nnei, GT.data_ptr<double>(), acc.data());
+                       inv_nnei, folded, GT.data_ptr<double>(), acc.data());
     return GT;
   }
 #endif
   tail_backward(N, M, m2, X.data_ptr<double>(), gd.data_ptr<double>(), gX ? gx.data_ptr<double>() : nullptr,
-                inv_nnei, GT.data_ptr<double>(), acc.data());
+                inv_nnei, folded, GT.data_ptr<double>(), acc.data());
   return GT;
 }
