@@ -21,11 +21,21 @@ def git_commit() -> str:
 
 
 def cpu_model() -> str:
-    """The CPU's model name (``/proc/cpuinfo``; ``platform.processor()`` elsewhere)."""
+    """The CPU's model name with its family/model numbers and widest vector unit, e.g. ``AMD EPYC
+    (family 25 model 17, AVX-512)`` (``/proc/cpuinfo``; ``platform.processor()`` elsewhere).  The
+    project's machines have been Zen 2 (AVX2) and Zen 4 (AVX-512) under the same model name."""
     try:
+        info: dict[str, str] = {}
         for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+            if ":" in line:
+                key, value = (part.strip() for part in line.split(":", 1))
+                info.setdefault(key, value)
+            elif info:
+                break  # first processor only
+        flags = set(info.get("flags", "").split())
+        simd = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
+        if "model name" in info:
+            return f"{info['model name']} (family {info.get('cpu family', '?')} model {info.get('model', '?')}, {simd})"
     except OSError:
         pass
     return platform.processor()
