@@ -98,9 +98,8 @@ void mlp_value_and_grad(at::Tensor x, std::vector<at::Tensor> weights, std::vect
   check64(y_out, "y_out");
   check64(g_out, "g_out");
   const int64_t n = x.size(0);
-  std::vector<at::Tensor> ys, hs;  // tanh outputs and layer inputs
+  std::vector<at::Tensor> ys;  // tanh outputs (the backward's phi' = 1 - y^2)
   ys.reserve(L);
-  hs.reserve(L);
   at::Tensor h = x;
   for (size_t l = 0; l + 1 < L; ++l) {
     const at::Tensor& W = weights[l];
@@ -113,7 +112,6 @@ void mlp_value_and_grad(at::Tensor x, std::vector<at::Tensor> weights, std::vect
     else
       at::mm_out(y, h, W);
     fast_tanh(y, y);
-    hs.push_back(h);
     ys.push_back(y);
     const int64_t skip = skips[l];
     TORCH_CHECK(skip == 0 || (skip == 1 && d_out == d_in) || (skip == 2 && d_out == 2 * d_in),
