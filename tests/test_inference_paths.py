@@ -182,7 +182,8 @@ def test_compiled_edge_vectors_and_forces():
 
 def test_by_hand_sees_weights_changed_in_place():
     """After an optimizer step that updates the weights in place without bumping autograd's
-    version counters (fused Adam), the by-hand forces use the new weights (nothing is cached)."""
+    version counters (fused Adam), the by-hand forces use the new weights (the packed weights of
+    the AVX-512 matrix product are compared with the weights at every call and repacked)."""
     from test_physics_se_e2_a import frames_for, model_for
 
     model = copy.deepcopy(model_for("agau", "one_side"))
@@ -254,3 +255,55 @@ def test_folded_first_layer_follows_weight_changes():
         with torch.no_grad():
             for net in nets:
                 net.layers[0].weight.mul_(1.5)  # in place: the version changes, the storage does not
+
+
+def _packed_ext():
+    from mtzoo.nn.extension import compiled
+
+    ext = compiled()
+    if ext is None or not ext.gemm_packed_available():
+        pytest.skip("the packed AVX-512 matrix product does not run here (no AVX-512, or no compiler)")
+    return ext
+
+
+@pytest.mark.parametrize("rows", [1, 8, 13, 64])
+def test_packed_matrix_product_equals_aten(rows, monkeypatch):
+    """The fitting pass with gemm_ext.cpp's packed AVX-512 product equals autograd and the pass
+    with ATen's products: k = 1600 > 1536 (split over k), 25 and 50 columns (24-column panels
+    plus a masked remainder), the input gradient's 1600 columns (66 panels + 16), 1-64 rows
+    (8-row blocks and the 1-7 left over), bias, doubled and plain skips."""
+    ext = _packed_ext()
+    torch.manual_seed(rows)
+    net = FittingNet(1600, 1, [25, 50, 50], "tanh", True, dtype=torch.float64, seed=3)
+    x = torch.randn(rows, 1600, dtype=torch.float64)
+    y, g = net.value_and_input_grad(x)
+    assert len(net._packed[1]) == 6 and tuple(net._packed[1][1].shape) == (67, 25, 24)
+    xa = x.clone().requires_grad_(True)
+    ya = net(xa)
+    (ga,) = torch.autograd.grad(ya.sum(), xa)
+    monkeypatch.setenv("MTZOO_NO_AVX512", "1")
+    assert not ext.gemm_packed_available()
+    y_mkl, g_mkl = net.value_and_input_grad(x)
+    for what, got, want in (("y vs autograd", y, ya), ("dy/dx vs autograd", g, ga), ("y vs ATen", y, y_mkl),
+                            ("dy/dx vs ATen", g, g_mkl)):
+        scale = max(1.0, float(want.detach().abs().max()))
+        err = float((got - want.detach()).abs().max()) / scale
+        assert err < 1e-12, f"{rows} rows: {what} off by {err:.2e}"
+
+
+def test_packed_weights_follow_writes_behind_the_version_counter():
+    """Weights written through ``.data`` (autograd's version counter unchanged, so the cache key
+    is too) are repacked: the next pass uses them."""
+    _packed_ext()
+    net = FittingNet(30, 1, [24, 24], "tanh", True, dtype=torch.float64, seed=4)
+    x = torch.randn(9, 30, dtype=torch.float64)
+    net.value_and_input_grad(x)
+    versions = [la.weight._version for la in net.layers]
+    for layer in net.layers:
+        layer.weight.data.mul_(1.5)
+    assert [la.weight._version for la in net.layers] == versions
+    y, g = net.value_and_input_grad(x)
+    xa = x.clone().requires_grad_(True)
+    ya = net(xa)
+    (ga,) = torch.autograd.grad(ya.sum(), xa)
+    assert float((y - ya.detach()).abs().max()) < 1e-12 and float((g - ga).abs().max()) < 1e-12

@@ -31,7 +31,11 @@ bool fast_tanh_vectorised();
 // fitting_ext.cpp: value and input gradient of a tanh fitting net in one call
 void mlp_value_and_grad(torch::Tensor x, std::vector<torch::Tensor> weights,
                         std::vector<std::optional<torch::Tensor>> biases, std::vector<std::optional<torch::Tensor>> idts,
-                        std::vector<int64_t> skips, torch::Tensor y_out, torch::Tensor g_out);
+                        std::vector<int64_t> skips, torch::Tensor y_out, torch::Tensor g_out,
+                        std::vector<torch::Tensor> packed);
+// gemm_ext.cpp: packed AVX-512 matrix product of the fitting nets' inference pass
+torch::Tensor gemm_pack(torch::Tensor W, bool transpose);
+bool gemm_packed_available();
 // neighbors_ext.cpp: cell-list neighbour search
 std::vector<torch::Tensor> neighbor_list(torch::Tensor pos, torch::Tensor cell, double rcut);
 torch::Tensor edge_vectors(torch::Tensor pos, torch::Tensor edge_index, torch::Tensor shift, torch::Tensor cell,
@@ -55,7 +59,13 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("fast_tanh", &fast_tanh, "tanh of a contiguous float64/float32 tensor (vectorised where the CPU allows)",
         pybind11::arg("x"), pybind11::arg("out") = pybind11::none());
   m.def("fast_tanh_vectorised", &fast_tanh_vectorised, "whether fast_tanh runs its float64 AVX2 kernel");
-  m.def("mlp_value_and_grad", &mlp_value_and_grad, "tanh fitting net: output and d(sum y)/dx, written to y_out, g_out");
+  m.def("mlp_value_and_grad", &mlp_value_and_grad, "tanh fitting net: output and d(sum y)/dx, written to y_out, g_out",
+        pybind11::arg("x"), pybind11::arg("weights"), pybind11::arg("biases"), pybind11::arg("idts"),
+        pybind11::arg("skips"), pybind11::arg("y_out"), pybind11::arg("g_out"),
+        pybind11::arg("packed") = std::vector<torch::Tensor>());
+  m.def("gemm_pack", &gemm_pack, "W [k, n] (or W^T) -> 24-column panels [ceil(n / 24), k, 24] for gemm_packed",
+        pybind11::arg("W"), pybind11::arg("transpose") = false);
+  m.def("gemm_packed_available", &gemm_packed_available, "whether the packed AVX-512 matrix product runs here");
   m.def("neighbor_list", &neighbor_list, "ordered pairs closer than rcut (cell list), sorted by centre");
   m.def("edge_vectors", &edge_vectors, "r_e = x_src - x_dst + S_e h (one pass, no autograd)");
   m.def("edge_forces", &edge_forces, "F_i = sum over edges into i of dE/dr_e minus those out of i");

@@ -194,6 +194,20 @@ class FittingNet(EmbeddingNet):
         self._folded = (key, wf)
         return wf
 
+    def packed_weights(self, weights: list[torch.Tensor], ext: object) -> list[torch.Tensor]:
+        r"""The hidden layers' weights packed for the compiled AVX-512 matrix product
+        (``gemm_ext.cpp``): ``[pack(W_0), pack(W_0^	op), pack(W_1), ...]``, each ``[ceil(n/24), k, 24]``
+        (column panels of :math:`B = W` or :math:`W^	op`, ``[k, n]``), kept until a weight changes
+        (its storage or version)."""
+        key = tuple((w.data_ptr(), w._version, tuple(w.shape)) for w in weights[:-1])
+        cached = getattr(self, "_packed", None)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        with torch.no_grad():
+            packed = [p for w in weights[:-1] for p in (ext.gemm_pack(w.detach(), False), ext.gemm_pack(w.detach(), True))]
+        self._packed = (key, packed)
+        return packed
+
     def value_and_input_grad(self, x: torch.Tensor, out: tuple[torch.Tensor, torch.Tensor] | None = None,
                              fold: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Output and :math:`\\partial(\\sum_r y_r)/\\partial\\mathbf x` by a hand-written backward
@@ -223,9 +237,11 @@ class FittingNet(EmbeddingNet):
         ext = _fitting_ext(x, layers)
         if ext is not None:  # tanh net, float64 on the CPU: the whole pass in one compiled call
             y_out, g_out = out if out is not None else (x.new_empty(x.shape[0], self.out_dim), torch.empty_like(x))
+            # AVX-512 here: the hidden layers' products by the packed kernel (MKL runs AVX2 code on AMD)
+            packed = self.packed_weights(weights, ext) if ext.gemm_packed_available() else []
             with torch.no_grad():
                 ext.mlp_value_and_grad(x.detach(), weights, [la.bias for la in layers], [la.idt for la in hidden],
-                                       [la.skip for la in hidden], y_out, g_out)
+                                       [la.skip for la in hidden], y_out, g_out, packed)
             return y_out, g_out
         with torch.no_grad():
             saved = []
