@@ -4,7 +4,7 @@ Sources: ``tabulate_ext.cpp`` (:class:`mtzoo.nn.tabulate.FusedSeA`), ``se_tail_e
 (:class:`mtzoo.nn.tabulate.SeATail`), ``contract_ext.cpp`` (:mod:`mtzoo.nn.contract`: the exact
 se_e2_a's edge contraction and its derivatives), ``activation_ext.cpp``
 (:func:`mtzoo.nn.common.fast_tanh`), ``fitting_ext.cpp`` (:meth:`mtzoo.nn.mlp.FittingNet.value_and_input_grad`
-of tanh nets in one call), ``neighbors_ext.cpp`` (:func:`mtzoo.data.graph.neighbor_list`,
+of tanh nets in one call) with ``gemm_ext.cpp`` (its matrix products on AVX-512 CPUs), ``neighbors_ext.cpp`` (:func:`mtzoo.data.graph.neighbor_list`,
 and the edge vectors and forces of :meth:`mtzoo.model.Model.forward`), the shared header
 ``ext_common.h`` and ``ext_module.cpp`` (bindings), built together on
 first use by ``torch.utils.cpp_extension`` (40-80 s on 2 cores, once; torch caches the library under
@@ -12,7 +12,9 @@ first use by ``torch.utils.cpp_extension`` (40-80 s on 2 cores, once; torch cach
 changes).  The hot loops are compiled for AVX-512, AVX2+FMA and baseline x86-64 and the best one
 is picked when the library loads, so a cache shared between machines stays valid.  On CPUs with
 AVX-512 the table kernels use register-blocked versions (``T`` and ``dE/dT`` of a centre kept in
-registers over its edges); ``MTZOO_NO_AVX512=1`` selects the portable loops instead; likewise ``MTZOO_NO_AVX2=1`` for the
+registers over its edges), the fitting nets' inference pass its own packed matrix product
+(``gemm_ext.cpp``; MKL's otherwise) and tanh runs on 8 lanes (``simd_tanh.h``);
+``MTZOO_NO_AVX512=1`` selects the portable loops, MKL and the 4-lane tanh instead; likewise ``MTZOO_NO_AVX2=1`` for the
 AVX2 kernel of the per-atom tail's backward (tests run both).
 
 Without a C++ compiler, after a failed build (one warning), or with ``MTZOO_EXTENSIONS=0``,
