@@ -35,7 +35,8 @@ ACTS = sorted(ACTIVATIONS)
 @pytest.mark.parametrize("act,path", [(a, "torch-ops") for a in ACTS] + [("tanh", "compiled")])
 def test_fitting_net_input_grad_equals_autograd(act, path, monkeypatch):
     """Output and d(sum y)/dx by hand equal autograd's for residual layers of equal width (skip),
-    doubled width ([x, x] skip), other widths (no skip), with and without the timestep; tanh nets
+    doubled width ([x, x] skip), other widths (no skip), with and without the timestep, 1, 3 and 6
+    outputs (the compiled pass: dot products up to 4, ATen beyond); tanh nets
     both in one compiled call (``fitting_ext.cpp``) and as torch ops."""
     from mtzoo.nn.mlp import _fitting_ext
 
@@ -48,7 +49,7 @@ def test_fitting_net_input_grad_equals_autograd(act, path, monkeypatch):
     assert compiled_used == (path == "compiled")
     torch.manual_seed(0)
     for (din, neuron), resnet_dt, (dout, bias) in itertools.product(
-            [(8, [8, 8]), (4, [8, 16, 16]), (6, [5, 7]), (5, [5, 10, 10])], [True, False], [(1, True), (3, False)]):
+            [(8, [8, 8]), (4, [8, 16, 16]), (6, [5, 7]), (5, [5, 10, 10])], [True, False], [(1, True), (3, False), (6, True)]):
         net = FittingNet(din, dout, neuron, act, resnet_dt, dtype=torch.float64, bias_out=bias, seed=1)
         x = 2.0 * torch.randn(7, din, dtype=torch.float64)
         xa = x.clone().requires_grad_(True)

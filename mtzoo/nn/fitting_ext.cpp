@@ -9,7 +9,8 @@
 //   g <- gz W_l^T + r(g)               r(g) = 0 | g | g[:, :d_l] + g[:, d_l:]   (the skip's share)
 // Matrix products are ATen's (MKL), or, given the weights packed (packed[2l] = gemm_pack(W_l),
 // packed[2l + 1] = gemm_pack(W_l, transposed), hidden layers) on a CPU with AVX-512, gemm_ext.cpp's
-// kernel (2.1-2.3x MKL's AVX2 code on Zen 5); the output layer (one column) stays ATen's.  The elementwise work is fused into two passes per layer, and
+// kernel (2.1-2.3x MKL's AVX2 code on Zen 5); an output layer of up to 4 columns is a loop of
+// dot products, a wider one ATen's.  The elementwise work is fused into two passes per layer, and
 // the whole net is one call from Python: about 1.2 ms of torch-op dispatch and Python per call
 // on the 192-atom water frame (two nets, three hidden layers each) measured before.
 #include <ATen/core/Tensor.h>  // light headers: torch/extension.h only in ext_module.cpp
@@ -81,6 +82,18 @@ void fold_rows(int64_t n, int64_t d, const double* g, int64_t g_stride, bool dou
   }
 }
 
+// y[r, o] = b[o] + sum_c h[r, c] W[c, o] for a few outputs o (b may be null)
+MTZOO_CLONES
+void output_rows(int64_t n, int64_t d, int64_t m, const double* h, const double* W, const double* b, double* y) {
+  for (int64_t r = 0; r < n; ++r)
+    for (int64_t o = 0; o < m; ++o) {
+      double acc = 0.0;
+#pragma omp simd reduction(+ : acc)
+      for (int64_t c = 0; c < d; ++c) acc += h[r * d + c] * W[c * m + o];
+      y[r * m + o] = acc + (b != nullptr ? b[o] : 0.0);
+    }
+}
+
 void check64(const at::Tensor& t, const char* what) {
   TORCH_CHECK(t.scalar_type() == at::kDouble && t.is_contiguous() && t.device().is_cpu(), "mlp_value_and_grad: ",
               what, " must be a contiguous float64 CPU tensor");
@@ -106,8 +119,10 @@ void mlp_value_and_grad(at::Tensor x, std::vector<at::Tensor> weights, std::vect
   const bool own = !packed.empty() && gemm_packed_available();
   if (own)  // repack what changed behind the caller's cache key (fused optimizers do not bump versions)
     for (size_t l = 0; l + 1 < L; ++l)
-      for (int t = 0; t < 2; ++t)
-        if (!gemm_pack_current(weights[l], t == 1, packed[2 * l + t])) gemm_pack_into(weights[l], t == 1, packed[2 * l + t]);
+      if (!gemm_pack_current(weights[l], false, packed[2 * l])) {  // the pair is packed together
+        gemm_pack_into(weights[l], false, packed[2 * l]);
+        gemm_pack_into(weights[l], true, packed[2 * l + 1]);
+      }
   std::vector<at::Tensor> ys;  // tanh outputs (the backward's phi' = 1 - y^2)
   ys.reserve(L);
   at::Tensor h = x;
@@ -145,16 +160,28 @@ void mlp_value_and_grad(at::Tensor x, std::vector<at::Tensor> weights, std::vect
   }
   const at::Tensor& Wo = weights[L - 1];
   check64(Wo, "the output weight");
-  if (biases[L - 1].has_value())
+  const int64_t d_L = Wo.size(0), m_out = Wo.size(1);
+  if (m_out <= 4) {  // a few outputs (an energy: one): dot products, no ATen call (tens of us each)
+    const double* b = nullptr;
+    if (biases[L - 1].has_value()) {
+      check64(*biases[L - 1], "the output bias");
+      b = biases[L - 1]->data_ptr<double>();
+    }
+    output_rows(n, d_L, m_out, h.data_ptr<double>(), Wo.data_ptr<double>(), b, y_out.data_ptr<double>());
+  } else if (biases[L - 1].has_value()) {
     at::addmm_out(y_out, *biases[L - 1], h, Wo);
-  else
+  } else {
     at::mm_out(y_out, h, Wo);
-  if (L == 1) {  // a linear net: dE/dx is the row sums of W, for every row
-    at::Tensor s = Wo.sum(1);
-    fold_rows(n, Wo.size(0), s.data_ptr<double>(), 0, false, g_out.data_ptr<double>());
+  }
+  std::vector<double> go_rows(d_L, 0.0);  // dE/dh_L = the row sums of W_L, the same for every row
+  const double* wo = Wo.data_ptr<double>();
+  for (int64_t c = 0; c < d_L; ++c)
+    for (int64_t o = 0; o < m_out; ++o) go_rows[c] += wo[c * m_out + o];
+  if (L == 1) {  // a linear net: dE/dx is go for every row
+    fold_rows(n, d_L, go_rows.data(), 0, false, g_out.data_ptr<double>());
     return;
   }
-  const at::Tensor go = Wo.sum(1).contiguous();  // dE/dh_L, the same for every row
+  const double* go = go_rows.data();
   at::Tensor g;                                  // dE/dh_{l+1} [n, d_{l+1}], undefined while it is go's broadcast
   for (size_t k = L - 1; k-- > 0;) {
     const at::Tensor& W = weights[k];
@@ -162,12 +189,12 @@ void mlp_value_and_grad(at::Tensor x, std::vector<at::Tensor> weights, std::vect
     const double* d = idts[k].has_value() ? idts[k]->data_ptr<double>() : nullptr;
     const bool bc = !g.defined();
     at::Tensor gz = at::empty({n, d_out}, x.options());
-    tanh_grad(n, d_out, bc ? go.data_ptr<double>() : g.data_ptr<double>(), bc, d, ys[k].data_ptr<double>(),
+    tanh_grad(n, d_out, bc ? go : g.data_ptr<double>(), bc, d, ys[k].data_ptr<double>(),
               gz.data_ptr<double>());
     at::Tensor dst = k == 0 ? g_out : at::empty({n, d_in}, x.options());
     const int64_t skip = skips[k];
     if (skip != 0)
-      fold_rows(n, d_in, bc ? go.data_ptr<double>() : g.data_ptr<double>(), bc ? 0 : d_out, skip == 2,
+      fold_rows(n, d_in, bc ? go : g.data_ptr<double>(), bc ? 0 : d_out, skip == 2,
                 dst.data_ptr<double>());
     if (own)
       gemm_packed(n, d_in, d_out, gz.data_ptr<double>(), d_out, packed[2 * k + 1], nullptr, skip != 0,
