@@ -12,9 +12,10 @@
 // once (C written once); longer k is split into KC_MAX chunks (C accumulated).
 //
 // Why: the MKL build torch ships runs its AVX2 code on AMD CPUs; on Zen 5 (full-width AVX-512)
-// this kernel measured 105-120 GFLOP/s against MKL's 52 on the water model's shapes (m 64-128,
-// k 240-1480, n 240-1480; benchmarks/README.md).  Without AVX-512 (or with MTZOO_NO_AVX512 set)
-// fitting_ext.cpp calls ATen's mm instead.
+// the products alone measured 112-118 GFLOP/s here against MKL's 49-55 on the water model's
+// shapes (m 64-128, k 240-1480, n 240-1480), and the whole fitting pass 2.0x
+// (benchmarks/fitting_gemm.py, docs/benchmarks.md).  Without AVX-512 (or with MTZOO_NO_AVX512
+// set) fitting_ext.cpp calls ATen's mm instead.
 #include <ATen/Parallel.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
