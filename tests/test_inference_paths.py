@@ -308,3 +308,19 @@ def test_packed_weights_follow_writes_behind_the_version_counter():
     ya = net(xa)
     (ga,) = torch.autograd.grad(ya.sum(), xa)
     assert float((y - ya.detach()).abs().max()) < 1e-12 and float((g - ga).abs().max()) < 1e-12
+
+
+def test_packed_matrix_product_with_two_threads():
+    """With two intra-op threads (the column panels split between them) the packed pass gives
+    the single-threaded result bit for bit."""
+    _packed_ext()
+    net = FittingNet(1600, 1, [25, 50, 50], "tanh", True, dtype=torch.float64, seed=3)
+    x = torch.randn(37, 1600, dtype=torch.float64)
+    y1, g1 = net.value_and_input_grad(x)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        y2, g2 = net.value_and_input_grad(x)
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(y1, y2) and torch.equal(g1, g2)
