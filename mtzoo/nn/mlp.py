@@ -196,9 +196,11 @@ class FittingNet(EmbeddingNet):
 
     def packed_weights(self, weights: list[torch.Tensor], ext: object) -> list[torch.Tensor]:
         r"""The hidden layers' weights packed for the compiled AVX-512 matrix product
-        (``gemm_ext.cpp``): ``[pack(W_0), pack(W_0^	op), pack(W_1), ...]``, each ``[ceil(n/24), k, 24]``
-        (column panels of :math:`B = W` or :math:`W^	op`, ``[k, n]``), kept until a weight changes
-        (its storage or version)."""
+        (``gemm_ext.cpp``): ``[pack(W_0), pack(W_0^\top), pack(W_1), ...]``, each ``[ceil(n/24), k, 24]``
+        (column panels of :math:`B = W` or :math:`W^\top`, ``[k, n]``), kept until a weight changes
+        its storage, shape or version; the compiled pass also compares 64 sampled weights with
+        their packed copies at every call and repacks on a difference (updates that leave the
+        version counter alone: fused optimizers, writes through ``.data``)."""
         key = tuple((w.data_ptr(), w._version, tuple(w.shape)) for w in weights[:-1])
         cached = getattr(self, "_packed", None)
         if cached is not None and cached[0] == key:
