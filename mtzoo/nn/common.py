@@ -37,16 +37,14 @@ def default_dtype(dtype: torch.dtype) -> Iterator[None]:
         torch.set_default_dtype(old)
 
 
-_FAST_TANH: list = []  # [extension module or None] once looked up
-
-
 def _tanh_ext():
-    if not _FAST_TANH:
-        from mtzoo.nn.extension import compiled
+    """The compiled extension when its vectorised tanh runs here, else None; asked at every call
+    (``compiled`` keeps the module), so ``MTZOO_EXTENSIONS=0`` / ``MTZOO_NO_MVEC=1`` set later in
+    the process take effect (a cached answer kept the first one for good)."""
+    from mtzoo.nn.extension import compiled
 
-        ext = compiled()
-        _FAST_TANH.append(ext if ext is not None and ext.fast_tanh_vectorised() else None)
-    return _FAST_TANH[0]
+    ext = compiled()
+    return ext if ext is not None and ext.fast_tanh_vectorised() else None
 
 
 _functorch_active = getattr(torch._C, "_are_functorch_transforms_active", lambda: False)

@@ -153,8 +153,9 @@ at::Tensor gemm_pack(at::Tensor W, bool transpose) {
 // water model's weights took 150-250 us per call).
 bool gemm_pack_current(const at::Tensor& W_, bool transpose, const at::Tensor& P) {
   const at::Tensor W = W_.contiguous();
-  const int64_t a = W.size(0), b = W.size(1), k = transpose ? b : a;
-  if (P.dim() != 3 || P.size(1) != k || a * b == 0) return P.dim() == 3 && P.size(1) == k;
+  const int64_t a = W.size(0), b = W.size(1), k = transpose ? b : a, n = transpose ? a : b;
+  if (P.dim() != 3 || P.size(0) != (n + NR - 1) / NR || P.size(1) != k) return false;  // another shape
+  if (a * b == 0) return true;
   const double* w = W.data_ptr<double>();
   const double* p = P.data_ptr<double>();
   auto same = [&](int64_t t) {

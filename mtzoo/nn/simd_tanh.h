@@ -1,6 +1,5 @@
-// float64 tanh on 4 or 8 lanes (GCC vector extensions), inlined into the caller's target: the
-// AVX2+FMA loop of activation_ext.cpp (4 lanes) and the AVX-512 ones of activation_ext.cpp and
-// gemm_ext.cpp (8 lanes; the fitting nets' products apply it to their results in registers).
+// float64 tanh on 4 or 8 lanes (GCC vector extensions), inlined into the caller's target:
+// activation_ext.cpp's AVX2+FMA loop (4 lanes) and AVX-512 loop (8 lanes).
 //
 // a = min(|x|, 20) (tanh = 1 in float64 beyond 19.1), e = expm1(-2a) by -2a = k ln2 + r
 // (|r| <= ln2 / 2, ln2 in two parts, k rounded by the 1.5 * 2^52 shift), expm1(r) = r P(r) with
@@ -13,7 +12,6 @@
 #include <cstdint>
 
 #if defined(__GNUC__)
-#define MTZOO_SIMD_TANH 1
 typedef double mtzoo_v4d __attribute__((vector_size(32)));
 typedef int64_t mtzoo_v4l __attribute__((vector_size(32)));
 typedef double mtzoo_v8d __attribute__((vector_size(64)));
@@ -46,6 +44,4 @@ __attribute__((always_inline)) inline V mtzoo_vtanh(V x) {
   const V out = (V)(((VI)t & ~sign) | ((VI)x & sign));
   return x != x ? x : out;
 }
-#else
-#define MTZOO_SIMD_TANH 0
 #endif
