@@ -52,6 +52,23 @@ LABEL_KEYS = (ENERGY, FORCES, VIRIAL)
 TENSOR_LABEL_KEYS = (DIPOLE, ATOM_DIPOLE, POLARIZABILITY, ATOM_POLARIZABILITY)
 PER_ATOM_LABELS = (FORCES, ATOM_ENERGY, ATOM_DIPOLE, ATOM_POLARIZABILITY)
 
+#: Shape of ONE frame (graph-level keys) or ONE atom (per-atom keys) of each label and output.
+#: A batch of ``B`` frames with ``N`` atoms holds graph-level values as ``[B, *shape]`` and
+#: per-atom values as ``[N, *shape]``; masks ``has_<key>`` are ``[B]``.  The energy is a scalar
+#: per frame, so a batch's energies are ``[B]`` (never ``[B, 1]``).
+ITEM_SHAPES = {ENERGY: (), VIRIAL: (3, 3), STRESS: (3, 3), DIPOLE: (3,), POLARIZABILITY: (3, 3),
+               FORCES: (3,), ATOM_ENERGY: (), ATOM_DIPOLE: (3,), ATOM_POLARIZABILITY: (3, 3)}
+
+
+def frame_shape(key: str, natoms: int) -> tuple[int, ...]:
+    """Shape of one frame's value of label ``key``: ``ITEM_SHAPES[key]``, led by ``natoms`` for per-atom keys."""
+    return ((natoms,) if key in PER_ATOM_LABELS else ()) + ITEM_SHAPES[key]
+
+
+def batch_shape(key: str, nframes: int, natoms: int) -> tuple[int, ...]:
+    """Shape of label or output ``key`` in a batch of ``nframes`` frames with ``natoms`` atoms in all."""
+    return ((natoms,) if key in PER_ATOM_LABELS else (nframes,)) + ITEM_SHAPES[key]
+
 # --- descriptor outputs (dict keys returned by every descriptor) ------------------------
 DESCRIPTOR = "descriptor"  # [N, dim_out] invariant per-atom features
 ROT_MAT = "rot_mat"  # [N, M, 3] equivariant per-atom axis vectors (se_* family)

@@ -251,8 +251,9 @@ class EnerLossConfig(LossConfig):
 
     A prefactor goes from ``start_pref_*`` at the start to ``limit_pref_*`` in the limit
     of training, following the learning rate as in DeePMD-kit:
-    ``pref(t) = limit + (start - limit) * lr(t) / start_lr``.  A term whose two
-    prefactors are 0 is ignored.  Prefactors are floats >= 0.
+    ``pref(t) = limit + (start - limit) * lr(t) / start_lr``.  A term is on only when both
+    of its prefactors are non-zero (DeePMD-kit's rule; one zero prefactor turns the term off,
+    with a warning).  Prefactors are floats >= 0.
 
     Attributes
     ----------

@@ -75,11 +75,12 @@ def vesin_neighbor_list(pos: np.ndarray, box: np.ndarray, periodic: bool, rcut: 
 def frame_to_graph(system: System, iframe: int, atom_type: np.ndarray, rcut: float) -> Data:
     """Graph of frame ``iframe`` of ``system`` with its labels and label masks.
 
-    ``atom_type`` are the model's type indices (:meth:`System.model_types`).  Energy, force and
-    virial fields are always present (zeros and mask 0 without labels); tensor labels
-    (``dipole`` ``[1, 3]``, ``atomic_dipole`` ``[n, 3]``, ``polarizability`` ``[1, 3, 3]``,
-    ``atomic_polarizability`` ``[n, 3, 3]``, each with its ``has_*`` mask ``[1]``) only when the
-    system carries them.
+    ``atom_type`` are the model's type indices (:meth:`System.model_types`).  Labels have the
+    shapes of :func:`mtzoo.keys.batch_shape` for one frame: ``energy`` ``[1]``, ``force``
+    ``[n, 3]``, ``virial`` ``[1, 3, 3]``, ``dipole`` ``[1, 3]``, ``atomic_dipole`` ``[n, 3]``,
+    ``polarizability`` ``[1, 3, 3]``, ``atomic_polarizability`` ``[n, 3, 3]``, each with its
+    ``has_*`` mask ``[1]``.  Energy, force and virial are always present (zeros and mask 0
+    without labels), tensor labels only when the system carries them.
     """
     pos = system.coord[iframe]
     cell = system.box[iframe] if system.periodic else None
@@ -95,22 +96,29 @@ def frame_to_graph(system: System, iframe: int, atom_type: np.ndarray, rcut: flo
         K.NUM_ATOMS: torch.tensor([n]),
         K.FRAME_ID: torch.tensor([iframe]),
     }
-    for key in K.LABEL_KEYS:
+    for key in K.LABEL_KEYS + K.TENSOR_LABEL_KEYS:
         if key in system.labels:
-            value = torch.from_numpy(np.ascontiguousarray(system.labels[key][iframe], dtype=np.float64))
-            data[key] = value if key == K.FORCES else value.reshape(1, *value.shape)
+            data[key] = _label_tensor(system, key, iframe)
             data[K.has(key)] = torch.tensor([float(system.masks[key][iframe])], dtype=torch.float64)
-        else:
-            shape = (n, 3) if key == K.FORCES else ((1,) if key == K.ENERGY else (1, 3, 3))
-            data[key] = torch.zeros(shape, dtype=torch.float64)
+        elif key in K.LABEL_KEYS:  # energy, force and virial always present (zeros, mask 0)
+            data[key] = torch.zeros(K.batch_shape(key, 1, n), dtype=torch.float64)
             data[K.has(key)] = torch.zeros(1, dtype=torch.float64)
-    # tensor labels only where the system has them: global [1, 3] / [1, 3, 3], atomic [n, 3] / [n, 3, 3]
-    for key in K.TENSOR_LABEL_KEYS:
-        if key in system.labels:
-            value = torch.from_numpy(np.ascontiguousarray(system.labels[key][iframe], dtype=np.float64))
-            data[key] = value if key in K.PER_ATOM_LABELS else value.reshape(1, *value.shape)
-            data[K.has(key)] = torch.tensor([float(system.masks[key][iframe])], dtype=torch.float64)
     return Data(num_nodes=n, **data)
+
+
+def _label_tensor(system: System, key: str, iframe: int) -> torch.Tensor:
+    """Label ``key`` of frame ``iframe`` in its batch layout (:func:`mtzoo.keys.batch_shape` with one frame).
+
+    Graph-level labels get a leading frame axis of 1 (the energy ``[1]``, the virial ``[1, 3, 3]``),
+    per-atom labels keep theirs (forces ``[n, 3]``), so PyG's concatenation gives ``[B, ...]`` and
+    ``[N, ...]``.
+    """
+    value = np.asarray(system.labels[key][iframe], dtype=np.float64)
+    shape = K.batch_shape(key, 1, system.natoms)
+    if value.size != int(np.prod(shape)):
+        raise DataError(f"{system.name}: frame {iframe}: label '{key}' has {value.size} values, "
+                        f"expected shape {K.frame_shape(key, system.natoms)}")
+    return torch.from_numpy(np.ascontiguousarray(value.reshape(shape)))
 
 
 def system_graphs(system: System, type_map: Sequence[str], rcut: float) -> list[Data]:

@@ -49,10 +49,8 @@ _DEEPMD_TENSOR_LABELS = (
 
 
 def label_frame_shape(key: str, natoms: int) -> tuple[int, ...]:
-    """Shape of one frame of label ``key`` (``()`` for the energy)."""
-    shapes = {K.ENERGY: (), K.FORCES: (natoms, 3), K.VIRIAL: (3, 3), K.DIPOLE: (3,),
-              K.ATOM_DIPOLE: (natoms, 3), K.POLARIZABILITY: (3, 3), K.ATOM_POLARIZABILITY: (natoms, 3, 3)}
-    return shapes[key]
+    """Shape of one frame of label ``key`` (``()`` for the energy): :func:`mtzoo.keys.frame_shape`."""
+    return K.frame_shape(key, natoms)
 
 
 def _read_atomic_tensor(fname: Path, nf: int, natoms: int, ncomp: int, where: str) -> np.ndarray:

@@ -13,17 +13,63 @@ where bars are means over the frames (atoms x 3 for forces) that carry the label
 Reported metrics (DeePMD's lcurve keys): ``rmse`` = :math:`\\sqrt L`, ``rmse_e`` (per atom),
 ``rmse_f``, ``rmse_v`` (per atom, only when the virial term is on).
 
+A term is on when both of its prefactors are non-zero, as DeePMD-kit's ``has_e`` / ``has_f`` /
+``has_v``; a term with one zero prefactor is off (with a warning, since that is rarely meant).
+
 ``tensor`` (DeePMD ``TensorLoss``, dipole / polarizability heads): see :class:`TensorLoss`.
+
+Shapes (:data:`mtzoo.keys.ITEM_SHAPES`): prediction and label of a graph-level quantity are
+``[B, *item]`` (energy ``[B]``, virial ``[B, 3, 3]``, dipole ``[B, 3]``, polarizability
+``[B, 3, 3]``), per-atom ones ``[N, *item]``, masks ``[B]``.  Every loss checks them with
+:func:`check_shapes` before computing anything: a mismatch is a ``ValueError``, never a broadcast.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 
 from mtzoo import keys as K
 from mtzoo.config import EnerLossConfig
+
+
+def check_shapes(pred: dict, batch, keys, where: str) -> None:
+    """Raise ``ValueError`` unless prediction, label and mask of every key in ``keys`` have the batch layout.
+
+    Parameters
+    ----------
+    pred : dict
+        Model outputs.
+    batch : Batch
+        Collated graphs (labels, ``has_<key>`` masks ``[B]``, ``natoms`` ``[B]``, ``atom_type`` ``[N]``).
+    keys : iterable of str
+        Keys to check (those present in both ``pred`` and ``batch``).
+    where : str
+        Name of the loss, for the message.
+    """
+    nframes, natoms = int(batch[K.NUM_ATOMS].shape[0]), int(batch[K.ATOM_TYPE].shape[0])
+    for key in keys:
+        if key not in batch or key not in pred:
+            continue
+        want = K.batch_shape(key, nframes, natoms)
+        for what, t in (("prediction", pred[key]), ("label", batch[key])):
+            if tuple(t.shape) != want:
+                raise ValueError(f"{where}: {what} '{key}' has shape {tuple(t.shape)}, expected {want} "
+                                 f"({nframes} frames, {natoms} atoms; see mtzoo.keys.ITEM_SHAPES)")
+        mask = batch[K.has(key)]
+        if tuple(mask.shape) != (nframes,):
+            raise ValueError(f"{where}: mask '{K.has(key)}' has shape {tuple(mask.shape)}, expected ({nframes},)")
+
+
+def _term_on(start: float, limit: float, name: str) -> bool:
+    """DeePMD-kit's rule: a scheduled term is on when both prefactors are non-zero."""
+    if (start == 0) != (limit == 0):
+        warnings.warn(f"loss: start_pref_{name} = {start} and limit_pref_{name} = {limit}: the {name} term is "
+                      f"off, as in DeePMD-kit (a term needs both prefactors non-zero; a small limit such "
+                      f"as 1e-3 keeps it on)", stacklevel=3)
+    return start != 0 and limit != 0
 
 
 class EnergyLoss:
@@ -39,9 +85,9 @@ class EnergyLoss:
 
     def __init__(self, cfg: EnerLossConfig, start_lr: float) -> None:
         self.cfg, self.start_lr = cfg, float(start_lr)
-        self.use_e = cfg.start_pref_e > 0 or cfg.limit_pref_e > 0
-        self.use_f = cfg.start_pref_f > 0 or cfg.limit_pref_f > 0
-        self.use_v = cfg.start_pref_v > 0 or cfg.limit_pref_v > 0
+        self.use_e = _term_on(cfg.start_pref_e, cfg.limit_pref_e, "e")
+        self.use_f = _term_on(cfg.start_pref_f, cfg.limit_pref_f, "f")
+        self.use_v = _term_on(cfg.start_pref_v, cfg.limit_pref_v, "v")
 
     def needs_forces(self) -> bool:
         return self.use_f
@@ -57,6 +103,7 @@ class EnergyLoss:
 
     def __call__(self, pred: dict, batch, lr: float) -> tuple[torch.Tensor, dict[str, float]]:
         """Loss tensor and metrics (NaN where no frame of the batch carries the label)."""
+        check_shapes(pred, batch, (K.ENERGY, K.FORCES, K.VIRIAL), "ener loss")
         pe, pf, pv = self.prefactors(lr)
         natoms = batch[K.NUM_ATOMS].to(torch.float64)
         loss = pred[K.ENERGY].new_zeros(())
@@ -154,6 +201,7 @@ class TensorLoss:
 
     def __call__(self, pred: dict, batch, lr: float) -> tuple[torch.Tensor, dict[str, float]]:
         """Loss tensor and metrics (NaN where no frame of the batch carries the label); ``lr`` is unused."""
+        check_shapes(pred, batch, (self.key, self.atom_key), f"tensor loss ({self.kind})")
         ref = pred.get(self.key, pred.get(self.atom_key))
         loss = ref.new_zeros(())
         metrics: dict[str, float] = {}

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mtzoo import keys as K
 from mtzoo.config import ConfigError, complete_input, load_input, parse_input
 from mtzoo.model import build_model, model_config
 from mtzoo.nn.common import keep_freed_memory
@@ -160,9 +161,19 @@ class Trainer:
         return metrics
 
     def _evaluate(self, task: Task, sampler, nbatch: int, lr: float) -> dict[str, float]:
+        r"""Metrics of ``task`` over ``nbatch`` batches of ``sampler``, each batch weighted by its atoms per frame.
+
+        As DeePMD-kit's validation: :math:`\bar m = \sum_k n_k m_k / \sum_k n_k` with :math:`n_k` the
+        atoms per frame of batch :math:`k` (its frames share the count; a mixed batch takes the mean).
+        """
         self.model.eval()
-        rows = [self._forward_loss(task, sampler.next(), lr, create_graph=False)[1] for _ in range(nbatch)]
-        return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
+        rows, weights = [], []
+        for _ in range(nbatch):
+            batch = sampler.next()
+            rows.append(self._forward_loss(task, batch, lr, create_graph=False)[1])
+            weights.append(float(batch[K.NUM_ATOMS].to(torch.float64).mean()))
+        w = np.asarray(weights) / np.sum(weights)
+        return {k: float(np.sum(w * np.asarray([r[k] for r in rows]))) for k in rows[0]}
 
     def validate(self, lr: float) -> dict[str, dict[str, float]]:
         """Mean metrics of each task over ``numb_btch`` of its validation batches."""
