@@ -33,17 +33,68 @@ def water_dir() -> Path:
     return WATER
 
 
+def have_shared_water() -> bool:
+    """True when DeePMD-kit's water example (``../shared``) is beside the repository."""
+    return (WATER / "data" / "data_0").is_dir()
+
+
 def water_frames(n: int = 2):
-    """First ``n`` frames of shared water data_0 as a System (skips when absent)."""
+    """``n`` periodic 192-atom water frames as a System.
+
+    DeePMD-kit's water example (first frames of ``data_0``) when ``../shared`` is present;
+    otherwise :func:`generated_water` (the same size, density and element order), so that the
+    physics and parity tests run on a fresh clone too.
+    """
     from mtzoo.data.readers import read_deepmd
 
-    if not (WATER / "data" / "data_0").is_dir():
-        pytest.skip("shared DeePMD water data not present")
+    if not have_shared_water():
+        return generated_water(n)
     s = read_deepmd(WATER / "data" / "data_0")[0]
     s.coord, s.box = s.coord[:n], s.box[:n]
     s.labels = {k: v[:n] for k, v in s.labels.items()}
     s.masks = {k: v[:n] for k, v in s.masks.items()}
     return s
+
+
+def generated_water(n: int = 2, nmol: int = 64, seed: int = 0):
+    r"""Periodic liquid-density water: ``nmol`` molecules (O first, then H, as DeePMD's example), no labels.
+
+    Oxygens on a jittered simple-cubic lattice in a cube of side
+    :math:`L = (n_\text{mol}\, 18.015 / (0.6022\,\rho))^{1/3}` (:math:`\rho` = 1 g/cm^3, 12.42 A
+    for 64 molecules), O-H 0.9572 A, H-O-H 104.52 deg, each molecule turned by a random rotation,
+    redrawn until no two atoms of different molecules are closer than 1.5 A (minimum image).
+    Frame ``f`` uses ``seed + f``.
+    """
+    from mtzoo.data.system import System
+
+    side = round(nmol ** (1 / 3))
+    assert side**3 == nmol, "nmol must be a cube"
+    box_len = (nmol * 18.015 / 0.6022) ** (1 / 3)
+    half = np.deg2rad(104.52) / 2
+    local = 0.9572 * np.array([[np.sin(half), np.cos(half), 0.0], [-np.sin(half), np.cos(half), 0.0]])
+    frames = []
+    for f in range(n):
+        rng = np.random.default_rng(seed + f)
+        grid = np.stack(np.meshgrid(*[np.arange(side)] * 3, indexing="ij"), -1).reshape(-1, 3)
+        ox = (grid + 0.5) * box_len / side + rng.normal(scale=0.15, size=(nmol, 3))
+        hyd = np.zeros((nmol, 2, 3))
+        for m in range(nmol):
+            for _ in range(1000):
+                q, _r = np.linalg.qr(rng.normal(size=(3, 3)))
+                h = ox[m] + local @ q.T
+                if m == 0:
+                    break
+                placed = np.concatenate([ox[:m], hyd[:m].reshape(-1, 3)])
+                d = np.concatenate([h, ox[m:m + 1]])[:, None] - placed[None]
+                d -= box_len * np.round(d / box_len)
+                if np.linalg.norm(d, axis=-1).min() > 1.5:
+                    break
+            hyd[m] = h
+        frames.append(np.concatenate([ox, hyd.reshape(-1, 3)]))
+    coord = np.stack(frames)
+    elements = ["O"] * nmol + ["H"] * (2 * nmol)
+    box = np.repeat((box_len * np.eye(3))[None], n, axis=0)
+    return System("generated-water", elements, np.zeros(len(elements), dtype=np.int64), coord, box)
 
 
 def molecule_system():

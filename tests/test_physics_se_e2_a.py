@@ -16,7 +16,7 @@ import pytest
 import torch
 
 import physics
-from conftest import AGAU, WATER, molecule_system, water_frames
+from conftest import AGAU, molecule_system, water_frames
 from mtzoo.data.graph import system_graphs
 from mtzoo.data.readers import read_deepmd
 from mtzoo.model import build_model
@@ -36,10 +36,6 @@ CASES = [pytest.param(s, v, id=f"{s}-{v}") for s in SYSTEMS for v in VARIANTS]
 HEAD = "default"
 
 
-def _have_water() -> bool:
-    return (WATER / "data" / "data_0").is_dir()
-
-
 def _agau(name: str, iframe: int = 0):
     return (read_deepmd(AGAU / "train" / name)[0], iframe)
 
@@ -54,9 +50,7 @@ def frames_for(system: str) -> list:
         return [_agau("au16", 0), _agau("au08", 3), _agau("au24", 7)]
     if system == "molecule":
         return [molecule_system()]
-    if system == "water":
-        if not _have_water():
-            pytest.skip("shared DeePMD water data not present (../shared/data/deepmd-examples)")
+    if system == "water":  # DeePMD's example with ../shared, generated water without (conftest.water_frames)
         return [_water(0), _water(1)]
     raise KeyError(system)
 
@@ -85,8 +79,6 @@ def _model(system: str, variant: str):
 
 
 def model_for(system: str, variant: str):
-    if system == "water" and not _have_water():
-        pytest.skip("shared DeePMD water data not present (../shared/data/deepmd-examples)")
     return physics.keep_default_dtype(_model)(system, variant)
 
 
@@ -157,11 +149,11 @@ def test_batch_independence(system, variant, request):
     model = model_for(system, variant)
     frames = frames_for(system)
     if system == "molecule":
-        # the C/H/O model also evaluates water (periodic, 192 atoms) when present, and a distorted copy
+        # the C/H/O model also evaluates water (periodic, 192 atoms), and a distorted copy
         mol = physics.as_frame(frames[0])
         rng = np.random.default_rng(5)
         other = mol.replace(pos=mol.pos + rng.normal(scale=0.1, size=mol.pos.shape))
-        frames = [mol, other] + ([_water(0)] if _have_water() else [])
+        frames = [mol, other, _water(0)]
     else:
         # add a small non-periodic cluster (different size, mixed periodicity in one batch)
         # (atom 0 and its 4 nearest atoms without images, so that the cluster has edges)

@@ -12,23 +12,46 @@ import os
 import sys
 from pathlib import Path
 
-USER_ERRORS = (ValueError, FileNotFoundError, KeyError, PermissionError, IsADirectoryError)
+USER_ERRORS = (ValueError, FileNotFoundError, KeyError, PermissionError, IsADirectoryError, NotADirectoryError,
+               FloatingPointError, TypeError)
+
+
+def _positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got '{text}'") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    """argparse type: a finite number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got '{text}'") from None
+    if not (value > 0 and value != float("inf")):
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text}")
+    return value
 
 
 def _train(args) -> None:
     from mtzoo.train.trainer import train
 
     result = train(args.input, workdir=args.workdir, restart=args.restart, init_frz_model=args.init_frz_model,
-                   progress=False if args.no_progress else None)
+                   progress=False if args.no_progress else None, allow_input_change=args.allow_input_change)
     valid = result.get("valid") or {}
+    per_step = result.get("s_per_step_median")
+    timing = f" ({per_step * 1000:.1f} ms/step median)" if per_step is not None else " (no step taken)"
     if valid and isinstance(next(iter(valid.values())), dict):  # multi-task: one line per task
-        print(f"trained to step {result.get('step')} in {result['wall_s']:.1f} s "
-              f"({result['s_per_step_median'] * 1000:.1f} ms/step median)")
+        print(f"trained to step {result.get('step')} in {result['wall_s']:.1f} s{timing}")
         for name, m in valid.items():
             print(f"  {name}: " + ", ".join(f"{k} {v:.3e}" for k, v in sorted(m.items())))
         return
-    print(f"trained to step {result.get('step')} in {result['wall_s']:.1f} s "
-          f"({result['s_per_step_median'] * 1000:.1f} ms/step median)"
+    print(f"trained to step {result.get('step')} in {result['wall_s']:.1f} s{timing}"
           + (f"; validation rmse_e {valid.get('rmse_e', float('nan')):.3e} eV/atom, "
              f"rmse_f {valid.get('rmse_f', float('nan')):.3e} eV/A" if valid else ""))
 
@@ -65,13 +88,24 @@ def _is_zoo_name(name: str) -> bool:
     return any(e["name"] == name for e in list_pretrained())
 
 
+def _load_model_or_hint(name: str, load_model):
+    """``load_model(name)``; a missing file's error lists the zoo's names (a mistyped zoo name lands here)."""
+    try:
+        return load_model(name)
+    except FileNotFoundError as exc:
+        from mtzoo.zoo.registry import list_pretrained
+
+        names = [e["name"] for e in list_pretrained()]
+        raise FileNotFoundError(f"{exc}; not a zoo name either (zoo: {', '.join(names) or 'none installed'})") from None
+
+
 def _test(args) -> None:
     from mtzoo.data.readers import load_systems
     from mtzoo.evaluate import evaluate, format_table
     from mtzoo.zoo.frozen import load_model
     from mtzoo.zoo.registry import load_pretrained
 
-    model = load_pretrained(args.model) if _is_zoo_name(args.model) else load_model(args.model)
+    model = load_pretrained(args.model) if _is_zoo_name(args.model) else _load_model_or_hint(args.model, load_model)
     shared, per_head = [], {}
     for item in args.system:
         head, sep, path = item.partition("=")
@@ -167,10 +201,18 @@ def _zoo_show(args) -> None:
     print(f"  model card: {e['model_card']}; licence {e.get('license', '?')}")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with the CLI's one-line ``mtzoo: error: ...`` (exit 2) for bad arguments (subcommands too)."""
+
+    def error(self, message: str):
+        print(f"mtzoo: error: {self.prog}: {message} (see {self.prog} --help)", file=sys.stderr)
+        sys.exit(2)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="mtzoo", description="Multi-fidelity machine-learned interatomic potentials")
+    p = _Parser(prog="mtzoo", description="Multi-fidelity machine-learned interatomic potentials")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
-    p.add_argument("--threads", type=int, default=None, help="torch threads (default: OMP_NUM_THREADS or torch's)")
+    p.add_argument("--threads", type=_positive_int, default=None, help="torch threads (default: OMP_NUM_THREADS or torch's)")
     sub = p.add_subparsers(dest="command", required=True)
     t = sub.add_parser("train", help="train from a DeePMD-kit input.json")
     t.add_argument("input")
@@ -178,6 +220,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--restart", default=None, help="resume from this checkpoint")
     t.add_argument("--init-frz-model", default=None,
                    help="start from this frozen model: descriptor {} and old heads {} are completed from it")
+    t.add_argument("--allow-input-change", action="store_true",
+                   help="with --restart: accept an input whose model section or type_map differs from the "
+                        "checkpoint's (the checkpoint's model is kept; the change is warned and out.json records it)")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.set_defaults(func=_train)
     f = sub.add_parser("freeze", help="freeze a checkpoint into one model file")
@@ -190,9 +235,9 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("compress", help="tabulate the embedding nets of a model for faster inference")
     c.add_argument("-i", "--input", dest="model", required=True, help="model file or zoo name")
     c.add_argument("-o", "--output", default="compressed_model.pth")
-    c.add_argument("--rmin", type=float, default=0.5,
+    c.add_argument("--rmin", type=_positive_float, default=0.5,
                    help="shortest distance (A) the tables cover; closer pairs use the nets (default 0.5)")
-    c.add_argument("--tol", type=float, default=1e-10, help="largest table deviation per embedding channel")
+    c.add_argument("--tol", type=_positive_float, default=1e-10, help="largest table deviation per embedding channel")
     c.set_defaults(func=_compress)
     s = sub.add_parser("test", help="errors of a model on labelled data")
     s.add_argument("-m", "--model", required=True, help="zoo name, frozen model (.pth), checkpoint, or DeePMD .dp/.yaml")
@@ -200,8 +245,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="DeePMD systems (or parent folders) or ASE files; HEAD=PATH evaluates head HEAD on PATH "
                         "(without --head, every head is evaluated on the plain paths and on its own HEAD=PATH ones)")
     s.add_argument("--head", default=None)
-    s.add_argument("-n", "--numb-test", type=int, default=None, help="frames per system (default: all)")
-    s.add_argument("--batch-size", type=int, default=8)
+    s.add_argument("-n", "--numb-test", type=_positive_int, default=None, help="frames per system (default: all)")
+    s.add_argument("--batch-size", type=_positive_int, default=8)
     s.add_argument("--json", nargs="?", const="-", default=None, help="write JSON to FILE (or stdout)")
     s.add_argument("--plot", default=None, metavar="FILE.png", help="parity plots (prediction vs label) per head")
     s.set_defaults(func=_test)
@@ -214,8 +259,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="multitask: old heads keep training on their replay data (default); freeze: descriptor "
                          "frozen, only the new head trains; full: everything trains on the new data only")
     ft.add_argument("--init-from", default=None, help="start the new head from this head's weights")
-    ft.add_argument("--steps", type=int, default=1000)
-    ft.add_argument("--lr", type=float, default=1e-3, help="start learning rate")
+    ft.add_argument("--steps", type=_positive_int, default=1000)
+    ft.add_argument("--lr", type=_positive_float, default=1e-3, help="start learning rate")
     ft.add_argument("--replay-weight", type=_replay_arg, default=1.0,
                     help="fitting_weight of the old heads (multitask): one number for all, or HEAD=W[,HEAD=W...] "
                          "(heads left out get 0: not trained)")

@@ -148,6 +148,10 @@ class LearningRateConfig(Variant):
                 "warmup_steps and warmup_ratio are mutually exclusive; give only one",
                 join_path(path, "warmup_ratio"),
             )
+        if self.final_lr > self.start_lr:
+            key = "stop_lr" if self.stop_lr_ratio is None else "stop_lr_ratio"
+            raise ConfigError(f"the learning rate would grow: stop learning rate {self.final_lr:g} > start_lr "
+                              f"{self.start_lr:g}", join_path(path, key))
 
 
 @LEARNING_RATES.register("exp")

@@ -85,6 +85,7 @@ def frame_to_graph(system: System, iframe: int, atom_type: np.ndarray, rcut: flo
     pos = system.coord[iframe]
     cell = system.box[iframe] if system.periodic else None
     edge_index, shift = neighbor_list(pos, cell, rcut)
+    _check_overlaps(system, iframe, pos, cell, edge_index, shift)
     n = system.natoms
     data = {
         K.POSITIONS: torch.from_numpy(np.ascontiguousarray(pos, dtype=np.float64)),
@@ -104,6 +105,21 @@ def frame_to_graph(system: System, iframe: int, atom_type: np.ndarray, rcut: flo
             data[key] = torch.zeros(K.batch_shape(key, 1, n), dtype=torch.float64)
             data[K.has(key)] = torch.zeros(1, dtype=torch.float64)
     return Data(num_nodes=n, **data)
+
+
+def _check_overlaps(system: System, iframe: int, pos, cell, edge_index, shift) -> None:
+    """DataError naming the system, frame and atoms when two atoms are closer than ``MIN_DISTANCE``."""
+    from mtzoo.model import MIN_DISTANCE
+
+    if not edge_index.shape[1]:
+        return
+    vec = pos[edge_index[0]] - pos[edge_index[1]] + (shift @ cell if cell is not None else 0.0)
+    r = np.sqrt(np.einsum("ij,ij->i", vec, vec))
+    k = int(np.argmin(r))
+    if r[k] < MIN_DISTANCE:
+        i, j = sorted((int(edge_index[1, k]), int(edge_index[0, k])))
+        raise DataError(f"{system.name}: frame {iframe}: atoms {i} and {j} are {r[k]:.3g} A apart (closer than "
+                        f"{MIN_DISTANCE} A): overlapping atoms have no meaningful energy or forces")
 
 
 def _label_tensor(system: System, key: str, iframe: int) -> torch.Tensor:

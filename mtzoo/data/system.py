@@ -19,6 +19,13 @@ class DataError(ValueError):
     """Bad input data: the message names the file or key and what was expected."""
 
 
+def _more(frames: np.ndarray) -> str:
+    """`` (and N more frames: a, b, ...)`` for a list of bad frame indices."""
+    if frames.size <= 1:
+        return ""
+    return f" (and {frames.size - 1} more frames: {', '.join(str(int(f)) for f in frames[1:6])}{', ...' if frames.size > 6 else ''})"
+
+
 @dataclass
 class System:
     """Frames of one composition.
@@ -110,11 +117,19 @@ class System:
             raise DataError(f"{self.name}: {na} atoms in coord but {len(self.elements)} element names")
         if self.box is not None and self.box.shape != (nf, 3, 3):
             raise DataError(f"{self.name}: box must have shape [{nf}, 3, 3], got {self.box.shape}")
-        expected = {K.ENERGY: (nf,), K.FORCES: (nf, na, 3), K.VIRIAL: (nf, 3, 3), K.DIPOLE: (nf, 3),
-                    K.ATOM_DIPOLE: (nf, na, 3), K.POLARIZABILITY: (nf, 3, 3), K.ATOM_POLARIZABILITY: (nf, na, 3, 3)}
+        bad = np.nonzero(~np.isfinite(self.coord).all(axis=(1, 2)))[0]
+        if bad.size:
+            raise DataError(f"{self.name}: frame {int(bad[0])}: coordinates are not finite (NaN or inf)"
+                            f"{_more(bad)}")
         for key, arr in self.labels.items():
-            if key in expected and arr.shape != expected[key]:
-                raise DataError(f"{self.name}: label '{key}' has shape {arr.shape}, expected {expected[key]}")
+            want = (nf,) + K.frame_shape(key, na) if key in K.ITEM_SHAPES else None
+            if want is not None and arr.shape != want:
+                raise DataError(f"{self.name}: label '{key}' has shape {arr.shape}, expected {want}")
             mask = self.masks.get(key)
             if mask is None or mask.shape != (nf,):
                 raise DataError(f"{self.name}: label '{key}' lacks a [{nf}] frame mask")
+            finite = np.isfinite(arr.reshape(nf, -1)).all(axis=1)
+            bad = np.nonzero(mask.astype(bool) & ~finite)[0]
+            if bad.size:
+                raise DataError(f"{self.name}: frame {int(bad[0])}: label '{key}' is not finite (NaN or inf)"
+                                f"{_more(bad)}; fix or remove these frames")

@@ -39,9 +39,14 @@ def atomic_write_text(text: str, path: str | Path) -> None:
     """Write a text file atomically (temporary file + rename)."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
 
 
 def versions() -> dict[str, str]:
@@ -69,6 +74,26 @@ def save_checkpoint(state: dict, workdir: Path, save_ckpt: str, step: int, max_k
     return path
 
 
+def safe_load(path: str | Path, what: str = "mtzoo file"):
+    """``torch.load(path, weights_only=True)`` on the CPU with one-line errors naming ``path``.
+
+    A file holding pickled objects other than tensors and plain containers is refused, and the
+    message does not pass on torch's hint to reload it with ``weights_only=False`` (that would
+    run whatever code the file carries).
+    """
+    import pickle
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise ValueError(f"{path}: not a readable {what}: it holds pickled Python objects other than tensors "
+                         "and plain data, which mtzoo never loads (they could run code)") from None
+    except Exception as exc:  # empty, truncated or foreign file
+        lines = str(exc).strip().splitlines()
+        detail = f": {lines[0][:200]}" if lines else ""
+        raise ValueError(f"{path}: not a readable {what} ({exc.__class__.__name__}{detail})") from None
+
+
 def load_checkpoint(path: str | Path) -> dict:
     """Load a checkpoint (``weights_only=True``); a folder means its newest checkpoint."""
     path = Path(path)
@@ -79,10 +104,7 @@ def load_checkpoint(path: str | Path) -> dict:
         path = path / marker.read_text().strip()
     if not path.exists():
         raise FileNotFoundError(f"checkpoint not found: {path}")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # truncated or foreign file
-        raise ValueError(f"{path}: not a readable mtzoo checkpoint ({exc.__class__.__name__}: {str(exc).strip().splitlines()[0][:200]})") from None
+    state = safe_load(path, "mtzoo checkpoint")
     if not isinstance(state, dict) or state.get("kind") != "checkpoint":
         raise ValueError(f"{path}: not an mtzoo checkpoint")
     if state.get("format_version", 0) > FORMAT_VERSION:

@@ -21,6 +21,7 @@ from mtzoo.config import ConfigError
 from mtzoo.heads import HEADS
 from mtzoo.model import Model, build_model
 from mtzoo.train.data import BatchSampler, GraphSet, system_probs
+from mtzoo.train.checkpoint import safe_load
 from mtzoo.train.loss import EnergyLoss
 
 
@@ -193,10 +194,7 @@ def load_frozen_state(path) -> dict:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"--init-frz-model: model file not found: {path}")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise ValueError(f"{path}: not a readable mtzoo model ({exc.__class__.__name__})") from None
+    state = safe_load(path, "mtzoo model")
     if not isinstance(state, dict) or state.get("kind") != "mtzoo-model":
         raise ValueError(f"{path}: not an mtzoo model file")
     if not (state.get("metadata") or {}).get("input"):

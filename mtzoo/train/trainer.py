@@ -76,7 +76,8 @@ class Trainer:
     """
 
     def __init__(self, cfg, workdir: str | Path = ".", restart: str | Path | None = None,
-                 init_frz_model: str | Path | None = None, progress: bool | None = None, log=print) -> None:
+                 init_frz_model: str | Path | None = None, progress: bool | None = None, log=print,
+                 allow_input_change: bool = False) -> None:
         base, source = None, "<dict>"
         frozen = load_frozen_state(init_frz_model) if init_frz_model is not None else None
         if isinstance(cfg, (str, Path)):
@@ -91,6 +92,9 @@ class Trainer:
             cfg = parse_input(cfg, source=source)
         if cfg.training.numb_steps is None:
             raise ConfigError("training.numb_epoch: epoch-based training is not supported yet; give numb_steps")
+        self.state0 = load_checkpoint(restart) if restart is not None else None
+        if self.state0 is not None:
+            cfg = checked_restart_input(cfg, self.state0, str(restart), source, allow_input_change)
         self.cfg, self.workdir, self.log = cfg, Path(workdir), log
         keep_freed_memory()  # large per-step buffers stay in the heap (10-15 % faster steps; see its docstring)
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -99,7 +103,6 @@ class Trainer:
         rcut = float(cfg.model.descriptor.rcut)
         self.tasks: dict[str, Task] = {t.name: t for t in build_tasks(cfg, type_map, rcut, base)}
         warn_untrained(list(self.tasks.values()))
-        self.state0 = load_checkpoint(restart) if restart is not None else None
         if self.state0 is not None:
             self.model = build_model(self.state0["model_config"])
             self.model.load_state_dict(self.state0["model"])
@@ -213,8 +216,11 @@ class Trainer:
         """
         t = self.cfg.training
         atomic_write_text(json.dumps(self.cfg.to_dict(), indent=2) + "\n", self.workdir / "out.json")
+        remove_stale_temporaries(self.workdir)
         lcurve_path = self.workdir / t.disp_file
         resumed = self.state0 is not None and lcurve_path.exists()
+        if resumed:  # rows written after the checkpoint are trained again: drop them
+            truncate_lcurve(lcurve_path, self.step)
         fout = open(lcurve_path, "a" if resumed else "w")
         header_written = resumed
         bar = Progress(t.numb_steps, self.step, self.progress)
@@ -230,8 +236,9 @@ class Trainer:
                 self.step += 1
                 for n, m in step_metrics.items():
                     if not math.isfinite(m["rmse"]):
-                        raise FloatingPointError(f"step {self.step}: loss of task '{n}' is {m['rmse']}; "
-                                                 "lower start_lr or check the data")
+                        raise FloatingPointError(f"step {self.step}: loss of task '{n}' is {m['rmse']} (labels and "
+                                                 "geometries are checked at load, so training diverged: lower "
+                                                 "learning_rate.start_lr, or the force prefactor)")
                 if self.step % t.disp_freq == 0 or self.step == 1:
                     train, valid = self._display(lr, step_metrics)
                     if not header_written:
@@ -262,6 +269,75 @@ class Trainer:
         return last
 
 
+def _differences(old, new, path: str) -> list[str]:
+    """Dotted paths where two input sections differ (``_``-prefixed comment keys ignored)."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        out = []
+        for k in sorted(set(old) | set(new), key=str):
+            if str(k).startswith("_"):
+                continue
+            if k not in old or k not in new:
+                out.append(f"{path}.{k}")
+            else:
+                out.extend(_differences(old[k], new[k], f"{path}.{k}"))
+        return out
+    return [] if old == new else [path]
+
+
+def checked_restart_input(cfg, state: dict, restart: str, source: str, allow: bool):
+    """The input to resume with: ``cfg`` when its model section (type_map included) equals the checkpoint's.
+
+    A different model section would silently mix the two (data indexed with the new ``type_map``,
+    weights from the old architecture): that is a :class:`~mtzoo.config.ConfigError` naming the keys,
+    unless ``allow``, in which case the checkpoint's model section replaces the input's (with a
+    warning) so that ``out.json`` records what trains.
+    """
+    old_input = state.get("input")
+    if not old_input or "model" not in old_input:
+        return cfg
+    new = cfg.to_dict()
+    changed = _differences(old_input["model"], new["model"], "model")
+    if not changed:
+        return cfg
+    shown = ", ".join(changed[:8]) + (f" and {len(changed) - 8} more" if len(changed) > 8 else "")
+    if not allow:
+        raise ConfigError(f"--restart {restart}: the input's model section differs from the checkpoint's at {shown}; "
+                          "restart with the input that trained it, or pass --allow-input-change to keep the "
+                          "checkpoint's model (the change is then ignored)", source=source)
+    warnings.warn(f"--restart {restart}: the input's model section differs at {shown}; the checkpoint's model "
+                  "is kept and out.json records it", stacklevel=3)
+    return parse_input({**new, "model": old_input["model"]}, source=source)
+
+
+def truncate_lcurve(path: Path, step: int) -> None:
+    """Drop the rows of ``lcurve.out`` after ``step`` (written after the checkpoint a run resumes from)."""
+    lines = path.read_text().splitlines(keepends=True)
+    keep = []
+    for line in lines:
+        fields = line.split()
+        if line.startswith("#") or not fields:
+            keep.append(line)
+            continue
+        try:
+            row_step = int(fields[0])
+        except ValueError:
+            keep.append(line)
+            continue
+        if row_step <= step:
+            keep.append(line)
+    if len(keep) != len(lines):
+        atomic_write_text("".join(keep), path)
+
+
+def remove_stale_temporaries(folder: Path) -> None:
+    """Delete ``.NAME.*.tmp`` files left by writes that a killed process never finished."""
+    for p in folder.glob(".*.tmp"):
+        p.unlink(missing_ok=True)
+    for sub in {p.parent for p in folder.glob("*/.*.tmp")}:
+        for p in sub.glob(".*.tmp"):
+            p.unlink(missing_ok=True)
+
+
 def lcurve_header(train: dict, valid: dict, single: bool) -> str:
     """DeePMD-kit's lcurve header: ``step``, metric columns (``_val``/``_trn``; per task in multi-task), ``lr``."""
     s = "# {:5s}".format("step")
@@ -282,8 +358,10 @@ def lcurve_line(step: int, lr: float, train: dict, valid: dict, single: bool) ->
     return s + f"   {lr:8.1e}\n"
 
 
-def train(input_file, workdir: str | Path = ".", restart=None, init_frz_model=None, progress: bool | None = None) -> dict:
+def train(input_file, workdir: str | Path = ".", restart=None, init_frz_model=None, progress: bool | None = None,
+          allow_input_change: bool = False) -> dict:
     """Train from a DeePMD-kit input file (Python API of ``mtzoo train``)."""
     with warnings.catch_warnings():
         warnings.simplefilter("default")
-        return Trainer(input_file, workdir, restart=restart, init_frz_model=init_frz_model, progress=progress).run()
+        return Trainer(input_file, workdir, restart=restart, init_frz_model=init_frz_model, progress=progress,
+                       allow_input_change=allow_input_change).run()

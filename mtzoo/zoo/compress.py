@@ -65,12 +65,13 @@ def compress(model_path: str | Path, output: str | Path, rmin: float = 0.5, tol:
     import torch
 
     from mtzoo.zoo.finetune import resolve_model_path
+    from mtzoo.train.checkpoint import safe_load
     from mtzoo.zoo.frozen import load_model, save_model
 
     path = resolve_model_path(model_path, what="model")  # zoo name (checksum verified) or file
     model = load_model(path)
     info = compress_model(model, rmin=rmin, tol=tol, max_bins=max_bins)
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = safe_load(path, "mtzoo model")
     meta = dict(state.get("metadata") or {}) if isinstance(state, dict) else {}
     meta.pop("versions", None)
     save_model(model, output, metadata={**meta, "compressed_from": str(model_path), "compress": info})

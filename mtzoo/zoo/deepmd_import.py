@@ -40,25 +40,40 @@ def _resolve_variables(node, lookup):
     return node
 
 
-def load_deepmd_file(path: str | Path) -> dict:
-    """Read a DeePMD-kit ``.dp`` (HDF5) or ``.yaml`` model file into its serialized dict."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"DeePMD-kit model file not found: {path}")
-    suffix = path.suffix.lower()
+def _read_deepmd_file(path: Path, suffix: str) -> dict:
     if suffix in (".dp", ".hlo"):
         import h5py
 
         with h5py.File(path, "r") as f:
             data = json.loads(f.attrs["json"])
             return _resolve_variables(data, lambda ref: np.array(f[ref][()]))
-    if suffix in (".yaml", ".yml"):
-        import yaml
+    import yaml
 
-        with open(path) as fh:
+    with open(path) as fh:
+        try:
             data = yaml.safe_load(fh)
-        return _resolve_variables(data, lambda d: np.asarray(d["value"], dtype=np.dtype(d["dtype"]))
-                                  if isinstance(d, dict) else np.asarray(d))
+        except yaml.YAMLError as exc:
+            raise ValueError(str(exc).splitlines()[0] if str(exc) else "malformed YAML") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"expected a mapping at the top, got {type(data).__name__}")
+    return _resolve_variables(data, lambda d: np.asarray(d["value"], dtype=np.dtype(d["dtype"]))
+                              if isinstance(d, dict) else np.asarray(d))
+
+
+def load_deepmd_file(path: str | Path) -> dict:
+    """Read a DeePMD-kit ``.dp`` (HDF5) or ``.yaml`` model file into its serialized dict."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"DeePMD-kit model file not found: {path}")
+    suffix = path.suffix.lower()
+    if suffix in (".dp", ".hlo", ".yaml", ".yml"):
+        try:
+            return _read_deepmd_file(path, suffix)
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            # h5py's OSError (not HDF5), yaml's errors (ValueError subclasses), missing keys
+            lines = str(exc).strip().splitlines()
+            raise ValueError(f"{path}: not a readable DeePMD-kit {suffix} model ({exc.__class__.__name__}"
+                             f"{': ' + lines[0][:200] if lines else ''})") from None
     raise ValueError(f"{path}: expected a DeePMD-kit .dp or .yaml file (convert a .pth/.pb with `dp convert-backend`)")
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from mtzoo.model import Model, build_model, model_config
-from mtzoo.train.checkpoint import atomic_save, load_checkpoint, versions
+from mtzoo.train.checkpoint import atomic_save, load_checkpoint, safe_load, versions
 
 FORMAT_VERSION = 1
 KIND = "mtzoo-model"
@@ -44,10 +44,7 @@ def load_model(path: str | Path, uncompress: bool = False) -> Model:
         from mtzoo.zoo.deepmd_import import model_from_deepmd
 
         return model_from_deepmd(path).eval()
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise ValueError(f"{path}: not a readable mtzoo model ({exc.__class__.__name__}: {str(exc).strip().splitlines()[0][:200]})") from None
+    state = safe_load(path, "mtzoo model")
     if isinstance(state, dict) and state.get("kind") == "checkpoint":
         state = load_checkpoint(path)
         model = build_model(state["model_config"])
