@@ -76,8 +76,8 @@ def run_mtzoo(shared: Path, steps: int, workdir: Path, seed: int = 1) -> dict:
     torch.set_num_threads(1)
     from mtzoo.config import load_input
     from mtzoo.data.readers import load_systems
-    from mtzoo.evaluate import evaluate
-    from mtzoo.train.trainer import Trainer
+    from mtzoo.evaluation import evaluate
+    from mtzoo.training.trainer import Trainer
 
     cfg = load_input(seeded_input(shared, seed, workdir))
     cfg.training.numb_steps = steps

@@ -16,7 +16,7 @@ the same machine load:
   medians over all rounds is kept too);
 * training step (batch size 1, DeePMD's ``ener`` loss with its prefactors, Adam).  DeePMD-kit:
   ``dp --pt train`` through ``peers/deepmd_time.py train`` (wall time per 10 steps, display and
-  validation included, steps after the 20th); mtzoo: :class:`mtzoo.train.trainer.Trainer` on the
+  validation included, steps after the 20th); mtzoo: :class:`mtzoo.training.trainer.Trainer` on the
   same input, timed the same way, and also the bare ``train_step`` (draw a batch + one step).
 
 Writes ``benchmarks/results/YYYY-MM-DD-water-se_e2_a.json`` (medians, paired ratios deepmd/mtzoo,
@@ -189,7 +189,7 @@ def mtzoo_train(shared: Path, steps: int, workdir: Path) -> dict:
     os.chdir((shared / INPUT).parent)  # the input's system paths are relative to it
     try:
         try:
-            from mtzoo.train.trainer import Trainer
+            from mtzoo.training.trainer import Trainer
         except ImportError:
             Trainer = None
         if Trainer is not None:
@@ -209,7 +209,7 @@ def mtzoo_train(shared: Path, steps: int, workdir: Path) -> dict:
                 t1 = time.perf_counter()
                 trainer.train_step(task.sampler.next(), lr, task.name)
                 bare.append(time.perf_counter() - t1)
-            return {"method": "mtzoo.train.trainer.Trainer (run() timed like deepmd_time.py; train_step for the bare step)",
+            return {"method": "mtzoo.training.trainer.Trainer (run() timed like deepmd_time.py; train_step for the bare step)",
                     "s_per_step_median": float(np.median(per)) if per else wall / steps,
                     "s_per_step_bare_median": float(np.median(bare[3:])),
                     "trainer_s_per_step_median": res.get("s_per_step_median"), "wall_s": wall}
@@ -224,7 +224,7 @@ def _manual_train(cfg, steps: int) -> dict:
 
     from mtzoo.data.graph import collate, system_graphs
     from mtzoo.data.readers import read_deepmd
-    from mtzoo.train.loss import EnergyLoss
+    from mtzoo.training.loss import EnergyLoss
 
     model, type_map = mtzoo_model(Path(os.getcwd()).parents[2])
     graphs = [g for n in ("data_0", "data_1", "data_2") for s in read_deepmd(Path("../data") / n)
@@ -243,7 +243,7 @@ def _manual_train(cfg, steps: int) -> dict:
         opt.step()
         ts.append(time.perf_counter() - t0)
     med = float(np.median(ts[20:] if steps > 25 else ts))
-    return {"method": "manual step: mtzoo.train.loss.EnergyLoss + torch.optim.Adam + model(batch, create_graph=True)",
+    return {"method": "manual step: mtzoo.training.loss.EnergyLoss + torch.optim.Adam + model(batch, create_graph=True)",
             "s_per_step_median": med, "s_per_step_bare_median": med}
 
 

@@ -3,9 +3,9 @@
 Energy/force: each descriptor trains from DeePMD-kit's own water input for it (the shared
 ``examples/water/*/input*.json``), with ``numb_steps = --steps`` and the *same* learning-rate
 schedule, loss prefactors, batch size (one 192-atom frame) and batch order for all, then its frozen
-model is evaluated with :func:`mtzoo.evaluate.evaluate` on every frame of ``data_3`` (80 frames,
+model is evaluated with :func:`mtzoo.evaluation.evaluate` on every frame of ``data_3`` (80 frames,
 the inputs' validation system).  Also timed: the median seconds per training step (optimizer step
-only, from :class:`~mtzoo.train.trainer.Trainer`) and one energy+force call (no virial) on the
+only, from :class:`~mtzoo.training.trainer.Trainer`) and one energy+force call (no virial) on the
 first frame of ``data_3`` (192 atoms).  The RMSEs of trivial predictors (constant energy per atom,
 zero force, constant tensor) are written beside them (``baselines``).
 
@@ -191,8 +191,8 @@ def time_inference(model, system, calls: int = 10) -> dict[str, float]:
 def train_and_test(cfg: dict, workdir: Path, test_paths: list[Path], energy: bool) -> dict:
     """Train ``cfg`` in ``workdir``, freeze, evaluate on ``test_paths`` (and time inference for energy)."""
     from mtzoo.data.readers import load_systems
-    from mtzoo.evaluate import evaluate
-    from mtzoo.train.trainer import Trainer
+    from mtzoo.evaluation import evaluate
+    from mtzoo.training.trainer import Trainer
     from mtzoo.zoo.frozen import freeze, load_model
 
     workdir.mkdir(parents=True, exist_ok=True)

@@ -77,8 +77,8 @@ def write_subset(frames: list[tuple[Path, int]], dst: Path) -> list[str]:
 
 def scratch_model(base_path: Path, train: list[str], steps: int, seed: int, workdir: Path):
     """A single-task model with the base's descriptor and ``pbe`` fitting architecture, trained from scratch."""
-    from mtzoo.train.tasks import load_frozen_state
-    from mtzoo.train.trainer import Trainer
+    from mtzoo.training.tasks import load_frozen_state
+    from mtzoo.training.trainer import Trainer
 
     recorded = load_frozen_state(base_path)["metadata"]["input"]
     desc = dict(recorded["model"]["descriptor"], seed=seed)
@@ -96,7 +96,7 @@ def scratch_model(base_path: Path, train: list[str], steps: int, seed: int, work
 
 def test_errors(model, head: str | None, test_systems) -> dict:
     """MAE/RMSE of the total energy (meV) and of the energy per atom (meV/atom) over the test frames."""
-    from mtzoo.evaluate import predict_system
+    from mtzoo.evaluation import predict_system
 
     err, err_pa = [], []
     for s in test_systems:

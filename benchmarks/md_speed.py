@@ -181,7 +181,7 @@ def water_models(peer: str, shared: Path, steps: int, workdir: Path, frozen: Pat
 
 def molecular_model(workdir: Path, train_steps: int) -> tuple[Path, dict]:
     """The zoo's molecular model (head ``pbe``) if present, else a model of its size trained briefly."""
-    from mtzoo.train.trainer import train
+    from mtzoo.training.trainer import train
     from mtzoo.zoo.frozen import freeze, save_model
     from mtzoo.zoo.registry import list_pretrained, load_pretrained
 

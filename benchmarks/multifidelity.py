@@ -81,8 +81,8 @@ def _paths(x) -> list[str]:
 
 def run(kind: str, high_train: Path, steps: int, seed: int, workdir: Path, preset: dict, batch_size=1) -> dict:
     from mtzoo.data.readers import load_systems
-    from mtzoo.evaluate import evaluate
-    from mtzoo.train.trainer import Trainer
+    from mtzoo.evaluation import evaluate
+    from mtzoo.training.trainer import Trainer
 
     fitting = {"type": "ener", "neuron": [64, 64, 64], "resnet_dt": True}
     training = {"numb_steps": steps, "seed": seed, "disp_freq": steps, "save_freq": steps}

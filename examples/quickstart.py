@@ -57,7 +57,7 @@ def main(argv=None) -> int:
 
     import mtzoo
     from mtzoo.data.readers import load_systems
-    from mtzoo.evaluate import evaluate, format_table
+    from mtzoo.evaluation import evaluate, format_table
 
     torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
     out = Path(args.out)

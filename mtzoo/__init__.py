@@ -27,7 +27,7 @@ def __getattr__(name: str):
 
         return MTZooCalculator
     if name == "train":
-        from mtzoo.train.trainer import train
+        from mtzoo.training.trainer import train
 
         return train
     if name in ("freeze", "load_model", "save_model"):
@@ -47,7 +47,7 @@ def __getattr__(name: str):
 
         return compress
     if name == "evaluate":
-        from mtzoo.evaluate import evaluate
+        from mtzoo.evaluation import evaluate
 
         return evaluate
     if name == "load_systems":

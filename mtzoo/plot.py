@@ -9,7 +9,7 @@ import numpy as np
 
 from mtzoo import keys as K
 from mtzoo.data.system import System
-from mtzoo.evaluate import predict_system
+from mtzoo.evaluation import predict_system
 
 # label key -> (panel title, divide by atoms)
 PANELS = {K.ENERGY: ("energy per atom (eV/atom)", True), K.FORCES: ("force components (eV/A)", False),

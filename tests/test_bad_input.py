@@ -203,7 +203,7 @@ def test_zero_steps_trains_nothing_cleanly(tmp_path, capsys):
 
 def test_diverging_training_is_a_user_error(tmp_path, capsys, monkeypatch):
     """A NaN loss (labels are finite: checked at load) is one line naming the step and what to change."""
-    from mtzoo.train.trainer import Trainer
+    from mtzoo.training.trainer import Trainer
 
     monkeypatch.setattr(Trainer, "_step", lambda self, items, lr: {"default": {"rmse": float("nan")}})
     cfg = small_input(40)
@@ -221,3 +221,13 @@ def test_unsafe_pickle_never_runs_through_the_python_api(tmp_path):
         load_model(path)
     assert "weights_only" not in str(exc.value)
     assert isinstance(exc.value.__cause__, (type(None), pickle.UnpicklingError))
+
+
+def test_shared_layer_mismatch_names_the_difference():
+    from mtzoo.model import build_model
+
+    desc = {"type": "se_e2_a", "sel": [10, 10], "rcut": 4.0, "rcut_smth": 0.5, "neuron": [4, 8], "axis_neuron": 2}
+    heads = {h: {"type": "ener", "neuron": [16, 16], "layer_name": [None, "s1", None], "resnet_dt": dt}
+             for h, dt in (("a", True), ("b", False))}
+    with pytest.raises(ValueError, match="layer 's1' \\(layer 1\\) .* differs in resnet_dt \\(idt\\): True vs False"):
+        build_model({"type_map": ["Ag", "Au"], "descriptor": desc, "heads": heads})

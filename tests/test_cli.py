@@ -134,7 +134,7 @@ def test_test_accepts_zoo_name_and_writes_parity_plot(tmp_path, capsys):
 
 def test_evaluate_progress_bar(capsys):
     from mtzoo.data.readers import load_systems
-    from mtzoo.evaluate import evaluate
+    from mtzoo.evaluation import evaluate
     from mtzoo.zoo.registry import load_pretrained
 
     res = evaluate(load_pretrained("agau-emt-d3-v1", head="emt"), load_systems(AGAU / "valid"), nframes=1, progress=True)

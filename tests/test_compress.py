@@ -189,7 +189,7 @@ def test_training_flows_start_from_a_compressed_file(tmp_path):
     from mtzoo.zoo.compress import compress
     from mtzoo.zoo.finetune import resolve_model_path
     from mtzoo.zoo.frozen import load_model
-    from mtzoo.train.tasks import load_frozen_state
+    from mtzoo.training.tasks import load_frozen_state
 
     out = tmp_path / "c.pth"
     compress("hcno-mf-se-v1", out)

@@ -31,7 +31,9 @@ from mtzoo.config import (
     parse_input,
 )
 
-EXAMPLES = Path(__file__).resolve().parents[1].parent / "shared/data/deepmd-examples" / "examples"
+from conftest import SHARED  # noqa: E402
+
+EXAMPLES = SHARED / "examples"
 SE_E2_A = sorted((EXAMPLES / "water" / "se_e2_a").glob("*.json"))
 OTHERS = sorted(p for p in EXAMPLES.rglob("*.json") if p.parent.name != "se_e2_a")
 SINGLE_TASK_OTHERS = [p for p in OTHERS if "multi_task" not in str(p)]

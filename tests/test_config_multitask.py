@@ -15,7 +15,9 @@ from mtzoo.config import (DEFAULT_HEAD, TASK_SCHEDULES, ConfigError, DipoleFitti
                           EnerLossConfig, InputConfig, PolarFittingConfig, TaskConfig, TensorLossConfig,
                           ValidationDataConfig, complete_input, load_input, parse_input)
 
-EXAMPLES = Path(__file__).resolve().parents[1].parent / "shared/data/deepmd-examples" / "examples"
+from conftest import SHARED  # noqa: E402
+
+EXAMPLES = SHARED / "examples"
 ENER_DIPOLE = EXAMPLES / "water_multi_task" / "ener_dipole" / "input.json"
 PYTORCH_EXAMPLES = sorted((EXAMPLES / "water_multi_task" / "pytorch_example").glob("*.json"))
 TENSOR_EXAMPLES = [EXAMPLES / "water_tensor" / "dipole" / "dipole_input.json",

@@ -24,7 +24,7 @@ from mtzoo.data.readers import load_systems, read_deepmd
 from mtzoo.descriptors.e3nn_mp import DescrptE3nnMP
 from mtzoo.heads import E3nnDipoleHead, E3nnPolarHead, EnergyHead, fit_energy_bias
 from mtzoo.model import build_model, model_config
-from mtzoo.train.loss import TensorLoss
+from mtzoo.training.loss import TensorLoss
 from mtzoo.zoo.frozen import load_model, save_model
 
 DESC = {"type": "e3nn_mp", "rcut": 3.5, "lmax": 2, "num_layers": 2, "hidden_irreps": "8x0e + 4x1o + 2x2e",

@@ -26,7 +26,7 @@ from mtzoo import keys as K
 from mtzoo.config import EnerLossConfig
 from mtzoo.data.graph import collate, system_graphs
 from mtzoo.data.readers import load_systems
-from mtzoo.train.loss import EnergyLoss, TensorLoss
+from mtzoo.training.loss import EnergyLoss, TensorLoss
 
 REPO = Path(__file__).resolve().parents[1]
 MOL = REPO / "examples" / "data" / "molecules"
@@ -189,8 +189,8 @@ def test_term_needs_both_prefactors_as_in_deepmd():
 
 def test_validation_weights_batches_by_atoms_per_frame(model, tmp_path):
     """Trainer validation: sum_k n_k m_k / sum_k n_k over batches (DeePMD-kit's weighting)."""
-    from mtzoo.train.tasks import Task
-    from mtzoo.train.trainer import Trainer
+    from mtzoo.training.tasks import Task
+    from mtzoo.training.trainer import Trainer
 
     class Fixed:
         def __init__(self, batches):

@@ -18,8 +18,8 @@ from mtzoo import keys as K
 from mtzoo.config import load_input
 from mtzoo.data.graph import collate, system_graphs
 from mtzoo.data.readers import load_systems
-from mtzoo.evaluate import evaluate
-from mtzoo.train.trainer import Trainer
+from mtzoo.evaluation import evaluate
+from mtzoo.training.trainer import Trainer
 from mtzoo.zoo.frozen import freeze, load_model
 
 EX = REPO / "examples" / "multitask"

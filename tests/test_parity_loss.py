@@ -31,7 +31,7 @@ from mtzoo import keys as K
 from mtzoo.config import EnerLossConfig
 from mtzoo.data.graph import collate, system_graphs
 from mtzoo.data.readers import load_systems
-from mtzoo.train.loss import EnergyLoss, TensorLoss
+from mtzoo.training.loss import EnergyLoss, TensorLoss
 from mtzoo.zoo.deepmd_import import model_from_deepmd
 
 pytest.importorskip("deepmd.dpmodel", reason="deepmd-kit (test oracle) not importable")

@@ -23,7 +23,7 @@ from mtzoo.data.graph import collate, system_graphs
 from mtzoo.descriptors.base import Descriptor
 from mtzoo.heads import DipoleHead, PolarHead, build_head
 from mtzoo.model import Model, build_model, model_config
-from mtzoo.train.loss import TensorLoss
+from mtzoo.training.loss import TensorLoss
 
 HEAD = "default"
 SYSTEMS = {"water": (["O", "H"], 4.0, [24, 48]), "molecule": (["C", "H", "O"], 4.0, [10, 10, 10])}
@@ -214,7 +214,7 @@ def test_tensor_loss_missing_labels_and_prefs():
 @pytest.mark.parametrize("kind", ["dipole", "polar"])
 def test_evaluate_tensor_head(kind):
     from mtzoo.data.readers import read_deepmd
-    from mtzoo.evaluate import evaluate, format_table, predict_system
+    from mtzoo.evaluation import evaluate, format_table, predict_system
 
     base = TENSOR_DATA / kind / "validation_data_reformat"
     if not base.is_dir():

@@ -11,7 +11,7 @@ from mtzoo import keys as K
 from mtzoo.data.graph import collate, system_graphs
 from mtzoo.data.readers import read_deepmd
 from mtzoo.model import build_model
-from mtzoo.train.scheduler import TaskScheduler
+from mtzoo.training.scheduler import TaskScheduler
 
 
 def test_stochastic_frequencies_match_weights_chi_square():

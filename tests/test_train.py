@@ -13,7 +13,7 @@ import torch
 from conftest import AGAU
 from mtzoo import keys as K
 from mtzoo.config import parse_input
-from mtzoo.train.trainer import Trainer, lcurve_header
+from mtzoo.training.trainer import Trainer, lcurve_header
 from mtzoo.zoo.frozen import freeze, load_model
 
 
@@ -41,7 +41,7 @@ def test_training_reduces_force_and_energy_error(tmp_path):
     cfg = small_input(300)
     cfg["learning_rate"].update(start_lr=1e-2, decay_steps=100)
     tr = Trainer(cfg, tmp_path, progress=False, log=lambda *a: None)
-    from mtzoo.evaluate import evaluate
+    from mtzoo.evaluation import evaluate
 
     before = evaluate(tr.model, tr.tasks["default"].valid.systems)["total"]
     tr.run()

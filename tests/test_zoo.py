@@ -222,7 +222,7 @@ def test_finetune_init_from_shifts_the_old_bias_along_the_new_compositions():
     """DeePMD's change-by-statistic: b_new = b_old + min-norm lstsq(C, E - E_pred); with one
     composition in the new data the shift is parallel to it (other compositions keep b_old)."""
     from mtzoo.data.readers import load_systems
-    from mtzoo.evaluate import predict_system
+    from mtzoo.evaluation import predict_system
     from mtzoo.zoo.finetune import _shifted_bias
     from mtzoo.zoo.registry import MODELS_DIR
 

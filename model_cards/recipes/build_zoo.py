@@ -42,8 +42,8 @@ def build(recipe_path: Path, steps: int | None, workdir: Path, reuse: bool = Fal
     import torch
 
     from mtzoo.model import build_model
-    from mtzoo.train.checkpoint import load_checkpoint
-    from mtzoo.train.trainer import Trainer
+    from mtzoo.training.checkpoint import load_checkpoint
+    from mtzoo.training.trainer import Trainer
     from mtzoo.zoo.frozen import file_sha256, load_model, save_model
     from mtzoo.zoo.registry import check_frame
 

@@ -39,7 +39,7 @@ def _positive_float(text: str) -> float:
 
 
 def _train(args) -> None:
-    from mtzoo.train.trainer import train
+    from mtzoo.training.trainer import train
 
     result = train(args.input, workdir=args.workdir, restart=args.restart, init_frz_model=args.init_frz_model,
                    progress=False if args.no_progress else None, allow_input_change=args.allow_input_change)
@@ -101,7 +101,7 @@ def _load_model_or_hint(name: str, load_model):
 
 def _test(args) -> None:
     from mtzoo.data.readers import load_systems
-    from mtzoo.evaluate import evaluate, format_table
+    from mtzoo.evaluation import evaluate, format_table
     from mtzoo.zoo.frozen import load_model
     from mtzoo.zoo.registry import load_pretrained
 

@@ -14,9 +14,18 @@ from collections.abc import Mapping
 from mtzoo.heads.base import Head
 
 
+_SIGNATURE_FIELDS = ("inputs", "outputs", "bias", "resnet_dt (idt)", "activation", "skip", "precision")
+
+
 def _signature(layer) -> tuple:
     return (layer.n_in, layer.n_out, layer.bias is not None, layer.idt is not None, layer.activation_name, layer.skip,
             layer.weight.dtype)
+
+
+def _signature_difference(a, b) -> str:
+    """``field: x vs y`` for every field in which two layers' signatures differ."""
+    return "; ".join(f"{name}: {x} vs {y}" for name, x, y in zip(_SIGNATURE_FIELDS, _signature(a), _signature(b))
+                     if x != y)
 
 
 def share_named_layers(heads: Mapping[str, Head]) -> dict[str, list[str]]:
@@ -54,9 +63,8 @@ def share_named_layers(heads: Mapping[str, Head]) -> dict[str, list[str]]:
             for t, (mine, theirs) in enumerate(zip(layers, olayers)):
                 if _signature(mine) != _signature(theirs):
                     raise ValueError(
-                        f"layer '{lname}' is shared by heads '{oname}' and '{hname}' but differs: "
-                        f"{theirs.n_in}->{theirs.n_out} ({theirs.activation_name}, {theirs.weight.dtype}) vs "
-                        f"{mine.n_in}->{mine.n_out} ({mine.activation_name}, {mine.weight.dtype})")
+                        f"layer '{lname}' (layer {k}) is shared by heads '{oname}' and '{hname}' but differs in "
+                        f"{_signature_difference(theirs, mine)} ('{oname}' vs '{hname}')")
                 if mine.trainable != theirs.trainable:
                     raise ValueError(f"layer '{lname}' is shared by heads '{oname}' and '{hname}' but is trainable "
                                      f"in one and frozen in the other")

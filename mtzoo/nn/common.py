@@ -154,7 +154,7 @@ def keep_freed_memory() -> bool:
     16.2-20.0 ms against 17.1-21.1 ms without, 1.0-1.5 ms faster in each of three interleaved
     process pairs.  The settings are process-wide and stay (glibc's dynamic default cannot be
     restored: setting the "defaults" back explicitly made steps 1.6x slower); they are applied
-    once by :class:`~mtzoo.train.trainer.Trainer`, by :class:`~mtzoo.calculator.MTZooCalculator`
+    once by :class:`~mtzoo.training.trainer.Trainer`, by :class:`~mtzoo.calculator.MTZooCalculator`
     and when a compressed descriptor builds its tables.  A no-op off Linux/glibc or with
     ``MTZOO_MALLOC_TUNING=0``.  Returns whether the settings were applied.
     """

@@ -65,7 +65,7 @@ def compress(model_path: str | Path, output: str | Path, rmin: float = 0.5, tol:
     import torch
 
     from mtzoo.zoo.finetune import resolve_model_path
-    from mtzoo.train.checkpoint import safe_load
+    from mtzoo.training.checkpoint import safe_load
     from mtzoo.zoo.frozen import load_model, save_model
 
     path = resolve_model_path(model_path, what="model")  # zoo name (checksum verified) or file

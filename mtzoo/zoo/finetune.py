@@ -1,6 +1,6 @@
 """Fine-tuning a pretrained (united) model on new data: add a head, train, save a new united model.
 
-Three strategies, all run by the ordinary :class:`~mtzoo.train.trainer.Trainer` started from the
+Three strategies, all run by the ordinary :class:`~mtzoo.training.trainer.Trainer` started from the
 base model (``init_frz_model``), with the completed input written to the work folder:
 
 ``"multitask"`` (default; hard parameter sharing)
@@ -127,8 +127,8 @@ def finetune(base, data_train, data_valid=None, head_name: str = "new", strategy
 
     from mtzoo.config import parse_input
     from mtzoo.model import build_model, model_config
-    from mtzoo.train.tasks import load_frozen_state
-    from mtzoo.train.trainer import Trainer
+    from mtzoo.training.tasks import load_frozen_state
+    from mtzoo.training.trainer import Trainer
     from mtzoo.zoo.frozen import load_model, save_model
 
     if strategy not in STRATEGIES:
@@ -234,7 +234,7 @@ def _shifted_bias(path: Path, init_from: str, data_train, old_bias):
     import numpy as np
 
     from mtzoo.data.readers import load_systems
-    from mtzoo.evaluate import predict_system
+    from mtzoo.evaluation import predict_system
     from mtzoo.heads.energy import energy_bias_from_systems
     from mtzoo.zoo.frozen import load_model
 

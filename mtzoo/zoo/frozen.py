@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from mtzoo.model import Model, build_model, model_config
-from mtzoo.train.checkpoint import atomic_save, load_checkpoint, safe_load, versions
+from mtzoo.training.checkpoint import atomic_save, load_checkpoint, safe_load, versions
 
 FORMAT_VERSION = 1
 KIND = "mtzoo-model"

@@ -20,9 +20,9 @@ import torch
 from mtzoo.config import ConfigError
 from mtzoo.heads import HEADS
 from mtzoo.model import Model, build_model
-from mtzoo.train.data import BatchSampler, GraphSet, system_probs
-from mtzoo.train.checkpoint import safe_load
-from mtzoo.train.loss import EnergyLoss
+from mtzoo.training.data import BatchSampler, GraphSet, system_probs
+from mtzoo.training.checkpoint import safe_load
+from mtzoo.training.loss import EnergyLoss
 
 
 @dataclass
@@ -54,7 +54,7 @@ def make_loss(loss_cfg, start_lr: float, head):
     if kind in ("ener", "ener_hess"):
         return EnergyLoss(loss_cfg, start_lr)
     if kind == "tensor":
-        from mtzoo.train.loss import TensorLoss
+        from mtzoo.training.loss import TensorLoss
 
         return TensorLoss.for_head(head, loss_cfg.pref, loss_cfg.pref_atomic)
     raise ConfigError(f"loss type '{kind}' is not supported yet")

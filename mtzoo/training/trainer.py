@@ -2,7 +2,7 @@
 
 One step: the task scheduler picks the task(s) (stochastic by default: one task drawn with
 probability proportional to its ``fitting_weight``), each draws a batch of its own data
-(:class:`~mtzoo.train.data.BatchSampler`), the model evaluates that task's head with
+(:class:`~mtzoo.training.data.BatchSampler`), the model evaluates that task's head with
 ``create_graph=True`` (forces enter the loss), the loss has prefactors scheduled by the
 learning rate, and one Adam step updates the shared descriptor and that head (other heads
 get no gradient, so neither they nor their optimizer state change).  Every ``disp_freq`` steps (and at step 1) a line of
@@ -28,10 +28,10 @@ from mtzoo import keys as K
 from mtzoo.config import ConfigError, complete_input, load_input, parse_input
 from mtzoo.model import build_model, model_config
 from mtzoo.nn.common import keep_freed_memory
-from mtzoo.train.checkpoint import atomic_write_text, load_checkpoint, save_checkpoint
-from mtzoo.train.lr import ExpDecayLR
-from mtzoo.train.scheduler import TaskScheduler
-from mtzoo.train.tasks import (Task, attach_losses, build_tasks, compute_statistics, load_frozen_state, model_from_frozen,
+from mtzoo.training.checkpoint import atomic_write_text, load_checkpoint, save_checkpoint
+from mtzoo.training.lr import ExpDecayLR
+from mtzoo.training.scheduler import TaskScheduler
+from mtzoo.training.tasks import (Task, attach_losses, build_tasks, compute_statistics, load_frozen_state, model_from_frozen,
                                model_from_input, warn_untrained)
 
 
