@@ -109,6 +109,34 @@ def _generated_water(n: int, nmol: int, seed: int):
     return System("generated-water", elements, np.zeros(len(elements), dtype=np.int64), coord, box)
 
 
+def tensor_systems(kind: str, split: str = "training") -> dict:
+    """``{"atomic_system": System, "global_system": System}`` with dipole or polarizability labels.
+
+    DeePMD-kit's ``water_tensor/<kind>/<split>_data_reformat`` when ``../shared`` is present;
+    otherwise bundled water frames (O/H, non-periodic): ``global_system`` the PBE labels of
+    ``examples/data/molecules/{dft,dft_polar}/water/train``, ``atomic_system`` the validation
+    frames with seeded random atomic labels instead (the tests check bookkeeping, not physics).
+    """
+    from mtzoo import keys as K
+    from mtzoo.data.readers import read_deepmd
+
+    base = WATER.parent / "water_tensor" / kind / f"{split}_data_reformat"
+    if base.is_dir():
+        return {name: read_deepmd(base / name)[0] for name in ("atomic_system", "global_system")}
+    level = "dft" if kind == "dipole" else "dft_polar"
+    gkey, akey = (K.DIPOLE, K.ATOM_DIPOLE) if kind == "dipole" else (K.POLARIZABILITY, K.ATOM_POLARIZABILITY)
+    root = REPO / "examples" / "data" / "molecules" / level / "water"
+    glob = read_deepmd(root / "train")[0]
+    glob.labels = {k: v for k, v in glob.labels.items() if k == gkey}
+    glob.masks = {k: v for k, v in glob.masks.items() if k == gkey}
+    atomic = read_deepmd(root / "valid")[0]
+    rng = np.random.default_rng(7)
+    atomic.labels = {akey: rng.normal(size=(atomic.nframes,) + K.frame_shape(akey, atomic.natoms))}
+    atomic.masks = {akey: np.ones(atomic.nframes, dtype=bool)}
+    atomic.name = f"{atomic.name} (random atomic {kind} labels)"
+    return {"atomic_system": atomic, "global_system": glob}
+
+
 def molecule_system():
     """A non-periodic ethanol-like molecule (C2H6O) as a System, no labels."""
     from mtzoo.data.system import System

@@ -229,5 +229,5 @@ def test_shared_layer_mismatch_names_the_difference():
     desc = {"type": "se_e2_a", "sel": [10, 10], "rcut": 4.0, "rcut_smth": 0.5, "neuron": [4, 8], "axis_neuron": 2}
     heads = {h: {"type": "ener", "neuron": [16, 16], "layer_name": [None, "s1", None], "resnet_dt": dt}
              for h, dt in (("a", True), ("b", False))}
-    with pytest.raises(ValueError, match="layer 's1' \\(layer 1\\) .* differs in resnet_dt \\(idt\\): True vs False"):
+    with pytest.raises(ValueError, match="layer 's1' is shared .* differs \\(layer 1\\) in resnet_dt \\(idt\\): True vs False"):
         build_model({"type_map": ["Ag", "Au"], "descriptor": desc, "heads": heads})

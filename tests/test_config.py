@@ -6,7 +6,6 @@ import copy
 import json
 import re
 import warnings
-from pathlib import Path
 
 import pytest
 

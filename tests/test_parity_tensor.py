@@ -126,17 +126,14 @@ def test_polar_output_stats_match_deepmd(names, excl):
     """PolarHead.compute_output_stats == DeePMD's set-by-statistic out_bias on the shared polar data."""
     from deepmd.dpmodel.utils.stat import compute_output_stats
 
-    from conftest import WATER
-    from mtzoo.data.readers import read_deepmd
+    from conftest import tensor_systems
 
-    base = WATER.parent / "water_tensor" / "polar" / "training_data_reformat"
-    if not base.is_dir():
-        pytest.skip("shared water_tensor data not present")
+    available = tensor_systems("polar")  # DeePMD's water_tensor, or bundled water without ../shared
     type_map, nf = ["O", "H"], 5
     systems, sampled = [], []
     for name in names:
-        s = read_deepmd(base / name)[0]
-        s.coord, s.box = s.coord[:nf], s.box[:nf]
+        s = available[name]
+        s.coord, s.box = s.coord[:nf], None if s.box is None else s.box[:nf]
         s.labels, s.masks = {k: v[:nf] for k, v in s.labels.items()}, {k: v[:nf] for k, v in s.masks.items()}
         systems.append(s)
         atype = np.repeat(s.model_types(type_map)[None], nf, 0)

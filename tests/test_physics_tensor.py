@@ -17,7 +17,7 @@ import pytest
 import torch
 
 import physics
-from conftest import WATER, molecule_system, water_frames
+from conftest import molecule_system, water_frames
 from mtzoo import keys as K
 from mtzoo.data.graph import collate, system_graphs
 from mtzoo.descriptors.base import Descriptor
@@ -32,7 +32,6 @@ HEADS = {
     "polar-diag": {"type": "polar", "fit_diag": True},
     "polar-full": {"type": "polar", "fit_diag": False, "scale": "random", "shift_diag": True},
 }
-TENSOR_DATA = WATER.parent / "water_tensor"
 
 
 def _frame(system: str):
@@ -213,13 +212,12 @@ def test_tensor_loss_missing_labels_and_prefs():
 # ------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("kind", ["dipole", "polar"])
 def test_evaluate_tensor_head(kind):
-    from mtzoo.data.readers import read_deepmd
     from mtzoo.evaluation import evaluate, format_table, predict_system
 
-    base = TENSOR_DATA / kind / "validation_data_reformat"
-    if not base.is_dir():
-        pytest.skip("shared water_tensor data not present")
-    systems = [read_deepmd(base / name)[0] for name in ("atomic_system", "global_system")]
+    from conftest import tensor_systems
+
+    available = tensor_systems(kind, "validation")  # DeePMD's water_tensor, or bundled water
+    systems = [available[name] for name in ("atomic_system", "global_system")]
     model = build_model({"type_map": ["O", "H"],
                          "descriptor": {"type": "se_e2_a", "sel": [24, 48], "rcut": 3.5, "neuron": [4, 8],
                                         "axis_neuron": 2, "seed": 1},

@@ -15,7 +15,7 @@ from mtzoo.data.system import DataError
 
 REPO = Path(__file__).resolve().parents[1]
 AGAU = REPO / "examples" / "data" / "agau_emt"
-SHARED = Path(__file__).resolve().parents[1].parent / "shared/data/deepmd-examples"
+from conftest import SHARED  # noqa: E402  (MTZOO_NO_SHARED=1 hides it)
 
 
 # --------------------------------------------------------------------------------------

@@ -63,7 +63,7 @@ def share_named_layers(heads: Mapping[str, Head]) -> dict[str, list[str]]:
             for t, (mine, theirs) in enumerate(zip(layers, olayers)):
                 if _signature(mine) != _signature(theirs):
                     raise ValueError(
-                        f"layer '{lname}' (layer {k}) is shared by heads '{oname}' and '{hname}' but differs in "
+                        f"layer '{lname}' is shared by heads '{oname}' and '{hname}' but differs (layer {k}) in "
                         f"{_signature_difference(theirs, mine)} ('{oname}' vs '{hname}')")
                 if mine.trainable != theirs.trainable:
                     raise ValueError(f"layer '{lname}' is shared by heads '{oname}' and '{hname}' but is trainable "

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from mtzoo.config import ConfigError
 from mtzoo.heads import HEADS

@@ -62,8 +62,6 @@ def compress_model(model: Model, rmin: float = 0.5, tol: float = 1e-10, max_bins
 def compress(model_path: str | Path, output: str | Path, rmin: float = 0.5, tol: float = 1e-10,
              max_bins: int = 20000) -> dict:
     """Compress a model file (or zoo name) into ``output``; returns :func:`compress_model`'s dict plus ``output``."""
-    import torch
-
     from mtzoo.zoo.finetune import resolve_model_path
     from mtzoo.training.checkpoint import safe_load
     from mtzoo.zoo.frozen import load_model, save_model
