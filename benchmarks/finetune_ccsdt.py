@@ -21,6 +21,15 @@ exponentially to 1e-5, as :func:`mtzoo.zoo.finetune.finetune` does):
 ``multitask``
     ``finetune(strategy="multitask", init_from="pbe")`` with replay weights
     ``--replay`` (default ``pbe=1,xtb=0.5``; the new head has 1, so it gets 40 % of the steps).
+``default``
+    ``finetune(init_from="pbe")`` with every other setting at its default (``--steps`` is not
+    used): strategy ``freeze``, a ``correction`` head, steps / learning rate / batch size chosen
+    from the data, 20 % of the ``n`` frames held out to keep the best-validation weights;
+``default-multitask``
+    the same with ``strategy="multitask"`` and the ``--replay`` weights.
+
+``scratch``, ``freeze``, ``full`` and ``multitask`` are run as before 2026-12-04 (``head_mode="copy"``,
+learning rate 1e-3, batch size 1, the template head's loss, no held-out frames, last weights).
 
 Test: every CCSD(T) validation frame (the last 20 % of each MD trajectory, never trained on
 at any level).  Reported: MAE of the total energy (meV per molecule) and of the energy per atom
@@ -45,7 +54,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 MOLS = REPO / "examples" / "data" / "molecules"
-STRATEGIES = ("scratch", "freeze", "full", "multitask")
+STRATEGIES = ("scratch", "freeze", "full", "multitask", "default", "default-multitask")
 
 
 def frame_pool(level: str = "ccsdt", part: str = "train") -> list[tuple[Path, int]]:
@@ -117,11 +126,16 @@ def run_one(strategy: str, base: Path, train: list[str], steps: int, seed: int, 
     if strategy == "scratch":
         model, head = scratch_model(base, train, steps, seed, workdir)
     else:
-        kw = {"replay_weight": replay} if strategy == "multitask" else {}
+        kw = {"replay_weight": replay} if strategy.endswith("multitask") else {}
+        if strategy.startswith("default"):  # every setting at its default
+            kw["strategy"] = "multitask" if strategy == "default-multitask" else "freeze"
+        else:  # the settings of the study before 2026-12-04
+            kw.update(strategy=strategy, steps=steps, lr=1e-3, batch_size=1, head_mode="copy", keep_best=False,
+                      loss="template")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            path = finetune(base, train, None, head_name="ccsdt", strategy=strategy, init_from="pbe", steps=steps,
-                            seed=seed, workdir=workdir, replay_root=REPO, log=lambda *a: None, **kw)
+            path = finetune(base, train, None, head_name="ccsdt", init_from="pbe", seed=seed, workdir=workdir,
+                            replay_root=REPO, log=lambda *a: None, **kw)
         model, head = load_model(path), "ccsdt"
     return model, head, time.perf_counter() - t0
 

@@ -162,10 +162,11 @@ def test_finetune_errors(tmp_path):
         finetune("agau-emt-d3-v1", D3ZERO / "train", head_name="emt", workdir=tmp_path)
     with pytest.raises(KeyError, match="emt_d3bj"):
         finetune("agau-emt-d3-v1", D3ZERO / "train", init_from="pbe", workdir=tmp_path)
-    with pytest.raises(FileNotFoundError, match="replay data of head 'emt'"):
-        finetune("agau-emt-d3-v1", D3ZERO / "train", strategy="multitask", replay_root=tmp_path, workdir=tmp_path)
     with pytest.raises(KeyError, match="pbe.*emt_d3bj"):
-        finetune("agau-emt-d3-v1", D3ZERO / "train", replay_weight={"pbe": 1.0}, replay_root=REPO, workdir=tmp_path)
+        finetune("agau-emt-d3-v1", D3ZERO / "train", strategy="multitask", replay_weight={"pbe": 1.0},
+                 replay_root=REPO, workdir=tmp_path)
+    with pytest.raises(ValueError, match="correction.*needs init_from"):
+        finetune("agau-emt-d3-v1", D3ZERO / "train", head_mode="correction", workdir=tmp_path)
 
 
 def test_finetune_replay_weights_per_head(tmp_path):
@@ -178,7 +179,7 @@ def test_finetune_replay_weights_per_head(tmp_path):
     assert _replay_arg("0.5") == 0.5 and _replay_arg("pbe=1,xtb=0.5") == {"pbe": 1.0, "xtb": 0.5}
     with pytest.warns(UserWarning, match="emt"):
         path = finetune("agau-emt-d3-v1", D3ZERO / "train", head_name="d3zero", replay_weight={"emt_d3bj": 2.0},
-                        steps=6, seed=3, workdir=tmp_path, replay_root=REPO, **QUIET)
+                        strategy="multitask", steps=6, seed=3, workdir=tmp_path, replay_root=REPO, **QUIET)
     weights = json.loads((tmp_path / "out.json").read_text())["training"]["fitting_weight"]
     assert weights == {"emt": 0.0, "emt_d3bj": 2.0, "d3zero": 1.0}
     base, new = load_pretrained("agau-emt-d3-v1"), load_model(path)
@@ -230,8 +231,8 @@ def test_finetune_init_from_shifts_the_old_bias_along_the_new_compositions():
     base = load_model(path)
     old = base.heads["emt_d3bj"].bias_atom_e.detach().numpy().copy()
     one = sorted(p.parent for p in (D3ZERO / "train").rglob("type.raw"))[0]
-    new = _shifted_bias(path, "emt_d3bj", one, old)
     (s,) = load_systems([one])
+    new = _shifted_bias(path, "emt_d3bj", [s], old)
     c = np.bincount(s.model_types(base.type_map), minlength=2).astype(float)
     delta = new - old
     resid = s.labels["energy"] - predict_system(base, s, head="emt_d3bj")["energy"]

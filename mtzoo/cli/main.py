@@ -163,10 +163,18 @@ def _replay_arg(text: str):
 def _finetune(args) -> None:
     from mtzoo.zoo.finetune import finetune
 
+    replay_data = {}
+    for item in args.replay_data or []:
+        head, sep, p = item.partition("=")
+        if not sep or not head or not p:
+            raise ValueError(f"--replay-data {item}: expected HEAD=PATH")
+        replay_data.setdefault(head, []).append(p)
     path = finetune(args.model, args.train, args.valid, head_name=args.head, strategy=args.strategy,
                     init_from=args.init_from, steps=args.steps, replay_weight=args.replay_weight, lr=args.lr,
                     seed=args.seed, workdir=args.workdir, output=args.output, replay_root=args.replay_root,
-                    progress=None)
+                    progress=None, head_mode=args.head_mode, valid_fraction=args.valid_fraction,
+                    batch_size=args.batch_size, replay_data=replay_data or None,
+                    log=lambda msg: print(msg, file=sys.stderr))
     print(f"saved fine-tuned model to {path} (strategy {args.strategy}, new head '{args.head}')")
 
 
@@ -255,12 +263,23 @@ def build_parser() -> argparse.ArgumentParser:
     ft.add_argument("--train", nargs="+", required=True, help="training systems of the new head")
     ft.add_argument("--valid", nargs="+", default=None, help="validation systems of the new head")
     ft.add_argument("--head", required=True, help="name of the new head")
-    ft.add_argument("--strategy", choices=["multitask", "freeze", "full"], default="multitask",
-                    help="multitask: old heads keep training on their replay data (default); freeze: descriptor "
-                         "frozen, only the new head trains; full: everything trains on the new data only")
-    ft.add_argument("--init-from", default=None, help="start the new head from this head's weights")
-    ft.add_argument("--steps", type=_positive_int, default=1000)
-    ft.add_argument("--lr", type=_positive_float, default=1e-3, help="start learning rate")
+    ft.add_argument("--strategy", choices=["multitask", "freeze", "full"], default="freeze",
+                    help="freeze: descriptor frozen, only the new head trains (default; no replay data needed); "
+                         "multitask: old heads keep training on their replay data; full: everything trains on "
+                         "the new data only")
+    ft.add_argument("--init-from", default=None, help="start the new head from this head (its weights and shifted bias)")
+    ft.add_argument("--head-mode", choices=["correction", "copy"], default=None,
+                    help="with --init-from: correction (default) = frozen copy of the old head + a zero-initialised "
+                         "correction net (learns the difference between the levels); copy = train the copied net")
+    ft.add_argument("--steps", type=_positive_int, default=None, help="default: 200 epochs of the new data, logged")
+    ft.add_argument("--lr", type=_positive_float, default=None,
+                    help="start learning rate (default: 1e-3 for a new/correction net, 1e-4 when pretrained "
+                         "weights train)")
+    ft.add_argument("--batch-size", type=_positive_int, default=None, help="default: clip(frames // 10, 1, 8)")
+    ft.add_argument("--valid-fraction", type=float, default=0.2,
+                    help="without --valid: fraction of the training frames held out to keep the best weights")
+    ft.add_argument("--replay-data", nargs="+", default=None, metavar="HEAD=PATH",
+                    help="multitask: replay systems of an old head (instead of the paths the model records)")
     ft.add_argument("--replay-weight", type=_replay_arg, default=1.0,
                     help="fitting_weight of the old heads (multitask): one number for all, or HEAD=W[,HEAD=W...] "
                          "(heads left out get 0: not trained)")

@@ -392,6 +392,8 @@ class EnerFittingConfig(FittingConfig):
         Energy of an isolated atom of each type (None = not fixed); at most ntypes items.
     layer_name : list of str or None, or None
         Per-layer names (``len(neuron) + 1``) for parameter sharing.
+    correction_neuron : list of int or None
+        mtzoo extension: widths of a zero-initialised correction net added to the fitting net.
     numb_fparam, numb_aparam, default_fparam, dim_case_embd, use_aparam_as_mask
         Recognised; only the defaults (0, 0, None, 0, false) are supported yet.
     """
@@ -418,6 +420,12 @@ class EnerFittingConfig(FittingConfig):
     layer_name: list[str | None] | None = option(
         None, omit_none=True,
         doc="Name of each layer (len(neuron)+1); layers with equal names share parameters.",
+    )
+    correction_neuron: list[int] | None = option(
+        None, omit_none=True, check=each(gt(0)),
+        doc="mtzoo extension: hidden widths of a per-type correction net added to the fitting net, its "
+            "output layer initialised to zero (fine-tuning a level of theory as an old head plus a "
+            "learned difference: mtzoo finetune --head-mode correction). Default: none.",
     )
     numb_fparam: int = option(0, only_default=True, doc="Dimension of the frame parameter.")
     numb_aparam: int = option(0, only_default=True, doc="Dimension of the atomic parameter.")

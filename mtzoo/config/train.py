@@ -368,6 +368,12 @@ class TrainingConfig(Section):
         TensorBoard logging.
     gradient_max_norm : float or None
         Clip the gradient norm to this value (0 or None: no clipping).
+    best_metric : str or None
+        mtzoo extension: keep the checkpoint with the lowest validation value of this lcurve
+        metric (e.g. ``rmse_e``) as ``SAVE_CKPT.best.pt`` beside the last one, evaluated at every
+        lcurve line; the mean over the tasks that report it, or ``best_task``'s only.
+    best_task : str or None
+        mtzoo extension: the task whose metric ``best_metric`` follows (default: all).
     """
 
     training_data: DataConfig | None = option(
@@ -417,6 +423,14 @@ class TrainingConfig(Section):
     tensorboard: bool = option(False, doc="Enable tensorboard.")
     tensorboard_log_dir: str = option("log", doc="The log directory of tensorboard outputs.")
     tensorboard_freq: int = option(1, check=gt(0), doc="The frequency of writing tensorboard events.")
+    best_metric: str | None = option(
+        None, omit_none=True,
+        doc="mtzoo extension: keep the checkpoint with the lowest validation value of this lcurve metric "
+            "(e.g. rmse_e) as SAVE_CKPT.best.pt, checked at every lcurve line.",
+    )
+    best_task: str | None = option(
+        None, omit_none=True, doc="mtzoo extension: the task whose best_metric is followed (default: mean over tasks).",
+    )
     gradient_max_norm: float | None = option(
         None, check=ge(0), omit_none=True, doc="Clip the gradient norm to this value (0: no clipping)."
     )

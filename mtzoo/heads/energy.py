@@ -1,11 +1,22 @@
-"""Energy fitting net (DeePMD-kit ``ener``): one residual MLP per atom type plus a per-type bias.
+r"""Energy fitting net (DeePMD-kit ``ener``): one residual MLP per atom type plus a per-type bias.
 
 .. math::
 
-    E_i = \\mathcal F_{t_i}(\\mathcal D_i) + b_{t_i},\\qquad E = \\sum_i E_i
+    E_i = \mathcal F_{t_i}(\mathcal D_i) + b_{t_i},\qquad E = \sum_i E_i
 
 The bias :math:`b_t` is fitted by least squares on the training energies
 (:func:`fit_energy_bias`) so the nets learn only the remainder.
+
+With ``correction_neuron`` (an mtzoo extension for fine-tuning a new level of theory) each type
+also has a correction net :math:`\mathcal C_t` whose output layer starts at zero:
+
+.. math::
+
+    E_i = \mathcal F_{t_i}(\mathcal D_i) + \mathcal C_{t_i}(\mathcal D_i) + b_{t_i}
+
+``mtzoo finetune --head-mode correction`` copies an old head into :math:`\mathcal F` (frozen) and
+its shifted bias into :math:`b`, so before training the new head predicts the old level plus the
+refitted bias exactly, and training learns the (smoother) difference between the levels.
 """
 
 from __future__ import annotations
@@ -42,6 +53,9 @@ class EnergyHead(Head):
         Cut-off for small singular values in the bias least-squares fit.
     atom_ener : list of float or None
         Fixed energies of isolated atoms per type (None entries are fitted).
+    correction_neuron : list of int or None
+        Hidden widths of the per-type correction nets (None: none); their output layers are
+        initialised to zero, so they add nothing until trained.  Always trainable.
 
     Shapes
     ------
@@ -55,7 +69,8 @@ class EnergyHead(Head):
                  activation_function: str = "tanh", precision: str = "default",
                  trainable: bool | Sequence[bool] = True, seed: int | Sequence[int] | None = None,
                  mixed_types: bool = False, rcond: float | None = None,
-                 atom_ener: Sequence[float | None] | None = None, layer_name: Sequence[str | None] | None = None) -> None:
+                 atom_ener: Sequence[float | None] | None = None, layer_name: Sequence[str | None] | None = None,
+                 correction_neuron: Sequence[int] | None = None) -> None:
         super().__init__()
         self.ntypes, self.dim_descrpt = ntypes, dim_descrpt
         self.neuron = [int(n) for n in neuron]
@@ -72,20 +87,41 @@ class EnergyHead(Head):
             for t in range(n_nets)
         )
         self.register_buffer("bias_atom_e", torch.zeros(ntypes, dtype=torch.float64))
+        self.correction_neuron = None if correction_neuron is None else [int(n) for n in correction_neuron]
+        self.corrections = None
+        if self.correction_neuron is not None:
+            base_seed = 0 if seed is None else int(seed if isinstance(seed, int) else seed[0])
+            self.corrections = nn.ModuleList(
+                FittingNet(dim_descrpt, 1, self.correction_neuron, activation_function, resnet_dt, self.dtype,
+                           seed=[base_seed, 1000 + t], trainable=True)
+                for t in range(n_nets)
+            )
+            with torch.no_grad():  # the correction starts at exactly zero
+                for net in self.corrections:
+                    net.layers[-1].weight.zero_()
+                    if net.layers[-1].bias is not None:
+                        net.layers[-1].bias.zero_()
 
     def get_config(self) -> dict:
-        return {"type": "ener", "neuron": self.neuron, "resnet_dt": self.resnet_dt,
-                "activation_function": self.activation_function, "precision": self.precision,
-                "trainable": self.trainable, "seed": self.seed, "rcond": self.rcond,
-                "atom_ener": self.atom_ener, "layer_name": self.layer_name}
+        cfg = {"type": "ener", "neuron": self.neuron, "resnet_dt": self.resnet_dt,
+               "activation_function": self.activation_function, "precision": self.precision,
+               "trainable": self.trainable, "seed": self.seed, "rcond": self.rcond,
+               "atom_ener": self.atom_ener, "layer_name": self.layer_name}
+        if self.correction_neuron is not None:
+            cfg["correction_neuron"] = self.correction_neuron
+        return cfg
 
     def forward(self, features: dict[str, torch.Tensor], atom_type: torch.Tensor) -> dict[str, torch.Tensor]:
         desc = features[K.DESCRIPTOR].to(self.dtype)
-        if self.mixed_types:
-            out = self.nets[0](desc).squeeze(-1)
-        else:
-            out = apply_per_type(self.nets, desc, atom_type, self.ntypes, 1).squeeze(-1)
+        out = self._run_nets(self.nets, desc, atom_type)
+        if self.corrections is not None:
+            out = out + self._run_nets(self.corrections, desc, atom_type)
         return {K.ATOM_ENERGY: out.to(torch.float64) + self.bias_atom_e[atom_type]}
+
+    def _run_nets(self, nets, desc: torch.Tensor, atom_type: torch.Tensor) -> torch.Tensor:
+        if self.mixed_types:
+            return nets[0](desc).squeeze(-1)
+        return apply_per_type(nets, desc, atom_type, self.ntypes, 1).squeeze(-1)
 
     #: :meth:`energy_and_grad` takes se_e2_a's folded descriptor (``fold``)
     takes_folded = True
@@ -109,19 +145,26 @@ class EnergyHead(Head):
         """
         desc = features[K.DESCRIPTOR]
         x = desc.detach().to(self.dtype)
-        if self.mixed_types:
-            e, g = self.nets[0].value_and_input_grad(x, fold=fold)
-        else:
-            sizes, order = type_order(atom_type, self.ntypes)
-            xs = x if order is None else x.index_select(0, order)
-            # each type's rows of dE/dD written in place (no concatenation of [N, D] parts)
-            e, g = x.new_empty(x.shape[0], 1), torch.empty_like(x)
-            for net, p, ep, gp in zip(self.nets, torch.split(xs, sizes), torch.split(e, sizes), torch.split(g, sizes)):
-                if p.shape[0]:
-                    net.value_and_input_grad(p, out=(ep, gp), fold=fold)
-            if order is not None:
-                e, g = e.new_empty(e.shape).index_copy(0, order, e), g.new_empty(g.shape).index_copy(0, order, g)
+        e, g = self._value_and_grad(self.nets, x, atom_type, fold)
+        if self.corrections is not None:
+            ec, gc = self._value_and_grad(self.corrections, x, atom_type, fold)
+            e, g = e + ec, g + gc
         return e.squeeze(-1).to(torch.float64) + self.bias_atom_e[atom_type], g.to(desc.dtype)
+
+    def _value_and_grad(self, nets, x: torch.Tensor, atom_type: torch.Tensor, fold) -> tuple[torch.Tensor, torch.Tensor]:
+        """``[N, 1]`` values and ``[N, D]`` input gradients of one set of per-type nets."""
+        if self.mixed_types:
+            return nets[0].value_and_input_grad(x, fold=fold)
+        sizes, order = type_order(atom_type, self.ntypes)
+        xs = x if order is None else x.index_select(0, order)
+        # each type's rows of dE/dD written in place (no concatenation of [N, D] parts)
+        e, g = x.new_empty(x.shape[0], 1), torch.empty_like(x)
+        for net, p, ep, gp in zip(nets, torch.split(xs, sizes), torch.split(e, sizes), torch.split(g, sizes)):
+            if p.shape[0]:
+                net.value_and_input_grad(p, out=(ep, gp), fold=fold)
+        if order is not None:
+            e, g = e.new_empty(e.shape).index_copy(0, order, e), g.new_empty(g.shape).index_copy(0, order, g)
+        return e, g
 
     @torch.no_grad()
     def compute_output_stats(self, systems, type_map) -> None:

@@ -26,9 +26,10 @@ import torch
 
 from mtzoo import keys as K
 from mtzoo.config import ConfigError, complete_input, load_input, parse_input
+from mtzoo.data.graph import collate
 from mtzoo.model import build_model, model_config
 from mtzoo.nn.common import keep_freed_memory
-from mtzoo.training.checkpoint import atomic_write_text, load_checkpoint, save_checkpoint
+from mtzoo.training.checkpoint import atomic_save, atomic_write_text, load_checkpoint, save_checkpoint, versions
 from mtzoo.training.lr import ExpDecayLR
 from mtzoo.training.scheduler import TaskScheduler
 from mtzoo.training.tasks import (Task, attach_losses, build_tasks, compute_statistics, load_frozen_state, model_from_frozen,
@@ -102,7 +103,15 @@ class Trainer:
         type_map = list(cfg.model.type_map) if frozen is None else frozen["model_config"]["type_map"]
         rcut = float(cfg.model.descriptor.rcut)
         self.tasks: dict[str, Task] = {t.name: t for t in build_tasks(cfg, type_map, rcut, base)}
+        # where each task's data was, for replay from the frozen model (mtzoo finetune)
+        self.data_paths = {"input_dir": None if base is None else str(base),
+                           "training": {n: [str(Path(s.name).resolve()) for s in t.train.systems]
+                                        for n, t in self.tasks.items()}}
         warn_untrained(list(self.tasks.values()))
+        if tcfg.best_task is not None and tcfg.best_task not in self.tasks:
+            raise ConfigError(f"names no task (tasks: {sorted(self.tasks)})", "training.best_task", source)
+        if tcfg.best_metric is not None and not any(t.valid is not None for t in self.tasks.values()):
+            raise ConfigError("needs validation data (no task has validation_data)", "training.best_metric", source)
         if self.state0 is not None:
             self.model = build_model(self.state0["model_config"])
             self.model.load_state_dict(self.state0["model"])
@@ -123,6 +132,7 @@ class Trainer:
         self.scheduler = TaskScheduler(names, [self.tasks[n].weight for n in names],
                                        getattr(tcfg, "task_schedule", "stochastic"), tcfg.seed)
         self.step = 0
+        self.best: dict = {}  # best validation score so far (training.best_metric)
         if tcfg.seed is not None:
             torch.manual_seed(tcfg.seed)
         if self.state0 is not None:
@@ -131,6 +141,7 @@ class Trainer:
                 self.tasks[n].load_state_dict(st)
             self.scheduler.load_state_dict(self.state0["scheduler"])
             torch.set_rng_state(self.state0["torch_rng"])
+            self.best = dict(self.state0.get("best") or {})
             self.step = int(self.state0["step"])
         self.progress = progress
 
@@ -187,7 +198,54 @@ class Trainer:
         return {"input": self.cfg.to_dict(), "model_config": model_config(self.model),
                 "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "tasks": {n: t.state_dict() for n, t in self.tasks.items()},
-                "scheduler": self.scheduler.state_dict(), "torch_rng": torch.get_rng_state()}
+                "scheduler": self.scheduler.state_dict(), "torch_rng": torch.get_rng_state(),
+                "best": dict(self.best), "data_paths": self.data_paths}
+
+    def _best_score(self, valid: dict) -> float | None:
+        """``training.best_metric`` of the validation metrics (mean over tasks, or ``best_task``'s)."""
+        t = self.cfg.training
+        key = t.best_metric
+        rows = [valid[t.best_task]] if t.best_task is not None else list(valid.values())
+        vals = [r[key] for r in rows if key in r and math.isfinite(r[key])]
+        return float(np.mean(vals)) if vals else None
+
+    def _evaluate_all(self, task: Task, lr: float) -> dict[str, float]:
+        """Metrics of ``task`` over every validation frame once, in order (deterministic).
+
+        Batches of ``batch_size`` frames per system; each batch weighted by its frames times its
+        atoms per frame.  Used for ``training.best_metric``.
+        """
+        self.model.eval()
+        rows, weights = [], []
+        data = task.valid
+        for k, s in enumerate(data.systems):
+            graphs, bs = data.graphs(k), data.batch_size[k]
+            for i in range(0, len(graphs), bs):
+                chunk = graphs[i: i + bs]
+                batch = collate(chunk)
+                rows.append(self._forward_loss(task, batch, lr, create_graph=False)[1])
+                weights.append(float(batch[K.NUM_ATOMS].to(torch.float64).sum()))
+        w = np.asarray(weights) / np.sum(weights)
+        return {k: float(np.sum(w * np.asarray([r[k] for r in rows]))) for k in rows[0]}
+
+    def _keep_if_best(self, valid: dict) -> None:
+        """Write ``SAVE_CKPT.best.pt`` (atomically) when the validation score improved."""
+        score = self._best_score(valid)
+        if score is None or score >= self.best.get("value", math.inf):
+            return
+        self.best = {"value": score, "step": self.step, "metric": self.cfg.training.best_metric}
+        t = self.cfg.training
+        stem = Path(t.save_ckpt).name.removesuffix(".pt")
+        path = self.workdir / Path(t.save_ckpt).parent / f"{stem}.best.pt"
+        atomic_save({"format_version": 1, "kind": "checkpoint", "step": self.step, "versions": versions(),
+                     **self._checkpoint_state()}, path)
+
+    def best_checkpoint(self) -> Path | None:
+        """Path of the best-validation checkpoint (``training.best_metric``), if one was written."""
+        t = self.cfg.training
+        stem = Path(t.save_ckpt).name.removesuffix(".pt")
+        path = self.workdir / Path(t.save_ckpt).parent / f"{stem}.best.pt"
+        return path if path.exists() else None
 
     def save(self) -> Path:
         t = self.cfg.training
@@ -247,6 +305,9 @@ class Trainer:
                     fout.write(lcurve_line(self.step, lr, train, valid, single))
                     fout.flush()
                     last = {"step": self.step, "lr": lr, "train": train, "valid": valid}
+                    if t.best_metric is not None:
+                        self._keep_if_best({n: self._evaluate_all(tk, lr) for n, tk in self.tasks.items()
+                                            if tk.valid is not None})
                     if t.disp_training and not bar.enabled:
                         self.log(f"step {self.step}: " + "; ".join(
                             (f"{n}: " if not single else "") + ", ".join(
@@ -266,6 +327,8 @@ class Trainer:
             last["train"], last["valid"] = last["train"][name], last["valid"].get(name, {})
         last.update(step=self.step, wall_s=time.perf_counter() - t0,
                     s_per_step_median=float(np.median(step_times)) if step_times else None)
+        if self.best:
+            last["best"] = dict(self.best)
         return last
 
 

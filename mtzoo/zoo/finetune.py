@@ -3,12 +3,12 @@
 Three strategies, all run by the ordinary :class:`~mtzoo.training.trainer.Trainer` started from the
 base model (``init_frz_model``), with the completed input written to the work folder:
 
-``"multitask"`` (default; hard parameter sharing)
+``"multitask"`` (hard parameter sharing)
     The new head is added and trained together with the old heads, which keep training on
     their *replay* data (the base model's recorded ``data_dict``), each with ``fitting_weight``
     ``replay_weight`` (the new head has weight 1).  The descriptor is shared and trained, so
     the old heads stay consistent with it.  The result has every head.
-``"freeze"``
+``"freeze"`` (default: needs no replay data)
     The descriptor is frozen (``trainable: false``) and only the new head trains on the new
     data (optionally only some of its layers: ``trainable_layers``); no replay.  The old heads
     are copied unchanged into the result (the descriptor is bit-identical, so they stay valid).
@@ -16,11 +16,19 @@ base model (``init_frz_model``), with the completed input written to the work fo
     Descriptor and new head train on the new data only.  The old heads would no longer match
     the changed descriptor, so the result has the new head only.
 
-``init_from=HEAD`` starts the new head from the weights of an existing head (copied after the
-model is built, before training) and from that head's per-type energy bias shifted by a
+``init_from=HEAD`` starts the new head from an existing head: by default (``head_mode
+"correction"``) as a frozen copy of it plus a correction net whose output starts at zero, so the
+new head first predicts exactly the old level plus the refitted bias and learns the difference
+between the levels; with ``head_mode "copy"`` the copied net itself trains.  The weights are
+copied after the model is built, before training, and from that head's per-type energy bias shifted by a
 least-squares fit to the residuals of its predictions on the new data (DeePMD-kit's
 "change-by-statistic"; compositions the new data do not span keep the old bias).  Without
 ``init_from`` the new head's bias is fitted on the new data alone (``compute_output_stats``).
+
+Steps, learning rate, batch size and the loss follow from the data and the strategy when not
+given (:func:`choose_defaults`, logged and recorded in the model's metadata); without validation
+data a part of the training frames is held out, and the weights with the lowest validation
+energy error are kept (``training.best_metric``).
 """
 
 from __future__ import annotations
@@ -29,6 +37,8 @@ import copy
 import json
 import warnings
 from pathlib import Path
+
+from mtzoo import keys as K
 
 STRATEGIES = ("multitask", "freeze", "full")
 
@@ -48,17 +58,17 @@ def resolve_model_path(base, what: str = "base model") -> Path:
     return p
 
 
-def _resolve_replay(paths: list[str], head: str, roots: list[Path]) -> list[str]:
+def _resolve_replay(paths: list[str], head: str, roots: list[Path], extra: list[Path] = ()) -> list[str]:
     out = []
     for p in paths:
         q = Path(p).expanduser()
-        cands = [q] if q.is_absolute() else [r / q for r in roots]
+        cands = ([q] if q.is_absolute() else [r / q for r in roots]) + [c for c in extra if c != q]
         found = next((c for c in cands if c.exists()), None)
         if found is None:
             raise FileNotFoundError(
                 f"replay data of head '{head}' not found: {p} (looked in {[str(c) for c in cands]}); "
-                "give replay_root= (the folder the base model's data paths are relative to), "
-                "or use strategy 'freeze' or 'full' (no replay)")
+                "give replay_data={head: paths} (CLI --replay-data HEAD=PATH), or replay_root= (the folder the "
+                "base model's data paths are relative to), or use strategy 'freeze' or 'full' (no replay)")
         out.append(str(found.resolve()))
     return out
 
@@ -81,11 +91,56 @@ def _data_section(systems, batch_size=1, valid: bool = False) -> dict:
     return d
 
 
-def finetune(base, data_train, data_valid=None, head_name: str = "new", strategy: str = "multitask",
-             init_from: str | None = None, steps: int = 1000, replay_weight: float = 1.0, lr: float = 1e-3,
-             seed: int = 1, workdir: str | Path = "finetune", output: str | Path | None = None,
+HEAD_MODES = ("correction", "copy")
+
+
+def choose_defaults(n_train: int, strategy: str, head_mode: str, energy_only: bool, n_weights: float = 1.0,
+                    steps: int | None = None, lr: float | None = None, batch_size: int | None = None) -> dict:
+    """Training settings of a fine-tuning run from the data and the strategy, with the reasons.
+
+    Given values are kept; the others follow from ``n_train`` (frames of the new level):
+
+    * ``batch_size`` = clip(n_train // 10, 1, 8): about ten batches per epoch on small sets;
+    * ``steps`` = clip(200 epochs of the new data, 1000, 8000), times ``n_weights`` (the sum of
+      the task weights over the new head's 1) so that the new head gets its 200 epochs under
+      replay too;
+    * ``lr``: 1e-3 when only a new net learns from zero (``correction`` head, or ``freeze``);
+      1e-4 when pretrained weights move (``copy`` with ``multitask``/``full``): a large step
+      wipes out what pre-training gave;
+    * the loss: energies only (constant prefactor 1, DeePMD's schedule is for force training)
+      when the new data has no forces, else the template head's loss.
+
+    Returns ``{"batch_size", "steps", "lr", "stop_lr", "loss", "why": {key: reason}}``.
+    """
+    import math
+
+    why = {}
+    if batch_size is None:
+        batch_size = int(min(8, max(1, n_train // 10)))
+        why["batch_size"] = f"{n_train} training frames -> clip(n // 10, 1, 8)"
+    if steps is None:
+        per_epoch = max(1, math.ceil(n_train / batch_size))
+        steps = int(min(8000, max(1000, 200 * per_epoch)) * n_weights)
+        why["steps"] = f"200 epochs of {per_epoch} batches, clipped to [1000, 8000], x {n_weights:g} (task weights)"
+    if lr is None:
+        moving = head_mode == "copy" and strategy in ("multitask", "full")
+        lr = 1e-4 if moving else 1e-3
+        why["lr"] = ("pretrained weights move (copy head, %s): 1e-4" % strategy if moving else
+                     f"only new weights learn from zero ({head_mode} head, {strategy}): 1e-3")
+    loss = None
+    if energy_only:
+        loss = {"type": "ener", "start_pref_e": 1.0, "limit_pref_e": 1.0, "start_pref_f": 0.0, "limit_pref_f": 0.0}
+        why["loss"] = "no force labels in the new data: energy term only, constant prefactor"
+    return {"batch_size": batch_size, "steps": steps, "lr": lr, "stop_lr": lr / 100, "loss": loss, "why": why}
+
+
+def finetune(base, data_train, data_valid=None, head_name: str = "new", strategy: str = "freeze",
+             init_from: str | None = None, steps: int | None = None, replay_weight: float = 1.0,
+             lr: float | None = None, seed: int = 1, workdir: str | Path = "finetune", output: str | Path | None = None,
              trainable_layers: list[bool] | None = None, replay_root: str | Path | None = None,
-             progress: bool | None = False, log=None) -> Path:
+             progress: bool | None = False, log=None, head_mode: str | None = None, valid_fraction: float = 0.2,
+             batch_size: int | None = None, correction_neuron=(32, 32), replay_data: dict | None = None,
+             keep_best: bool = True, loss: dict | str | None = None) -> Path:
     """Fine-tune ``base`` on new data with a new head; return the path of the new united model.
 
     Parameters
@@ -94,29 +149,38 @@ def finetune(base, data_train, data_valid=None, head_name: str = "new", strategy
         A zoo name (:func:`mtzoo.list_pretrained`) or a model file; it must record its training
         input (models written by ``mtzoo freeze`` and the zoo do).
     data_train, data_valid : path or list of paths
-        DeePMD systems (or parent folders / ASE files) of the new level of theory.
+        DeePMD systems (or parent folders / ASE files) of the new level of theory.  Without
+        ``data_valid``, ``valid_fraction`` of every training system's frames (seeded) is held out
+        for validation.
     head_name : str
         Name of the new head (must not be a head of ``base``).
-    strategy : {"multitask", "freeze", "full"}
-        See the module docstring.
+    strategy : {"freeze", "multitask", "full"}
+        See the module docstring.  Default ``"freeze"``: needs no replay data.
     init_from : str or None
-        Start the new head from this head's weights and energy bias (the bias shifted to the new
-        data, see the module docstring); None: fresh weights, bias fitted on the new data.
-    steps, lr, seed : int, float, int
-        Training steps, start learning rate (exponential decay to ``lr / 100``), seed.
+        Start the new head from this head: its weights and its energy bias shifted to the new data
+        (see :func:`_shifted_bias`).  None: fresh weights, bias fitted on the new data.
+    head_mode : {"correction", "copy"} or None
+        With ``init_from``: ``"correction"`` (default) keeps a frozen copy of the old head and adds
+        a zero-initialised correction net (``correction_neuron``), so the new head starts as the old
+        level plus the refitted bias and learns the difference; ``"copy"`` trains the copied net.
+    steps, lr, batch_size : int, float, int or None
+        None: chosen from the data and the strategy by :func:`choose_defaults` (logged, and
+        recorded in the model's metadata).  The learning rate decays exponentially to ``lr / 100``.
     replay_weight : float or dict of str to float
         ``"multitask"`` only: ``fitting_weight`` of the old heads (the new head has 1): one number
-        for every old head, or ``{head: weight}``; heads a dict leaves out get weight 0 (kept
-        in the result but not trained, with a warning: the descriptor moves under them).
-    workdir : str or Path
-        Training run folder (``finetune_input.json``, ``out.json``, ``lcurve.out``, checkpoints).
-    output : str or Path or None
-        Model file to write (default ``workdir/model.pth``).
-    trainable_layers : list of bool or None
-        ``"freeze"`` only: per-layer ``trainable`` flags of the new head (default: all).
-    replay_root : str or Path or None
-        Folder the base model's relative replay-data paths are resolved against (default: the
-        working directory, then the mtzoo source checkout).
+        for every old head, or ``{head: weight}``; heads a dict leaves out get weight 0.
+    replay_data : dict of str to path or list of paths, or None
+        ``"multitask"`` only: replay systems per old head, instead of those the base model records.
+    loss : dict, "template" or None
+        The new head's loss section; ``"template"``: the ``init_from`` (or first) head's; None:
+        chosen by :func:`choose_defaults` (energies only when the new data has no forces).
+    keep_best : bool
+        Keep the weights with the lowest validation energy RMSE of the new head (checked 40 times
+        during training) instead of the last ones.
+    workdir, output, trainable_layers, replay_root, seed
+        Run folder; model file (default ``workdir/model.pth``); per-layer ``trainable`` flags of the
+        new head (``"freeze"``, ``copy`` mode); folder the base model's relative replay paths are
+        resolved against (tried before the recorded and the model file's folders); seed.
 
     Returns
     -------
@@ -126,15 +190,24 @@ def finetune(base, data_train, data_valid=None, head_name: str = "new", strategy
     import torch
 
     from mtzoo.config import parse_input
+    from mtzoo.data.readers import load_systems
+    from mtzoo.data.writers import split_frames, write_deepmd
     from mtzoo.model import build_model, model_config
+    from mtzoo.training.checkpoint import load_checkpoint
     from mtzoo.training.tasks import load_frozen_state
     from mtzoo.training.trainer import Trainer
     from mtzoo.zoo.frozen import load_model, save_model
 
+    say = log if log is not None else (lambda *a: None)
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy '{strategy}' (available: {list(STRATEGIES)})")
-    if trainable_layers is not None and strategy != "freeze":
-        raise ValueError("trainable_layers applies to strategy 'freeze' only")
+    head_mode = head_mode if head_mode is not None else ("correction" if init_from is not None else "copy")
+    if head_mode not in HEAD_MODES:
+        raise ValueError(f"unknown head_mode '{head_mode}' (available: {list(HEAD_MODES)})")
+    if head_mode == "correction" and init_from is None:
+        raise ValueError("head_mode 'correction' needs init_from (the head it corrects)")
+    if trainable_layers is not None and (strategy != "freeze" or head_mode != "copy"):
+        raise ValueError("trainable_layers applies to strategy 'freeze' with head_mode 'copy' only")
     path = resolve_model_path(base)
     state = load_frozen_state(path)
     old = parse_input(state["metadata"]["input"], source=f"{path} (recorded input)")
@@ -144,38 +217,75 @@ def finetune(base, data_train, data_valid=None, head_name: str = "new", strategy
         raise ValueError(f"new head '{head_name}' is already a head of {path} (its heads: {heads}); choose another name")
     if init_from is not None and init_from not in heads:
         raise KeyError(f"init_from: head '{init_from}' not in {path} (available: {heads})")
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+
+    # the new data, and a validation split when none is given
+    train_paths = [data_train] if isinstance(data_train, (str, Path)) else list(data_train)
+    train_systems = load_systems(train_paths)
+    valid_paths = None if data_valid is None else ([data_valid] if isinstance(data_valid, (str, Path)) else list(data_valid))
+    if valid_paths is None and keep_best:
+        tr, va = split_frames(train_systems, valid_fraction, seed)
+        if va:
+            split = workdir / "split"
+            train_paths = [str(write_deepmd(s, split / "train" / f"{k:02d}")) for k, s in enumerate(tr)]
+            valid_paths = [str(write_deepmd(s, split / "valid" / f"{k:02d}")) for k, s in enumerate(va)]
+            train_systems = tr
+            say(f"finetune: no validation data given: {sum(s.nframes for s in va)} of "
+                f"{sum(s.nframes for s in va) + sum(s.nframes for s in tr)} frames held out "
+                f"(valid_fraction {valid_fraction}, seed {seed}) in {split}")
+    n_train = sum(s.nframes for s in train_systems)
+    energy_only = not any(s.has_label(K.FORCES) for s in train_systems)
+
     template = old_tasks[init_from if init_from is not None else heads[0]]
     fitting = template.fitting.to_dict()
     fitting.pop("layer_name", None)
     fitting["seed"] = int(seed)
+    if head_mode == "correction":
+        fitting.update(trainable=False, correction_neuron=[int(n) for n in correction_neuron])
     if trainable_layers is not None:
         fitting["trainable"] = [bool(t) for t in trainable_layers]
-    new_data = {"training_data": _data_section(data_train)}
-    if data_valid is not None:
-        new_data["validation_data"] = _data_section(data_valid, valid=True)
+    weights_all = {head_name: 1.0}
+    if strategy == "multitask":
+        weights_all.update(_replay_weights(replay_weight, heads))
+    chosen = choose_defaults(n_train, strategy, head_mode, energy_only, sum(weights_all.values()), steps, lr, batch_size)
+    steps, lr = chosen["steps"], chosen["lr"]
+    new_data = {"training_data": _data_section(train_paths, chosen["batch_size"])}
+    if valid_paths is not None:
+        new_data["validation_data"] = _data_section(valid_paths, chosen["batch_size"], valid=True)
 
-    fittings, losses = {head_name: fitting}, {head_name: template.loss.to_dict()}
+    fittings = {head_name: fitting}
+    if loss is None:
+        loss = chosen["loss"] if chosen["loss"] is not None else template.loss.to_dict()
+    elif loss == "template":
+        loss = template.loss.to_dict()
+        chosen["why"].pop("loss", None)
+    losses = {head_name: loss}
+    for key, reason in chosen["why"].items():
+        say(f"finetune: {key} = {chosen[key] if key != 'loss' else 'energy only'} ({reason})")
     data_dict, weights = {head_name: new_data}, {head_name: 1.0}
     if strategy == "multitask":
-        roots = [Path(replay_root)] if replay_root is not None else [Path.cwd(), Path(__file__).resolve().parents[2]]
         for h in heads:
-            t = old_tasks[h]
             fittings[h] = {}
-            data_dict[h] = {"training_data": {**t.training_data.to_dict(),
-                                              "systems": _resolve_replay(list(t.training_data.systems), h, roots)}}
-            weights[h] = _replay_weights(replay_weight, heads)[h]
+            data_dict[h] = {"training_data": {**old_tasks[h].training_data.to_dict(),
+                                              "systems": _replay_systems(h, old_tasks[h], path, replay_root,
+                                                                         replay_data, state["metadata"])}}
+            weights[h] = weights_all[h]
         fittings = {**{h: fittings[h] for h in heads}, head_name: fitting}
+    disp = max(1, steps // 40)
+    training = {"data_dict": data_dict, "fitting_weight": weights, "numb_steps": int(steps), "seed": int(seed),
+                "disp_file": "lcurve.out", "disp_freq": disp, "save_freq": max(1, int(steps))}
+    if keep_best and valid_paths is not None:
+        training.update(best_metric="rmse_e", best_task=head_name)
     raw = {
         "_comment": f"mtzoo finetune: strategy {strategy}, base {path}, new head {head_name}"
-                    + (f" initialised from {init_from}" if init_from else ""),
+                    + (f" ({head_mode} of {init_from})" if init_from else ""),
+        "_comment_finetune_choices": {k: v for k, v in chosen.items() if k != "loss"},
         "model": {"descriptor": {"trainable": strategy != "freeze"}, "fitting_net_dict": fittings},
-        "learning_rate": {"type": "exp", "start_lr": lr, "stop_lr": lr / 100, "decay_steps": max(1, steps // 10)},
+        "learning_rate": {"type": "exp", "start_lr": lr, "stop_lr": chosen["stop_lr"], "decay_steps": max(1, steps // 10)},
         "loss_dict": losses,
-        "training": {"data_dict": data_dict, "fitting_weight": weights, "numb_steps": int(steps), "seed": int(seed),
-                     "disp_file": "lcurve.out", "disp_freq": max(1, steps // 10), "save_freq": int(steps)},
+        "training": training,
     }
-    workdir = Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "finetune_input.json").write_text(json.dumps(raw, indent=2) + "\n")
     kwargs = {} if log is None else {"log": log}
     trainer = Trainer(copy.deepcopy(raw), workdir, init_frz_model=path, progress=progress, **kwargs)
@@ -184,7 +294,8 @@ def finetune(base, data_train, data_valid=None, head_name: str = "new", strategy
         own = trainer.model.heads[head_name].state_dict()
         weights_in = {k[len(src):]: v for k, v in state["state_dict"].items()
                       if k.startswith(src) and not k.endswith("bias_atom_e")}
-        missing = sorted(set(own) - set(weights_in) - {k for k in own if k.endswith("bias_atom_e")})
+        missing = sorted(set(own) - set(weights_in) - {k for k in own if k.endswith("bias_atom_e")}
+                         - {k for k in own if k.startswith("corrections.")})
         if missing:
             raise ValueError(f"init_from '{init_from}': its fitting net does not fit head '{head_name}' "
                              f"(missing {missing[:3]})")
@@ -193,11 +304,18 @@ def finetune(base, data_train, data_valid=None, head_name: str = "new", strategy
                 own[k].copy_(v)
             if "bias_atom_e" in own:
                 own["bias_atom_e"].copy_(torch.as_tensor(
-                    _shifted_bias(path, init_from, data_train, state["state_dict"][src + "bias_atom_e"])))
-    trainer.run()
+                    _shifted_bias(path, init_from, train_systems, state["state_dict"][src + "bias_atom_e"])))
+    result = trainer.run()
+    best = trainer.best_checkpoint()
+    if best is not None:  # the best-validation weights, not the last ones
+        trainer.model.load_state_dict(load_checkpoint(best)["model"])
+        say(f"finetune: kept the weights of step {result['best']['step']} (validation rmse_e "
+            f"{result['best']['value']:.4g} eV/atom, the lowest of the run)")
     trained = trainer.model.eval()
     meta = {"base": str(path), "strategy": strategy, "new_head": head_name, "init_from": init_from,
-            "steps": int(steps), "replay_weight": replay_weight if strategy == "multitask" else None}
+            "head_mode": head_mode, "steps": int(steps), "lr": lr, "batch_size": chosen["batch_size"],
+            "choices": chosen["why"], "best": result.get("best"),
+            "replay_weight": replay_weight if strategy == "multitask" else None}
     output = Path(output) if output is not None else workdir / "model.pth"
     if strategy == "freeze":  # old heads unchanged next to the new one
         base_model = load_model(path, uncompress=True)
@@ -217,7 +335,36 @@ def finetune(base, data_train, data_valid=None, head_name: str = "new", strategy
                                       "finetune": meta})
 
 
-def _shifted_bias(path: Path, init_from: str, data_train, old_bias):
+def _replay_systems(head: str, task, model_path: Path, replay_root, replay_data, metadata: dict) -> list[str]:
+    """Replay systems of ``head``.
+
+    ``replay_data[head]`` when given; else each recorded path of the base model's input, looked up
+    (relative ones) in ``replay_root``, the folder of the base model's input file (recorded at
+    training), the working directory, the model file's folder and the mtzoo checkout, and then the
+    absolute path the data had at training (recorded); the error lists every place tried.
+    """
+    if replay_data is not None and head in replay_data:
+        given = replay_data[head]
+        paths = [Path(p) for p in ([given] if isinstance(given, (str, Path)) else given)]
+        missing = [str(p) for p in paths if not p.exists()]
+        if missing:
+            raise FileNotFoundError(f"replay_data of head '{head}': not found: {missing}")
+        return [str(p.resolve()) for p in paths]
+    recorded = metadata.get("data_paths") or {}
+    roots = [Path(replay_root)] if replay_root is not None else []
+    if recorded.get("input_dir"):
+        roots.append(Path(recorded["input_dir"]))
+    roots += [Path.cwd(), Path(model_path).resolve().parent, Path(__file__).resolve().parents[2]]
+    absolute = (recorded.get("training") or {}).get(head) or []
+    systems = list(task.training_data.systems)
+    out = []
+    for k, p in enumerate(systems):
+        extra = [Path(absolute[k])] if k < len(absolute) and len(absolute) == len(systems) else []
+        out.extend(_resolve_replay([p], head, roots, extra))
+    return out
+
+
+def _shifted_bias(path: Path, init_from: str, systems, old_bias):
     r"""Energy bias of a new head started from ``init_from``: the old bias plus a least-squares shift.
 
     DeePMD-kit's "change-by-statistic" bias adjustment: with :math:`C` the ``[nframes, ntypes]``
@@ -233,13 +380,11 @@ def _shifted_bias(path: Path, init_from: str, data_train, old_bias):
     """
     import numpy as np
 
-    from mtzoo.data.readers import load_systems
     from mtzoo.evaluation import predict_system
     from mtzoo.heads.energy import energy_bias_from_systems
     from mtzoo.zoo.frozen import load_model
 
     base = load_model(path, uncompress=True)
-    systems = load_systems([data_train] if isinstance(data_train, (str, Path)) else list(data_train))
     shift = energy_bias_from_systems(systems, base.type_map,
                                      predict=lambda s: predict_system(base, s, head=init_from)["energy"])
     old = np.asarray(old_bias, dtype=np.float64)

@@ -80,7 +80,8 @@ def freeze(checkpoint: str | Path = ".", output: str | Path = "frozen_model.pth"
     if head is not None:
         model = single_head(model, head)
     return save_model(model, output, {"step": state["step"], "input": state.get("input"),
-                                      "source_heads": list(state["model_config"]["heads"])})
+                                      "source_heads": list(state["model_config"]["heads"]),
+                                      "data_paths": state.get("data_paths")})
 
 
 def single_head(model: Model, head: str) -> Model:

@@ -70,8 +70,8 @@ def load_pretrained(name_or_path: str | Path, head: str | None = None, dtype=Non
 
     Parameters
     ----------
-    name_or_path : str or Path
-        A zoo name (:func:`list_pretrained`) or the path of a model file (anything
+    name_or_path : str, Path or dict
+        A zoo name (:func:`list_pretrained`; one of its entries works too) or the path of a model file (anything
         :func:`mtzoo.zoo.frozen.load_model` reads).  A missing file (a ``Path``, or a string with
         a ``/`` or a model suffix) is a ``FileNotFoundError``; any other string that is not a zoo
         name is a ``KeyError``; both list the zoo's names.
@@ -95,6 +95,11 @@ def load_pretrained(name_or_path: str | Path, head: str | None = None, dtype=Non
     """
     from mtzoo.zoo.frozen import cast_model, load_model, single_head
 
+    if isinstance(name_or_path, dict):  # an entry of list_pretrained()
+        if "name" not in name_or_path:
+            raise KeyError(f"expected a zoo name, a model path or an entry of list_pretrained() (a dict with "
+                           f"'name'), got a dict with keys {sorted(name_or_path)}")
+        name_or_path = name_or_path["name"]
     p = Path(name_or_path)
     names = [e["name"] for e in _index(index)]
     if isinstance(name_or_path, str) and name_or_path in names:

@@ -1,0 +1,140 @@
+"""Fine-tuning: the correction head, the bias refit, the default choices, best-validation weights, replay.
+
+On the bundled Ag-Au data (EMT + D3 levels; the zoo's ``agau-emt-d3-v1``), short runs.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import AGAU
+from mtzoo.data.readers import load_systems
+from mtzoo.heads.energy import fit_energy_bias
+from mtzoo.zoo.finetune import choose_defaults, finetune
+from mtzoo.zoo.frozen import load_model
+from mtzoo.zoo.registry import list_pretrained, load_pretrained
+from test_train import small_input
+
+D3ZERO = AGAU.parent / "agau_d3zero"
+
+
+def _energies(model, systems, head):
+    from mtzoo.evaluation import predict_system
+
+    return np.concatenate([predict_system(model, s, head=head)["energy"] for s in systems])
+
+
+def _counts(systems, type_map):
+    return np.concatenate([np.repeat(np.bincount(s.model_types(type_map), minlength=len(type_map))[None],
+                                     s.nframes, 0) for s in systems])
+
+
+def test_correction_head_starts_as_old_head_plus_min_norm_bias_shift(tmp_path):
+    """Before the first step (0 steps) the new head = the old head + C @ shift, shift = lstsq min-norm."""
+    logs = []
+    path = finetune("agau-emt-d3-v1", D3ZERO / "train", D3ZERO / "valid", head_name="d3zero", init_from="emt_d3bj",
+                    steps=0, workdir=tmp_path, log=logs.append)
+    new, base = load_model(path), load_pretrained("agau-emt-d3-v1")
+    assert new.heads["d3zero"].corrections is not None
+    train = load_systems([str(D3ZERO / "train")])
+    old_e = _energies(base, train, "emt_d3bj")
+    labels = np.concatenate([s.labels["energy"] for s in train])
+    c = _counts(train, base.type_map)
+    shift = np.linalg.lstsq(c, labels - old_e, rcond=None)[0]
+    valid = load_systems([str(D3ZERO / "valid")])
+    got = _energies(new, valid, "d3zero")
+    want = _energies(base, valid, "emt_d3bj") + _counts(valid, base.type_map) @ shift
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-9)
+    # only the correction nets train; the copied nets are frozen
+    head = new.heads["d3zero"]
+    assert all(not p.requires_grad for p in head.nets.parameters())
+    assert all(p.requires_grad for p in head.corrections.parameters())
+
+
+def test_single_composition_bias_refit_is_the_minimum_norm_shift():
+    """One composition: C has rank 1, the shift is c r / |c|^2 (no arbitrary split between elements)."""
+    c = np.array([[8.0, 24.0]] * 5)
+    r = np.array([0.3, 0.31, 0.29, 0.305, 0.295])
+    shift = fit_energy_bias(c, r)
+    want = c[0] * r.mean() / (c[0] @ c[0])
+    np.testing.assert_allclose(shift, want, rtol=1e-12)
+    np.testing.assert_allclose(c @ shift, np.full(5, r.mean()), rtol=1e-12)
+
+
+def test_default_choices_follow_the_data_and_are_logged(tmp_path):
+    small = choose_defaults(25, "freeze", "correction", energy_only=True)
+    large = choose_defaults(200, "freeze", "correction", energy_only=True)
+    moving = choose_defaults(50, "multitask", "copy", energy_only=False, n_weights=2.5)
+    assert small["batch_size"] == 2 and large["batch_size"] == 8
+    assert small["steps"] == 2600 and large["steps"] == 5000 and moving["steps"] == int(2000 * 2.5)
+    assert small["lr"] == 1e-3 and moving["lr"] == 1e-4
+    assert small["loss"]["start_pref_f"] == 0 and moving["loss"] is None
+    assert set(small["why"]) == {"batch_size", "steps", "lr", "loss"}
+    logs = []
+    path = finetune("agau-emt-d3-v1", D3ZERO / "train", head_name="d3zero", init_from="emt_d3bj", steps=30,
+                    workdir=tmp_path, log=logs.append)
+    text = "\n".join(logs)
+    assert "held out" in text and "batch_size = " in text and "lr = 0.001" in text and "kept the weights of step" in text
+    meta = torch.load(path, weights_only=True)["metadata"]["finetune"]
+    assert meta["head_mode"] == "correction" and meta["lr"] == 1e-3 and set(meta["choices"]) >= {"lr", "batch_size"}
+
+
+def test_best_validation_weights_are_kept(tmp_path):
+    """keep_best: the saved head is the checkpoint with the lowest validation rmse_e, not the last step."""
+    path = finetune("agau-emt-d3-v1", D3ZERO / "train", D3ZERO / "valid", head_name="d3zero", init_from="emt_d3bj",
+                    steps=40, lr=0.05, workdir=tmp_path, log=lambda *a: None)
+    meta = torch.load(path, weights_only=True)["metadata"]["finetune"]
+    best = meta["best"]
+    assert best["metric"] == "rmse_e" and 0 < best["step"] <= 40
+    from mtzoo.training.checkpoint import load_checkpoint
+
+    ckpt = load_checkpoint(tmp_path / "model.ckpt.best.pt")
+    saved = load_model(path).state_dict()
+    assert all(torch.equal(saved[k], v) for k, v in ckpt["model"].items() if k.startswith("heads.d3zero."))
+    lines = [line.split() for line in (tmp_path / "lcurve.out").read_text().splitlines() if not line.startswith("#")]
+    assert len(lines) >= 10
+
+
+def test_replay_data_found_after_the_run_folder_moves(tmp_path, monkeypatch):
+    """A model trained from relative paths is fine-tuned with replay after its folder moved;
+    with the data gone, the error lists every place tried; --replay-data names it explicitly."""
+    from mtzoo.training.trainer import Trainer
+    from mtzoo.zoo.frozen import freeze
+
+    run = tmp_path / "a"
+    shutil.copytree(AGAU / "train" / "au08", run / "data" / "train")
+    shutil.copytree(AGAU / "valid" / "au12", run / "data" / "valid")
+    cfg = small_input(4)
+    cfg["training"]["training_data"]["systems"] = ["data/train"]
+    cfg["training"]["validation_data"]["systems"] = ["data/valid"]
+    (run / "input.json").write_text(json.dumps(cfg))
+    Trainer(run / "input.json", run / "out", progress=False, log=lambda *a: None).run()
+    freeze(run / "out", run / "model.pth")
+    moved = tmp_path / "b"
+    shutil.move(run, moved)
+    monkeypatch.chdir(tmp_path)
+    path = finetune(moved / "model.pth", D3ZERO / "train", head_name="d3", strategy="multitask", steps=2,
+                    workdir=tmp_path / "ft", log=lambda *a: None)
+    recorded = json.loads((tmp_path / "ft" / "out.json").read_text())["training"]["data_dict"]["default"]
+    assert recorded["training_data"]["systems"] == [str((moved / "data" / "train").resolve())]
+    assert load_model(path).head_names() == ["default", "d3"]
+    shutil.move(moved / "data", tmp_path / "elsewhere")
+    with pytest.raises(FileNotFoundError, match="replay data of head 'default' not found") as exc:
+        finetune(moved / "model.pth", D3ZERO / "train", head_name="d3", strategy="multitask", steps=2,
+                 workdir=tmp_path / "ft2", log=lambda *a: None)
+    for place in (str(moved / "data" / "train"), str(run / "data" / "train"), "--replay-data"):
+        assert place in str(exc.value), place
+    finetune(moved / "model.pth", D3ZERO / "train", head_name="d3", strategy="multitask", steps=2,
+             replay_data={"default": [tmp_path / "elsewhere" / "train"]}, workdir=tmp_path / "ft3", log=lambda *a: None)
+
+
+def test_load_pretrained_accepts_list_pretrained_entries():
+    entry = next(e for e in list_pretrained() if e["name"] == "agau-emt-d3-v1")
+    assert load_pretrained(entry).head_names() == ["emt", "emt_d3bj"]
+    with pytest.raises(KeyError, match="list_pretrained"):
+        load_pretrained({"file": "x"})
