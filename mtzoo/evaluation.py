@@ -32,12 +32,12 @@ def _predict_tensor(model: Model, graphs: list, head: str, batch_size: int) -> d
     outputs = model.heads[head].outputs
     out: dict[str, list] = {k: [] for o in outputs for k in (o.name, o.atom_name)}
     for i in range(0, len(graphs), batch_size):
-        batch = collate(graphs[i: i + batch_size])
+        batch = collate(graphs[i: i + batch_size]).to(model.device)
         pred = model(batch, head=head, forces=False, virial=False, create_graph=False)
         nb = batch.num_graphs
         for o in outputs:
-            out[o.name].append(pred[o.name].detach().numpy())
-            out[o.atom_name].append(pred[o.atom_name].detach().numpy().reshape(nb, -1, *o.shape))
+            out[o.name].append(pred[o.name].detach().cpu().numpy())
+            out[o.atom_name].append(pred[o.atom_name].detach().cpu().numpy().reshape(nb, -1, *o.shape))
     return {k: np.concatenate(v) for k, v in out.items()}
 
 
@@ -58,12 +58,12 @@ def predict_system(model: Model, system: System, head: str | None = None, batch_
         if not _is_energy_head(model, head):
             return _predict_tensor(model, graphs, head, batch_size)
         for i in range(0, len(graphs), batch_size):
-            batch = collate(graphs[i: i + batch_size])
+            batch = collate(graphs[i: i + batch_size]).to(model.device)
             pred = model(batch, head=head, create_graph=False)
             nb = batch.num_graphs
-            out[K.ENERGY].append(pred[K.ENERGY].detach().numpy())
-            out[K.FORCES].append(pred[K.FORCES].detach().numpy().reshape(nb, -1, 3))
-            out[K.VIRIAL].append(pred[K.VIRIAL].detach().numpy())
+            out[K.ENERGY].append(pred[K.ENERGY].detach().cpu().numpy())
+            out[K.FORCES].append(pred[K.FORCES].detach().cpu().numpy().reshape(nb, -1, 3))
+            out[K.VIRIAL].append(pred[K.VIRIAL].detach().cpu().numpy())
     finally:
         model.train(was_training)
     return {k: np.concatenate(v) for k, v in out.items()}

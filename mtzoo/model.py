@@ -103,6 +103,15 @@ class Model(nn.Module):
     def dtype(self) -> torch.dtype:
         return self.descriptor.dtype
 
+    @property
+    def device(self) -> torch.device:
+        """Where the model's tensors are (its first parameter or buffer; cpu without any)."""
+        for t in self.parameters():
+            return t.device
+        for t in self.buffers():
+            return t.device
+        return torch.device("cpu")
+
     def head_names(self) -> list[str]:
         return list(self.heads.keys())
 
@@ -232,17 +241,17 @@ class Model(nn.Module):
         system = frame if isinstance(frame, System) else load_systems([frame])[0]
         graph = system_graphs(system, self.type_map, self.rcut)[0]
         name = self.resolve_head(head)
-        out = self(collate([graph]), head=name, create_graph=False)
+        out = self(collate([graph]).to(self.device), head=name, create_graph=False)
         if K.ENERGY not in out:  # tensor head: global and atomic tensors
             res = {}
             for o in self.heads[name].outputs:
-                res[o.name] = out[o.name][0].detach().numpy()
-                res[o.atom_name] = out[o.atom_name].detach().numpy()
+                res[o.name] = out[o.name][0].detach().cpu().numpy()
+                res[o.atom_name] = out[o.atom_name].detach().cpu().numpy()
             return res
-        res = {"energy": float(out[K.ENERGY][0].detach()), "energies": out[K.ATOM_ENERGY].detach().numpy(),
-               "forces": out[K.FORCES].detach().numpy(), "virial": out[K.VIRIAL][0].detach().numpy()}
+        res = {"energy": float(out[K.ENERGY][0].detach()), "energies": out[K.ATOM_ENERGY].detach().cpu().numpy(),
+               "forces": out[K.FORCES].detach().cpu().numpy(), "virial": out[K.VIRIAL][0].detach().cpu().numpy()}
         if system.periodic:
-            res["stress"] = out[K.STRESS][0].detach().numpy()
+            res["stress"] = out[K.STRESS][0].detach().cpu().numpy()
         return res
 
     def calculator(self, head: str | None = None, **kwargs):

@@ -42,7 +42,8 @@ def _train(args) -> None:
     from mtzoo.training.trainer import train
 
     result = train(args.input, workdir=args.workdir, restart=args.restart, init_frz_model=args.init_frz_model,
-                   progress=False if args.no_progress else None, allow_input_change=args.allow_input_change)
+                   progress=False if args.no_progress else None, allow_input_change=args.allow_input_change,
+                   device=args.device)
     valid = result.get("valid") or {}
     per_step = result.get("s_per_step_median")
     timing = f" ({per_step * 1000:.1f} ms/step median)" if per_step is not None else " (no step taken)"
@@ -231,6 +232,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--allow-input-change", action="store_true",
                    help="with --restart: accept an input whose model section or type_map differs from the "
                         "checkpoint's (the checkpoint's model is kept; the change is warned and out.json records it)")
+    t.add_argument("--device", default=None,
+                   help="torch device (cpu, cuda, cuda:1, ...); overrides training.device; default: cuda when "
+                        "available, else cpu")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.set_defaults(func=_train)
     f = sub.add_parser("freeze", help="freeze a checkpoint into one model file")

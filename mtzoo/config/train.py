@@ -305,6 +305,18 @@ class EnerLossConfig(LossConfig):
     }
 
 
+def _check_device(value: Any) -> str | None:
+    import torch
+
+    if not isinstance(value, str):
+        return f"expected a device name such as \"cpu\" or \"cuda\", got {show(value)}"
+    try:
+        torch.device(value)
+    except (RuntimeError, ValueError):
+        return f"not a torch device: {value!r} (expected e.g. \"cpu\", \"cuda\", \"cuda:0\")"
+    return None
+
+
 def _check_weight(value: Any) -> str | None:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         return f"expected a number >= 0, got {show(value)}"
@@ -374,6 +386,9 @@ class TrainingConfig(Section):
         lcurve line; the mean over the tasks that report it, or ``best_task``'s only.
     best_task : str or None
         mtzoo extension: the task whose metric ``best_metric`` follows (default: all).
+    device : str or None
+        mtzoo extension: the torch device training runs on (default: ``cuda`` when available,
+        else ``cpu``).  Statistics are computed on the CPU, then the model moves.
     """
 
     training_data: DataConfig | None = option(
@@ -433,6 +448,11 @@ class TrainingConfig(Section):
     )
     gradient_max_norm: float | None = option(
         None, check=ge(0), omit_none=True, doc="Clip the gradient norm to this value (0: no clipping)."
+    )
+    device: str | None = option(
+        None, omit_none=True, check=_check_device,
+        doc="mtzoo extension: where training runs (\"cpu\", \"cuda\", \"cuda:1\", ...); default: cuda when "
+            "torch sees a GPU, else cpu.",
     )
 
     _unsupported = {

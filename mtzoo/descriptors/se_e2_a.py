@@ -243,7 +243,8 @@ class DescrptSeA(TabulatedSe, Descriptor):
     def forward(self, edge_vec: torch.Tensor, edge_index: torch.Tensor, atom_type: torch.Tensor) -> dict[str, torch.Tensor]:
         nt, n_atoms = self.ntypes, atom_type.shape[0]
         src, dst = edge_index[0], edge_index[1]
-        if self.compress is not None and src.numel() and self.dtype == torch.float64 and fused_extension() is not None:
+        if (self.compress is not None and src.numel() and self.dtype == torch.float64 and edge_vec.device.type == "cpu"
+                and fused_extension() is not None):
             # compiled per-edge passes and per-atom tail (tabulate.FusedSeA, tabulate.SeATail)
             gr, n_it = self._contract_fused(edge_vec, edge_index, atom_type)
             x, desc = SeATail.apply(gr, (self.sel_t.unsqueeze(0) - n_it).contiguous(), self._padding_rows().contiguous(),
@@ -276,11 +277,12 @@ class DescrptSeA(TabulatedSe, Descriptor):
         :class:`~mtzoo.nn.tabulate.SeATail` and :class:`~mtzoo.nn.tabulate.FusedSeA` called
         directly).  ``folded``: the descriptor in the folded layout of :func:`folded_index`
         (``[N, F]``; the pullback then takes :math:`\partial E/\partial \mathcal D'` in it).
-        None (autograd through :meth:`forward`) when not compressed, without the extension,
-        without edges, or when an edge is closer than the tables reach (``rmin``: the nets run
-        there)."""
+        None (autograd through :meth:`forward`) when not compressed, without the extension, off
+        the CPU, without edges, or when an edge is closer than the tables reach (``rmin``: the nets
+        run there)."""
         ext = fused_extension()
-        if self.compress is None or ext is None or self.dtype != torch.float64 or not edge_index.shape[1]:
+        if (self.compress is None or ext is None or self.dtype != torch.float64 or not edge_index.shape[1]
+                or edge_vec.device.type != "cpu"):  # the compiled kernels are CPU code
             return None
         self._check_inference()
         tb, env = self._fused_tables(), (self.rcut_smth, self.rcut, self.env_protection)

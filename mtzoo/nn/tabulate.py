@@ -180,7 +180,7 @@ def check_compress(cfg: dict) -> dict:
 def _float64_copy(net: nn.Module) -> nn.Module:
     import copy
 
-    net64 = copy.deepcopy(net).to(torch.float64)
+    net64 = copy.deepcopy(net).to(device="cpu", dtype=torch.float64)  # tables are built on the CPU, then moved
     for p in net64.parameters():
         p.requires_grad_(False)
     return net64

@@ -78,7 +78,7 @@ class Trainer:
 
     def __init__(self, cfg, workdir: str | Path = ".", restart: str | Path | None = None,
                  init_frz_model: str | Path | None = None, progress: bool | None = None, log=print,
-                 allow_input_change: bool = False) -> None:
+                 allow_input_change: bool = False, device: str | None = None) -> None:
         base, source = None, "<dict>"
         frozen = load_frozen_state(init_frz_model) if init_frz_model is not None else None
         if isinstance(cfg, (str, Path)):
@@ -121,6 +121,8 @@ class Trainer:
         else:
             self.model = model_from_input(cfg, list(self.tasks.values()))
             compute_statistics(self.model, cfg, list(self.tasks.values()))
+        self.device = training_device(device if device is not None else tcfg.device)
+        self.model.to(self.device)
         attach_losses(list(self.tasks.values()), cfg, self.model)
         self.lr = ExpDecayLR(cfg.learning_rate, tcfg.numb_steps)
         ocfg = cfg.optimizer
@@ -147,6 +149,7 @@ class Trainer:
 
     # ------------------------------------------------------------------------------------------
     def _forward_loss(self, task: Task, batch, lr: float, create_graph: bool):
+        batch = batch.to(self.device, non_blocking=True) if self.device.type != "cpu" else batch
         pred = self.model(batch, head=task.name, forces=task.loss.needs_forces(), virial=task.loss.needs_virial(),
                           create_graph=create_graph)
         return task.loss(pred, batch, lr)
@@ -332,6 +335,17 @@ class Trainer:
         return last
 
 
+def training_device(name: str | None) -> torch.device:
+    """``training.device``: the named device, or ``cuda`` when torch sees a GPU, else ``cpu``."""
+    if name is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"'{name}' asked for, but torch sees no CUDA device (torch {torch.__version__})",
+                          "training.device")
+    return dev
+
+
 def _differences(old, new, path: str) -> list[str]:
     """Dotted paths where two input sections differ (``_``-prefixed comment keys ignored)."""
     if isinstance(old, dict) and isinstance(new, dict):
@@ -422,9 +436,9 @@ def lcurve_line(step: int, lr: float, train: dict, valid: dict, single: bool) ->
 
 
 def train(input_file, workdir: str | Path = ".", restart=None, init_frz_model=None, progress: bool | None = None,
-          allow_input_change: bool = False) -> dict:
-    """Train from a DeePMD-kit input file (Python API of ``mtzoo train``)."""
+          allow_input_change: bool = False, device: str | None = None) -> dict:
+    """Train from a DeePMD-kit input file (Python API of ``mtzoo train``); ``device`` overrides ``training.device``."""
     with warnings.catch_warnings():
         warnings.simplefilter("default")
         return Trainer(input_file, workdir, restart=restart, init_frz_model=init_frz_model, progress=progress,
-                       allow_input_change=allow_input_change).run()
+                       allow_input_change=allow_input_change, device=device).run()

@@ -287,8 +287,9 @@ def finetune(base, data_train, data_valid=None, head_name: str = "new", strategy
         "training": training,
     }
     (workdir / "finetune_input.json").write_text(json.dumps(raw, indent=2) + "\n")
-    kwargs = {} if log is None else {"log": log}
-    trainer = Trainer(copy.deepcopy(raw), workdir, init_frz_model=path, progress=progress, **kwargs)
+    # the trainer's per-line log only with a progress display; finetune's own choices go to ``log``
+    trainer = Trainer(copy.deepcopy(raw), workdir, init_frz_model=path, progress=progress,
+                      log=print if progress else (lambda *a: None))
     if init_from is not None:  # fitting weights from the old head, then its energy bias shifted to the new data
         src = f"heads.{init_from}."
         own = trainer.model.heads[head_name].state_dict()
