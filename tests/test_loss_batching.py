@@ -202,8 +202,8 @@ def test_validation_weights_batches_by_atoms_per_frame(model, tmp_path):
 
     batches = [collate(_graphs("dft", [m], per=2)) for m in ("water", "ethanol", "methylamine")]
     loss = _loss(start_pref_e=1.0, limit_pref_e=1.0, start_pref_f=1.0, limit_pref_f=1.0)
-    tr = Trainer.__new__(Trainer)  # only _evaluate's collaborators: the model and the loss
-    tr.model = model
+    tr = Trainer.__new__(Trainer)  # only _evaluate's collaborators: the model, its device and the loss
+    tr.model, tr.device = model, torch.device("cpu")
     task = Task.__new__(Task)
     task.name, task.loss = "pbe", loss
     got = tr._evaluate(task, Fixed(batches), 3, START_LR)
