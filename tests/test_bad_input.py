@@ -231,3 +231,19 @@ def test_shared_layer_mismatch_names_the_difference():
              for h, dt in (("a", True), ("b", False))}
     with pytest.raises(ValueError, match="layer 's1' is shared .* differs \\(layer 1\\) in resnet_dt \\(idt\\): True vs False"):
         build_model({"type_map": ["Ag", "Au"], "descriptor": desc, "heads": heads})
+
+
+def test_bad_frames_drop_when_asked(tmp_path, capsys):
+    """bad_frames "drop" in a data section: the frames with NaN/inf labels go, with a warning."""
+    bad = _bad_system(tmp_path, lambda f: (_nan_energy(f), _inf_force(f)))
+    from mtzoo.data.readers import load_systems
+
+    with pytest.warns(UserWarning, match="dropped 2 of 40 frames .*frames \\[3, 7\\]"):
+        (s,) = load_systems([str(bad)], bad_frames="drop")
+    assert s.nframes == 38 and np.isfinite(s.labels["energy"]).all() and np.isfinite(s.labels["force"]).all()
+    cfg = small_input(2)
+    cfg["training"]["training_data"].update(systems=[str(bad)], bad_frames="drop")
+    with pytest.warns(UserWarning, match="dropped 2 of 40"):
+        code, out, _ = run_cli(capsys, "train", str(write_input(tmp_path, cfg)), "-o", str(tmp_path / "run"),
+                               "--no-progress")
+    assert code == 0 and "trained to step 2" in out

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, ClassVar
 
-from mtzoo.config.base import Section, each, ge, gt, option, show
+from mtzoo.config.base import Section, each, ge, gt, one_of, option, show
 
 __all__ = ["DataConfig", "TaskDataConfig", "ValidationDataConfig"]
 
@@ -89,6 +89,11 @@ class DataConfig(Section):
         doc='Batch size: int, list of int (one per system), "auto" or "auto:N".',
     )
     set_prefix: str = option("set", doc="The prefix of the data set directories.")
+    bad_frames: str | None = option(
+        None, omit_none=True, check=one_of("error", "drop"),
+        doc="mtzoo extension: frames with NaN/inf coordinates or labels are an error naming them "
+            "(\"error\", the default when absent) or dropped with a warning (\"drop\").",
+    )
     auto_prob: str = option(
         "prob_sys_size", aliases=("auto_prob_style",), check=_check_auto_prob,
         doc="How the probability of each system is determined.",

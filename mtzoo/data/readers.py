@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from mtzoo import keys as K
-from mtzoo.data.system import DataError, System
+from mtzoo.data.system import BAD_FRAMES, DataError, System
 
 __all__ = [
     "read_deepmd",
@@ -520,7 +520,7 @@ def _load_path(path: Path, fmt: str) -> list[System]:
     return read_ase(path, format=None if fmt in ("auto", "ase") else fmt)
 
 
-def load_systems(sources: Any, fmt: str = "auto") -> list[System]:
+def load_systems(sources: Any, fmt: str = "auto", bad_frames: str = "error") -> list[System]:
     """Load data systems from paths or in-memory objects.
 
     Parameters
@@ -535,6 +535,9 @@ def load_systems(sources: Any, fmt: str = "auto") -> list[System]:
     fmt : str
         ``"auto"`` (default), ``"deepmd"`` (also ``"deepmd/npy"``, ``"deepmd/raw"``),
         ``"ase"``, or an ASE format name such as ``"extxyz"``.
+    bad_frames : {"error", "drop"}
+        Frames with NaN or inf coordinates or labels: an error naming system, frame and key
+        (default), or dropped with a warning.
 
     Returns
     -------
@@ -546,6 +549,16 @@ def load_systems(sources: Any, fmt: str = "auto") -> list[System]:
     DataError
         For any missing or malformed input (one line naming the path).
     """
+    if bad_frames not in ("error", "drop"):
+        raise ValueError(f"bad_frames: expected 'error' or 'drop', got {bad_frames!r}")
+    token = BAD_FRAMES.set(bad_frames)
+    try:
+        return _load_systems(sources, fmt)
+    finally:
+        BAD_FRAMES.reset(token)
+
+
+def _load_systems(sources: Any, fmt: str) -> list[System]:
     from ase import Atoms
 
     if isinstance(sources, (str, Path, Atoms)) or _is_pymatgen(sources):

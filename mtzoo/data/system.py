@@ -8,6 +8,7 @@ composition into several systems.
 
 from __future__ import annotations
 
+import contextvars
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -17,6 +18,11 @@ from mtzoo import keys as K
 
 class DataError(ValueError):
     """Bad input data: the message names the file or key and what was expected."""
+
+
+#: What :meth:`System.check` does with frames holding NaN/inf coordinates or labels: ``"error"``
+#: (default) or ``"drop"`` (with a warning); set for one call by ``load_systems(bad_frames=...)``.
+BAD_FRAMES: contextvars.ContextVar[str] = contextvars.ContextVar("mtzoo_bad_frames", default="error")
 
 
 def _more(frames: np.ndarray) -> str:
@@ -117,10 +123,10 @@ class System:
             raise DataError(f"{self.name}: {na} atoms in coord but {len(self.elements)} element names")
         if self.box is not None and self.box.shape != (nf, 3, 3):
             raise DataError(f"{self.name}: box must have shape [{nf}, 3, 3], got {self.box.shape}")
+        problems = []  # (frames, what) of non-finite coordinates and labels
         bad = np.nonzero(~np.isfinite(self.coord).all(axis=(1, 2)))[0]
         if bad.size:
-            raise DataError(f"{self.name}: frame {int(bad[0])}: coordinates are not finite (NaN or inf)"
-                            f"{_more(bad)}")
+            problems.append((bad, "coordinates are not finite (NaN or inf)"))
         for key, arr in self.labels.items():
             want = (nf,) + K.frame_shape(key, na) if key in K.ITEM_SHAPES else None
             if want is not None and arr.shape != want:
@@ -131,5 +137,27 @@ class System:
             finite = np.isfinite(arr.reshape(nf, -1)).all(axis=1)
             bad = np.nonzero(mask.astype(bool) & ~finite)[0]
             if bad.size:
-                raise DataError(f"{self.name}: frame {int(bad[0])}: label '{key}' is not finite (NaN or inf)"
-                                f"{_more(bad)}; fix or remove these frames")
+                problems.append((bad, f"label '{key}' is not finite (NaN or inf)"))
+        if problems:
+            self._bad_frames(problems)
+
+    def _bad_frames(self, problems: list) -> None:
+        """Raise (``bad_frames="error"``, the default) or drop the frames with non-finite values
+        (``load_systems(..., bad_frames="drop")`` / a data section's ``bad_frames: "drop"``), warned."""
+        import warnings
+
+        if BAD_FRAMES.get() != "drop":
+            bad, what = problems[0]
+            raise DataError(f"{self.name}: frame {int(bad[0])}: {what}{_more(bad)}; fix or remove these frames "
+                            "(or drop them: bad_frames \"drop\" in the data section)")
+        drop = np.unique(np.concatenate([b for b, _ in problems]))
+        keep = np.setdiff1d(np.arange(self.nframes), drop)
+        if not keep.size:
+            raise DataError(f"{self.name}: every frame has non-finite coordinates or labels")
+        warnings.warn(f"{self.name}: dropped {drop.size} of {self.nframes} frames with non-finite values "
+                      f"({'; '.join(w for _, w in problems)}): frames {drop[:10].tolist()}"
+                      f"{' ...' if drop.size > 10 else ''}", stacklevel=4)
+        self.coord = self.coord[keep]
+        self.box = None if self.box is None else self.box[keep]
+        self.labels = {k: v[keep] for k, v in self.labels.items()}
+        self.masks = {k: v[keep] for k, v in self.masks.items()}

@@ -111,7 +111,8 @@ class GraphSet:
 
     @classmethod
     def from_config(cls, cfg, type_map, rcut, base: Path | None, where: str) -> GraphSet:
-        return cls(load_systems(resolve_systems(cfg.systems, base)), type_map, rcut, cfg.batch_size, where)
+        return cls(load_systems(resolve_systems(cfg.systems, base), bad_frames=getattr(cfg, "bad_frames", None) or "error"),
+                   type_map, rcut, cfg.batch_size, where)
 
     def graphs(self, k: int) -> list[Data]:
         if self._graphs[k] is None:
