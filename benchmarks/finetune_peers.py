@@ -1,0 +1,262 @@
+"""Fine-tuning a CCSD(T) head on 50 frames: mtzoo beside DeePMD-kit and MACE, same data, same script.
+
+The protocol of issue 17, on ``examples/data/peers/finetune`` (``make_peer_sets.py``: ethanol and
+acetaldehyde, GFN2-xTB MD at 600 K; B3LYP/6-31G* energies and forces; CCSD(T)/cc-pVDZ energies),
+split fixed before any result was seen:
+
+* base model: B3LYP energies and forces of frames 150-449 (300 frames) of the molecule;
+* new head: CCSD(T) energies of frames 0-49; test: CCSD(T) energies of frames 50-149;
+* floor: the exact B3LYP energy plus one constant fitted on frames 0-49 (what transfer must beat).
+
+Per molecule and seed (``--seeds``), each tool by its own command line:
+
+``mtzoo``
+    ``mtzoo train`` (the DeePMD-kit input below, ``--base-steps``), ``mtzoo freeze``, then
+    ``mtzoo finetune --init-from default`` with every other setting at its default.
+``deepmd``
+    ``dp --pt train`` (the same input), ``dp --pt train ft.json --finetune base.pt`` (energy loss,
+    start_lr 1e-4, ``--ft-steps``), ``dp --pt freeze``; DeePMD-kit 3.2.0 in its own venv
+    (``--deepmd-python``; ``../shared/peers/deepmd_setup.sh``).
+``mace``
+    ``mace_run_train`` base (32x0e+32x1o, L=1... see ``MACE_BASE``, ``--mace-epochs``), then naive
+    fine-tunes (``--foundation_model``) at learning rates 1e-3 and 1e-4 and a multihead fine-tune
+    with replay of the base data (``--multiheads_finetuning``); mace-torch in its own venv
+    (``--mace-python``).
+
+Reported: test MAE of the CCSD(T) energy (meV per molecule), median and spread over seeds, per
+molecule and route; JSON under ``benchmarks/results/``; a markdown table on stdout.
+
+    OMP_NUM_THREADS=1 python benchmarks/finetune_peers.py --deepmd-python /tmp/mtzoo-peers/deepmd/bin/python \\
+        --mace-python /tmp/mtzoo-peers/mace/bin/python --seeds 1 2 3
+    ... --smoke   # tiny budgets, one seed: checks the pipeline in a few minutes
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO / "examples" / "data" / "peers" / "finetune"
+TYPE_MAP = ["H", "C", "N", "O"]  # the data's type_map.raw (N absent)
+
+
+def deepmd_input(base: Path, valid: Path, steps: int, seed: int) -> dict:
+    """The base model's DeePMD-kit input (se_e2_a, DeePMD's water-example sizes, batch 4)."""
+    return {
+        "model": {"type_map": TYPE_MAP,
+                  "descriptor": {"type": "se_e2_a", "sel": [12, 6, 1, 4], "rcut": 6.0, "rcut_smth": 0.5,
+                                 "neuron": [25, 50, 100], "axis_neuron": 16, "resnet_dt": False, "seed": seed},
+                  "fitting_net": {"neuron": [240, 240, 240], "resnet_dt": True, "seed": seed}},
+        "learning_rate": {"type": "exp", "start_lr": 1e-3, "stop_lr": 3.51e-8, "decay_steps": max(1, steps // 20)},
+        "loss": {"type": "ener", "start_pref_e": 0.02, "limit_pref_e": 1, "start_pref_f": 1000, "limit_pref_f": 1},
+        "training": {"training_data": {"systems": [str(base)], "batch_size": 4},
+                     "validation_data": {"systems": [str(valid)], "batch_size": 4, "numb_btch": 1},
+                     "numb_steps": steps, "seed": seed, "disp_freq": max(1, steps // 10), "save_freq": steps},
+    }
+
+
+def run(cmd: list[str], cwd: Path, log: Path, env: dict | None = None) -> float:
+    t0 = time.perf_counter()
+    with open(log, "w") as fh:
+        r = subprocess.run(cmd, cwd=cwd, stdout=fh, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+    if r.returncode:
+        raise RuntimeError(f"{' '.join(cmd)} failed (exit {r.returncode}); log: {log}\n" + log.read_text()[-1500:])
+    return time.perf_counter() - t0
+
+
+def system(level: str, mol: str, part: str):
+    from mtzoo.data.readers import load_systems
+
+    return load_systems([str(DATA / level / mol / part)])[0]
+
+
+def mae_mev(pred: np.ndarray, ref: np.ndarray) -> float:
+    return float(np.abs(np.asarray(pred) - np.asarray(ref)).mean() * 1000)
+
+
+def floor(mol: str) -> float:
+    """Exact B3LYP energy + one constant fitted on the CCSD(T) training frames."""
+    b = system("b3lyp", mol, "cc").labels["energy"]
+    tr, te = system("ccsdt", mol, "train").labels["energy"], system("ccsdt", mol, "test").labels["energy"]
+    c = float(np.mean(tr - b[: len(tr)]))
+    return mae_mev(b[50: 50 + len(te)] + c, te)
+
+
+# --------------------------------------------------------------------------------------------- mtzoo
+def mtzoo_route(mol: str, seed: int, work: Path, a) -> dict:
+    from mtzoo.evaluation import predict_system
+    from mtzoo.zoo.frozen import load_model
+
+    work.mkdir(parents=True, exist_ok=True)
+    inp = deepmd_input(DATA / "b3lyp" / mol / "base", DATA / "b3lyp" / mol / "cc", a.base_steps, seed)
+    (work / "input.json").write_text(json.dumps(inp, indent=1))
+    mt = [sys.executable, "-m", "mtzoo"]
+    t = run(mt + ["train", "input.json", "-o", "run", "--no-progress"], work, work / "train.log")
+    run(mt + ["freeze", "-c", "run", "-o", "base.pth"], work, work / "freeze.log")
+    t += run(mt + ["finetune", "-m", "base.pth", "--train", str(DATA / "ccsdt" / mol / "train"), "--head", "ccsdt",
+                   "--init-from", "default", "--seed", str(seed), "-w", "ft", "-o", "ft.pth"], work, work / "ft.log")
+    test = system("ccsdt", mol, "test")
+    model = load_model(work / "ft.pth")
+    base = load_model(work / "base.pth")
+    b3 = system("b3lyp", mol, "cc")
+    return {"mtzoo finetune (defaults)": mae_mev(predict_system(model, test, head="ccsdt")["energy"],
+                                                 test.labels["energy"]),
+            "base B3LYP test MAE (frames 50-149)": mae_mev(predict_system(base, b3)["energy"][50:150],
+                                                          b3.labels["energy"][50:150]),
+            "wall_s": t}
+
+
+# -------------------------------------------------------------------------------------------- deepmd
+def deepmd_route(mol: str, seed: int, work: Path, a) -> dict:
+    work.mkdir(parents=True, exist_ok=True)
+    dp = [a.deepmd_python, "-m", "deepmd"]
+    inp = deepmd_input(DATA / "b3lyp" / mol / "base", DATA / "b3lyp" / mol / "cc", a.base_steps, seed)
+    (work / "input.json").write_text(json.dumps(inp, indent=1))
+    t = run(dp + ["--pt", "train", "input.json"], work, work / "train.log")
+    ft = json.loads(json.dumps(inp))
+    ft["training"]["training_data"] = {"systems": [str(DATA / "ccsdt" / mol / "train")], "batch_size": 1}
+    ft["training"].pop("validation_data")
+    ft["training"].update(numb_steps=a.ft_steps, save_freq=a.ft_steps, disp_freq=max(1, a.ft_steps // 10))
+    ft["learning_rate"].update(start_lr=1e-4, decay_steps=max(1, a.ft_steps // 20))
+    ft["loss"] = {"type": "ener", "start_pref_e": 1, "limit_pref_e": 1, "start_pref_f": 0, "limit_pref_f": 0}
+    fw = work / "ft"
+    fw.mkdir(exist_ok=True)
+    (fw / "input.json").write_text(json.dumps(ft, indent=1))
+    t += run(dp + ["--pt", "train", "input.json", "--finetune", str(work / "model.ckpt.pt")], fw, fw / "train.log")
+    run(dp + ["--pt", "freeze", "-o", "ft.pth"], fw, fw / "freeze.log")
+    code = ("import sys, json, numpy as np; from deepmd.infer import DeepPot; m = DeepPot(sys.argv[1]);"
+            "c = np.load(sys.argv[2] + '/set.000/coord.npy'); t = np.loadtxt(sys.argv[2] + '/type.raw', dtype=int);"
+            "tm = open(sys.argv[2] + '/type_map.raw').read().split(); mt = m.get_type_map();"
+            "at = [mt.index(tm[i]) for i in t]; e = m.eval(c, None, at)[0].reshape(-1);"
+            "print(json.dumps(e.tolist()))")
+    test_dir = DATA / "ccsdt" / mol / "test"
+    out = subprocess.run([a.deepmd_python, "-c", code, str(fw / "ft.pth"), str(test_dir)], capture_output=True, text=True)
+    if out.returncode:
+        raise RuntimeError("DeePMD-kit evaluation failed: " + out.stderr[-1500:])
+    pred = np.array(json.loads(out.stdout.strip().splitlines()[-1]))
+    return {"deepmd dp --finetune (lr 1e-4)": mae_mev(pred, system("ccsdt", mol, "test").labels["energy"]), "wall_s": t}
+
+
+# ---------------------------------------------------------------------------------------------- mace
+MACE_BASE = ["--model", "MACE", "--num_channels", "32", "--max_L", "1", "--num_interactions", "2",
+             "--correlation", "3", "--r_max", "5.0", "--E0s", "average", "--default_dtype", "float64",
+             "--batch_size", "5", "--valid_batch_size", "10", "--energy_weight", "1", "--forces_weight", "100",
+             "--ema", "--ema_decay", "0.99", "--amsgrad", "--device", "cpu", "--restart_latest"]
+
+
+def write_xyz(sys_, path: Path, forces: bool) -> None:
+    from ase import Atoms
+    from ase.calculators.singlepoint import SinglePointCalculator
+    from ase.io import write
+
+    frames = []
+    for f in range(sys_.nframes):
+        at = Atoms(sys_.elements, positions=sys_.coord[f])
+        kw = {"energy": float(sys_.labels["energy"][f])}
+        if forces and "force" in sys_.labels:
+            kw["forces"] = sys_.labels["force"][f]
+        at.calc = SinglePointCalculator(at, **kw)
+        frames.append(at)
+    write(path, frames, format="extxyz")
+
+
+def mace_eval(a, model: Path, xyz: Path, work: Path, head: str | None = None) -> np.ndarray:
+    code = ("import sys, json, torch; from ase.io import read; from mace.calculators import MACECalculator;"
+            "kw = {'head': sys.argv[3]} if len(sys.argv) > 3 else {};"
+            "c = MACECalculator(model_paths=sys.argv[1], device='cpu', default_dtype='float64', **kw);"
+            "e = [];\nfor at in read(sys.argv[2], ':'):\n    at.calc = c; e.append(at.get_potential_energy())\n"
+            "print(json.dumps(e))")
+    args = [a.mace_python, "-c", code, str(model), str(xyz)] + ([head] if head else [])
+    out = subprocess.run(args, capture_output=True, text=True, cwd=work)
+    if out.returncode:
+        raise RuntimeError("MACE evaluation failed: " + out.stderr[-1500:])
+    return np.array(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def mace_route(mol: str, seed: int, work: Path, a) -> dict:
+    work.mkdir(parents=True, exist_ok=True)
+    base_xyz, cc_xyz, test_xyz = work / "b3lyp_base.xyz", work / "ccsdt_train.xyz", work / "ccsdt_test.xyz"
+    write_xyz(system("b3lyp", mol, "base"), base_xyz, True)
+    write_xyz(system("ccsdt", mol, "train"), cc_xyz, False)
+    test = system("ccsdt", mol, "test")
+    write_xyz(test, test_xyz, False)
+    train = [str(Path(a.mace_python).parent / "mace_run_train")]
+    common = ["--seed", str(seed), "--valid_fraction", "0.1", "--energy_key", "energy", "--forces_key", "forces"]
+    t = run(train + MACE_BASE + common + ["--name", "base", "--train_file", str(base_xyz),
+                                          "--max_num_epochs", str(a.mace_epochs)], work, work / "base.log")
+    out, wall = {}, {"base": t}
+    ft_common = ["--foundation_model", str(work / "base.model"), "--train_file", str(cc_xyz), "--forces_weight", "0",
+                 "--energy_weight", "1", "--E0s", "estimated", "--default_dtype", "float64", "--batch_size", "5",
+                 "--valid_batch_size", "10", "--device", "cpu", "--max_num_epochs", str(a.mace_ft_epochs)] + common
+    for lr in (1e-3, 1e-4):
+        name = f"naive_lr{lr:g}"
+        wall[name] = run(train + ft_common + ["--name", name, "--lr", str(lr), "--multiheads_finetuning", "False"],
+                         work, work / f"{name}.log")
+        out[f"mace naive fine-tune (lr {lr:g})"] = mae_mev(mace_eval(a, work / f"{name}.model", test_xyz, work),
+                                                          test.labels["energy"])
+    name = "multihead"
+    wall[name] = run(train + ft_common + ["--name", name, "--lr", "1e-3", "--multiheads_finetuning", "True",
+                                          "--pt_train_file", str(base_xyz)], work, work / f"{name}.log")
+    out["mace multihead fine-tune with replay"] = mae_mev(mace_eval(a, work / f"{name}.model", test_xyz, work, "Default"),
+                                                          test.labels["energy"])
+    out["wall_s"] = wall
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--molecules", nargs="+", default=["ethanol", "acetaldehyde"])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    ap.add_argument("--routes", nargs="+", default=["mtzoo", "deepmd", "mace"], choices=["mtzoo", "deepmd", "mace"])
+    ap.add_argument("--deepmd-python", default="/tmp/mtzoo-peers/deepmd/bin/python")
+    ap.add_argument("--mace-python", default="/tmp/mtzoo-peers/mace/bin/python")
+    ap.add_argument("--base-steps", type=int, default=4000)
+    ap.add_argument("--ft-steps", type=int, default=2000)
+    ap.add_argument("--mace-epochs", type=int, default=50)
+    ap.add_argument("--mace-ft-epochs", type=int, default=200)
+    ap.add_argument("--smoke", action="store_true", help="tiny budgets and one seed (pipeline check)")
+    ap.add_argument("--workdir", default="/tmp/mtzoo-finetune-peers")
+    ap.add_argument("--out", default=None)
+    a = ap.parse_args(argv)
+    if a.smoke:
+        a.seeds, a.base_steps, a.ft_steps, a.mace_epochs, a.mace_ft_epochs = a.seeds[:1], 40, 20, 1, 2
+    routes = {"mtzoo": mtzoo_route, "deepmd": deepmd_route, "mace": mace_route}
+    runs = []
+    for mol in a.molecules:
+        fl = floor(mol)
+        print(f"{mol}: floor (exact B3LYP + constant) {fl:.1f} meV/molecule", flush=True)
+        for seed in a.seeds:
+            for r in a.routes:
+                res = routes[r](mol, seed, Path(a.workdir) / f"{mol}-seed{seed}-{r}", a)
+                runs.append({"molecule": mol, "seed": seed, "route": r, "floor_meV": fl, **res})
+                print(json.dumps(runs[-1]), flush=True)
+    table = {}
+    for row in runs:
+        for k, v in row.items():
+            if isinstance(v, float) and k not in ("floor_meV",) and not k.startswith("wall"):
+                table.setdefault((row["molecule"], k), []).append(v)
+    print("\n| molecule | route | median MAE (meV/molecule) | min-max | seeds |\n|---|---|---|---|---|")
+    for (mol, k), v in sorted(table.items()):
+        print(f"| {mol} | {k} | {np.median(v):.1f} | {min(v):.1f}-{max(v):.1f} | {len(v)} |")
+    payload = {"benchmark": "finetune-peers", "date": datetime.date.today().isoformat(), "smoke": a.smoke,
+               "command": "python benchmarks/finetune_peers.py " + " ".join(sys.argv[1:] if argv is None else argv),
+               "settings": {k: getattr(a, k) for k in ("base_steps", "ft_steps", "mace_epochs", "mace_ft_epochs")},
+               "runs": runs}
+    if not a.smoke:
+        out = Path(a.out) if a.out else REPO / "benchmarks" / "results" / f"{payload['date']}-finetune-peers.json"
+        out.write_text(json.dumps(payload, indent=1) + "\n")
+        print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
