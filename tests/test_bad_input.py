@@ -247,3 +247,44 @@ def test_bad_frames_drop_when_asked(tmp_path, capsys):
         code, out, _ = run_cli(capsys, "train", str(write_input(tmp_path, cfg)), "-o", str(tmp_path / "run"),
                                "--no-progress")
     assert code == 0 and "trained to step 2" in out
+
+
+def test_non_path_arguments_name_the_function():
+    import mtzoo
+
+    for name, args in (("load_model", (123,)), ("load_pretrained", (1.5,)), ("freeze", (None,))):
+        with pytest.raises(TypeError, match=f"{name}.*expected a path"):
+            getattr(mtzoo, name)(*args)
+
+
+def test_kill_9_then_restart_is_bit_identical(tmp_path):
+    """``mtzoo train`` killed with SIGKILL after a checkpoint, resumed with --restart, ends with the
+    weights of an uninterrupted run, bit for bit."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from mtzoo.training.checkpoint import load_checkpoint
+
+    cfg = small_input(60, save_freq=10, disp_freq=10)
+    path = write_input(tmp_path, cfg)
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    main(["train", str(path), "-o", str(tmp_path / "ref"), "--no-progress"])
+    proc = subprocess.Popen([sys.executable, "-m", "mtzoo", "train", str(path), "-o", str(tmp_path / "run"),
+                             "--no-progress"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and not list((tmp_path / "run").glob("model.ckpt-2*.pt")):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    ckpts = sorted((tmp_path / "run").glob("model.ckpt-*.pt"), key=lambda p: int(p.stem.rsplit("-", 1)[1]))
+    assert ckpts and int(ckpts[-1].stem.rsplit("-", 1)[1]) < 60, "the run finished before it was killed"
+    newest = load_checkpoint(tmp_path / "run")  # whatever the kill interrupted, the newest named one loads
+    assert main(["train", str(path), "-o", str(tmp_path / "run"), "--restart",
+                 str(tmp_path / "run" / f"model.ckpt-{newest['step']}.pt"), "--no-progress"]) == 0
+    a, b = load_checkpoint(tmp_path / "ref")["model"], load_checkpoint(tmp_path / "run")["model"]
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    steps = read_lcurve(tmp_path / "run" / "lcurve.out")["step"].tolist()
+    assert steps == sorted(set(steps)) and steps[-1] == 60

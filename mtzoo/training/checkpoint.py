@@ -74,6 +74,13 @@ def save_checkpoint(state: dict, workdir: Path, save_ckpt: str, step: int, max_k
     return path
 
 
+def as_path(value, what: str) -> Path:
+    """``Path(value)``, or a ``TypeError`` naming ``what`` and the type given (not pathlib's own message)."""
+    if isinstance(value, (str, os.PathLike)):
+        return Path(value)
+    raise TypeError(f"{what}: expected a path (str or os.PathLike), got {type(value).__name__} {value!r:.80}")
+
+
 def safe_load(path: str | Path, what: str = "mtzoo file"):
     """``torch.load(path, weights_only=True)`` on the CPU with one-line errors naming ``path``.
 
@@ -96,7 +103,7 @@ def safe_load(path: str | Path, what: str = "mtzoo file"):
 
 def load_checkpoint(path: str | Path) -> dict:
     """Load a checkpoint (``weights_only=True``); a folder means its newest checkpoint."""
-    path = Path(path)
+    path = as_path(path, "checkpoint")
     if path.is_dir():
         marker = path / "checkpoint"
         if not marker.exists():

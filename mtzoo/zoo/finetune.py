@@ -49,9 +49,11 @@ def resolve_model_path(base, what: str = "base model") -> Path:
     """Model file of ``base`` (zoo name, checksum verified, or a path); ``what`` names it in the error."""
     from mtzoo.zoo.registry import _index, get_entry, verify
 
+    from mtzoo.training.checkpoint import as_path
+
     if isinstance(base, str) and base in [e["name"] for e in _index()]:
         return verify(get_entry(base))
-    p = Path(base)
+    p = as_path(base, what)
     if not p.exists():
         raise FileNotFoundError(f"{what} '{base}' is neither a pretrained model of the zoo "
                                 f"(available: {[e['name'] for e in _index()]}) nor an existing file")

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from mtzoo.model import Model, build_model, model_config
-from mtzoo.training.checkpoint import atomic_save, load_checkpoint, safe_load, versions
+from mtzoo.training.checkpoint import as_path, atomic_save, load_checkpoint, safe_load, versions
 
 FORMAT_VERSION = 1
 KIND = "mtzoo-model"
@@ -37,7 +37,7 @@ def load_model(path: str | Path, uncompress: bool = False) -> Model:
     ``uncompress``: build a compressed model (``mtzoo compress``) with its embedding nets instead
     of its tables (for training or fine-tuning from it; the weights are the same).
     """
-    path = Path(path)
+    path = as_path(path, "load_model")
     if not path.exists():
         raise FileNotFoundError(f"model file not found: {path}")
     if path.suffix in (".dp", ".yaml", ".yml"):
@@ -74,7 +74,8 @@ def freeze(checkpoint: str | Path = ".", output: str | Path = "frozen_model.pth"
     head : str or None
         Keep only this head (a single-head model); default: every head (the united model).
     """
-    state = load_checkpoint(checkpoint)
+    state = load_checkpoint(as_path(checkpoint, "freeze: checkpoint"))
+    as_path(output, "freeze: output")
     model = build_model(state["model_config"])
     model.load_state_dict(state["model"])
     if head is not None:

@@ -100,7 +100,9 @@ def load_pretrained(name_or_path: str | Path, head: str | None = None, dtype=Non
             raise KeyError(f"expected a zoo name, a model path or an entry of list_pretrained() (a dict with "
                            f"'name'), got a dict with keys {sorted(name_or_path)}")
         name_or_path = name_or_path["name"]
-    p = Path(name_or_path)
+    from mtzoo.training.checkpoint import as_path
+
+    p = as_path(name_or_path, "load_pretrained")
     names = [e["name"] for e in _index(index)]
     if isinstance(name_or_path, str) and name_or_path in names:
         entry = get_entry(name_or_path, index)
