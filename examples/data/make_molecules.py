@@ -84,8 +84,13 @@ SMOKE_MD = dict(MD, equil_steps=20, every=5)
 # --------------------------------------------------------------------------------------
 # conformers
 # --------------------------------------------------------------------------------------
-def md_frames(cache: Path, name: str, g2name: str, nframes: int, md: dict, seed: int):
-    """Symbols and [nframes, natoms, 3] positions from GFN2-xTB Langevin MD (cached)."""
+def md_frames(cache: Path, name: str, g2name: str, nframes: int, md: dict, seed: int, start=None,
+              key: str = "g2"):
+    """Symbols and [nframes, natoms, 3] positions from GFN2-xTB Langevin MD (cached).
+
+    ``start``: a callable returning the starting ``ase.Atoms`` (default: ASE's g2 molecule
+    ``g2name``); ``key``: the name ``g2name`` is recorded under in the cache's settings.
+    """
     from ase import units
     from ase.build import molecule
     from ase.md.langevin import Langevin
@@ -93,13 +98,13 @@ def md_frames(cache: Path, name: str, g2name: str, nframes: int, md: dict, seed:
     from tblite.ase import TBLite
 
     fname = cache / "md" / f"{name}.npz"
-    params = json.dumps({"g2": g2name, "n": nframes, "md": md, "seed": seed}, sort_keys=True)
+    params = json.dumps({key: g2name, "n": nframes, "md": md, "seed": seed}, sort_keys=True)
     if fname.is_file():
         d = np.load(fname)
         if str(d["params"]) != params:
             raise SystemExit(f"{fname}: made with other MD settings; delete {cache} to regenerate")
         return [str(s) for s in d["symbols"]], d["coord"]
-    atoms = molecule(g2name)
+    atoms = start() if start is not None else molecule(g2name)
     atoms.calc = TBLite(method="GFN2-xTB", verbosity=0)
     rng = np.random.default_rng(seed)
     MaxwellBoltzmannDistribution(atoms, temperature_K=md["temperature_K"], rng=rng)

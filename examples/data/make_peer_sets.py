@@ -98,36 +98,8 @@ def _molecule(name: str):
 
 
 def md_frames(cache: Path, name: str, source: str, nframes: int, md: dict, seed: int):
-    """:func:`make_molecules.md_frames` for any start geometry (cached)."""
-    from ase import units
-    from ase.md.langevin import Langevin
-    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary, ZeroRotation
-    from tblite.ase import TBLite
-
-    fname = cache / "md" / f"{name}.npz"
-    params = json.dumps({"source": source, "n": nframes, "md": md, "seed": seed}, sort_keys=True)
-    if fname.is_file():
-        d = np.load(fname)
-        if str(d["params"]) != params:
-            raise SystemExit(f"{fname}: made with other MD settings; delete it to regenerate")
-        return [str(s) for s in d["symbols"]], d["coord"]
-    atoms = _molecule(source)
-    atoms.calc = TBLite(method="GFN2-xTB", verbosity=0)
-    rng = np.random.default_rng(seed)
-    MaxwellBoltzmannDistribution(atoms, temperature_K=md["temperature_K"], rng=rng)
-    Stationary(atoms)
-    ZeroRotation(atoms)
-    dyn = Langevin(atoms, timestep=md["timestep_fs"] * units.fs, temperature_K=md["temperature_K"],
-                   friction=md["friction_per_fs"] / units.fs, rng=rng)
-    dyn.run(md["equil_steps"])
-    coords = []
-    for _ in range(nframes):
-        dyn.run(md["every"])
-        coords.append(atoms.positions - atoms.get_center_of_mass())
-    coord = np.array(coords)
-    fname.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(fname, symbols=np.array(atoms.get_chemical_symbols()), coord=coord, params=params)
-    return atoms.get_chemical_symbols(), coord
+    """:func:`make_molecules.md_frames` from :func:`_molecule` (g2 names, or malonaldehyde built here)."""
+    return mm.md_frames(cache, name, source, nframes, md, seed, start=lambda: _molecule(source), key="source")
 
 
 def b3lyp_label(symbols, pos) -> dict:
