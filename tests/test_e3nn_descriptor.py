@@ -1,8 +1,10 @@
-"""e3nn_mp descriptor and its native tensor heads: derivatives, symmetry, smoothness, batching,
-training, freeze/load and the config schema (float64; helpers from tests/physics.py).
+"""e3nn descriptors (``e3nn_mp``, ``e3nn_mace``) and their native tensor heads: derivatives,
+symmetry, smoothness, batching, training, freeze/load and the config schema (float64; helpers
+from tests/physics.py).
 
-Models are small (``8x0e + 4x1o + 2x2e``, lmax 2, two layers) with per-type polar scales and a
-random ``out_bias``, so that every term of the heads is exercised.
+Models are small (``8x0e + 4x1o + 2x2e`` resp. ``6x0e + 6x1o + 6x2e``, lmax 2, two layers; the
+MACE-class one with correlation 3) with per-type polar scales and a random ``out_bias``, so that
+every term of the heads is exercised.
 """
 
 from __future__ import annotations
@@ -29,6 +31,9 @@ from mtzoo.zoo.frozen import load_model, save_model
 
 DESC = {"type": "e3nn_mp", "rcut": 3.5, "lmax": 2, "num_layers": 2, "hidden_irreps": "8x0e + 4x1o + 2x2e",
         "n_radial": 6, "radial_neurons": [16], "seed": 1}
+DESC_MACE = {"type": "e3nn_mace", "rcut": 3.5, "lmax": 2, "num_layers": 2, "hidden_irreps": "6x0e + 6x1o + 6x2e",
+             "correlation": 3, "n_radial": 6, "radial_neurons": [16], "seed": 1}
+DESCS = {"e3nn_mp": DESC, "e3nn_mace": DESC_MACE}
 HEADS = {"e": {"type": "ener", "neuron": [8, 8], "seed": 2}, "mu": {"type": "dipole", "seed": 3},
          "alpha": {"type": "polar", "seed": 4, "scale": "random"}}
 
@@ -41,15 +46,15 @@ FRAMES = {"agau": (["Ag", "Au"], agau_frame), "molecule": (["C", "H", "O"], mole
 
 
 @functools.lru_cache(maxsize=None)
-def _model(system: str):
+def _model(system: str, kind: str = "e3nn_mp"):
     type_map, frame = FRAMES[system]
     nt = len(type_map)
     rng = np.random.default_rng(5)
     heads = {k: dict(v) for k, v in HEADS.items()}
     heads["alpha"]["scale"] = rng.uniform(0.5, 2.0, size=nt).tolist()
-    model = build_model({"type_map": type_map, "descriptor": DESC, "heads": heads})
+    model = build_model({"type_map": type_map, "descriptor": DESCS[kind], "heads": heads})
     with torch.no_grad():
-        model.descriptor.compute_stats(system_graphs(frame(), type_map, DESC["rcut"]))
+        model.descriptor.compute_stats(system_graphs(frame(), type_map, DESCS[kind]["rcut"]))
         model.heads["e"].bias_atom_e.copy_(torch.as_tensor(rng.normal(size=nt)))
         model.heads["alpha"].out_bias.copy_(torch.as_tensor(rng.normal(size=(nt, 3, 3))))
     return model.eval()
@@ -71,36 +76,41 @@ def test_contract_and_dispatch():
     assert torch.equal(feats[K.DESCRIPTOR], feats[K.EQUIVARIANT][:, :8])
 
 
+@pytest.mark.parametrize("kind", list(DESCS))
 @pytest.mark.parametrize("system", list(FRAMES))
-def test_forces_virial_fd(system):
-    model, frame = _model(system), FRAMES[system][1]()
+def test_forces_virial_fd(system, kind):
+    model, frame = _model(system, kind), FRAMES[system][1]()
     err_f = physics.check_forces_fd(model, frame, "e", max_atoms=6)
     err_v = physics.check_virial_fd(model, frame, "e")
     print(f"{system}: FD forces {err_f:.1e}, virial {err_v:.1e}")
 
 
+@pytest.mark.parametrize("kind", list(DESCS))
 @pytest.mark.parametrize("system", list(FRAMES))
-def test_invariance(system):
-    err = physics.check_invariance(_model(system), FRAMES[system][1](), "e", rtol=1e-11)
+def test_invariance(system, kind):
+    err = physics.check_invariance(_model(system, kind), FRAMES[system][1](), "e", rtol=1e-11)
     print(f"{system}: invariance {err:.1e}")
 
 
+@pytest.mark.parametrize("kind", list(DESCS))
 @pytest.mark.parametrize("system", list(FRAMES))
 @pytest.mark.parametrize("head", ["mu", "alpha"])
-def test_tensor_equivariance_exact(system, head):
-    err = physics.check_tensor_equivariance(_model(system), FRAMES[system][1](), head, rtol=1e-12)
+def test_tensor_equivariance_exact(system, head, kind):
+    err = physics.check_tensor_equivariance(_model(system, kind), FRAMES[system][1](), head, rtol=1e-12)
     print(f"{head} on {system}: equivariance {err:.1e}")
 
 
-def test_cutoff_smoothness_and_isolated_atoms():
-    model = _model("molecule")
+@pytest.mark.parametrize("kind", list(DESCS))
+def test_cutoff_smoothness_and_isolated_atoms(kind):
+    model = _model("molecule", kind)
     errs = physics.check_cutoff_smoothness(model, "e", pairs=[("C", "O"), ("H", "H")])
     physics.check_isolated_atom(model, "e")
     print(errs)
 
 
-def test_batch_independence():
-    model = _model("molecule")
+@pytest.mark.parametrize("kind", list(DESCS))
+def test_batch_independence(kind):
+    model = _model("molecule", kind)
     mol = physics.as_frame(molecule_system())
     rattled = mol.replace(pos=mol.pos + np.random.default_rng(1).normal(scale=0.05, size=mol.pos.shape))
     physics.check_batch_independence(model, [mol, rattled, mol.replace(pos=mol.pos[:5], symbols=mol.symbols[:5])], "e")
@@ -116,8 +126,9 @@ def test_polar_symmetric_and_sel_type():
     assert torch.all(a[torch.as_tensor(types == 1)] == 0) and a[torch.as_tensor(types != 1)].abs().max() > 0
 
 
-def test_freeze_load_round_trip(tmp_path):
-    model = _model("agau")
+@pytest.mark.parametrize("kind", list(DESCS))
+def test_freeze_load_round_trip(tmp_path, kind):
+    model = _model("agau", kind)
     cfg = model_config(model)
     assert json.loads(json.dumps(cfg)) == cfg
     again = load_model(save_model(model, tmp_path / "e3nn.pth"))
@@ -177,9 +188,11 @@ def _loss(model, name, batch):
     return TensorLoss.for_head(head, pref=1.0, pref_atomic=1.0)(out, batch, 1e-3)[0]
 
 
-def test_multitask_training_loss_falls():
+@pytest.mark.parametrize("kind", list(DESCS))
+def test_multitask_training_loss_falls(kind):
     type_map, tasks = _tasks()
-    desc = {**DESC, "hidden_irreps": "8x0e + 4x1o", "radial_neurons": [8]}
+    irreps = "8x0e + 4x1o" if kind == "e3nn_mp" else "8x0e + 8x1o"  # e3nn_mace: one multiplicity
+    desc = {**DESCS[kind], "hidden_irreps": irreps, "radial_neurons": [8]}
     model = build_model({"type_map": type_map, "descriptor": desc, "heads": {n: c for n, (c, _) in tasks.items()}})
     batches = {}
     for name, (_, system) in tasks.items():
@@ -205,17 +218,18 @@ def test_multitask_training_loss_falls():
         assert last[n] < 0.8 * first[n], (n, first[n], last[n])
 
 
-def test_constants_are_float64_whatever_the_default_dtype(tmp_path):
+@pytest.mark.parametrize("kind", list(DESCS))
+def test_constants_are_float64_whatever_the_default_dtype(tmp_path, kind):
     """e3nn computes its Wigner-3j constants in the default dtype; mtzoo builds them in float64,
     and loading a file whose constants were rounded to float32 (written by an older build under
     a float32 default) keeps the exact ones: trained weights then stay equivariant to 1e-12."""
     torch.set_default_dtype(torch.float32)
     try:
-        m32 = build_model({"type_map": ["C", "H", "O"], "descriptor": DESC, "heads": {"mu": HEADS["mu"]}})
+        m32 = build_model({"type_map": ["C", "H", "O"], "descriptor": DESCS[kind], "heads": {"mu": HEADS["mu"]}})
     finally:
         torch.set_default_dtype(torch.float64)
     m64 = build_model(model_config(m32))
-    consts = [k for k in m64.state_dict() if "._w3j_" in k]
+    consts = [k for k in m64.state_dict() if "._w3j_" in k or ".cg_" in k]
     assert consts
     for k in consts:
         assert torch.equal(m32.state_dict()[k], m64.state_dict()[k]), k
@@ -231,3 +245,93 @@ def test_constants_are_float64_whatever_the_default_dtype(tmp_path):
     m64.load_state_dict(sd)
     assert all(torch.equal(m64.state_dict()[k], m32.state_dict()[k]) for k in consts)
     physics.check_tensor_equivariance(m64.eval(), molecule_system(), "mu", rtol=1e-12)
+
+
+# ------------------------------------------------------------------------------------------
+# e3nn_mace: outputs, schema and the completeness of the symmetric product basis
+# ------------------------------------------------------------------------------------------
+def test_mace_contract_and_config():
+    from mtzoo.descriptors.e3nn_mace import DescrptE3nnMACE
+
+    model = _model("molecule", "e3nn_mace")
+    d = model.descriptor
+    assert isinstance(d, DescrptE3nnMACE) and str(d.irreps_out) == "6x0e+6x1o+6x2e" and d.dim_out == 12
+    assert isinstance(model.heads["mu"], E3nnDipoleHead) and isinstance(model.heads["alpha"], E3nnPolarHead)
+    batch = collate(system_graphs(molecule_system(), model.type_map, model.rcut))
+    from mtzoo.model import edge_vectors
+
+    vec = edge_vectors(batch[K.POSITIONS], batch[K.EDGE_INDEX], batch[K.CELL_SHIFT], batch[K.CELL], batch[K.BATCH])
+    feats = d(vec, batch[K.EDGE_INDEX], batch[K.ATOM_TYPE])
+    # the descriptor is the scalars of both layers; the last layer's are the equivariant output's first columns
+    assert feats[K.DESCRIPTOR].shape == (9, 12) and torch.equal(feats[K.DESCRIPTOR][:, 6:], feats[K.EQUIVARIANT][:, :6])
+    cfg = {"model": {"type_map": ["O", "H"], "descriptor": {"type": "e3nn_mace", "seed": 1},
+                     "fitting_net": {"neuron": [16]}},
+           "learning_rate": {"start_lr": 1e-3}, "loss": {"type": "ener"},
+           "training": {"training_data": {"systems": ["x"]}, "numb_steps": 10}}
+    c = parse_input(cfg).model.descriptor
+    assert (c.dim_out, c.hidden_irreps, c.correlation, c.lmax, c.radial_neurons) == (64, "32x0e + 32x1o", 3, 3, [64, 64, 64])
+    for key, value, msg in (("hidden_irreps", "8x0e + 4x1o", "same number of channels"), ("correlation", 4, "1, 2 or 3"),
+                            ("hidden_irreps", "8x1o", "must contain 0e")):
+        bad = json.loads(json.dumps(cfg))
+        bad["model"]["descriptor"][key] = value
+        with pytest.raises(ConfigError, match=msg):
+            parse_input(bad)
+
+
+def _multiplicity_in_sym_power(lmax: int, nu: int, target) -> int:
+    r"""Multiplicity of the O(3) irrep ``target`` in :math:`\mathrm{Sym}^\nu V`, :math:`V = \bigoplus_{l \le l_{\max}}`
+    (natural parity), by characters: :math:`\chi_{\mathrm{Sym}^2}(g) = (\chi(g)^2 + \chi(g^2))/2`,
+    :math:`\chi_{\mathrm{Sym}^3}(g) = (\chi(g)^3 + 3\chi(g^2)\chi(g) + 2\chi(g^3))/6`, integrated over SO(3)
+    with the Haar density :math:`(1 - \cos\theta)/\pi` and averaged over the inversion."""
+    theta = (np.arange(200000) + 0.5) * np.pi / 200000
+
+    def chi_l(l, t):
+        return np.sin((l + 0.5) * t) / np.sin(t / 2)
+
+    def chi_v(t, inv):  # the element g (angle t), times the inversion when inv is odd
+        return sum(((-1) ** l if inv % 2 else 1) * chi_l(l, t) for l in range(lmax + 1))
+
+    def chi_sym(inv):
+        c1, c2 = chi_v(theta, inv), chi_v(2 * theta, 0)
+        if nu == 1:
+            return c1
+        if nu == 2:
+            return (c1**2 + c2) / 2
+        return (c1**3 + 3 * c2 * c1 + 2 * chi_v(3 * theta, inv)) / 6
+
+    w = (1 - np.cos(theta)) / np.pi * (np.pi / len(theta))
+    even = np.sum(w * chi_sym(0) * chi_l(target.l, theta))
+    odd = np.sum(w * chi_sym(1) * chi_l(target.l, theta)) * target.p
+    return int(round((even + odd) / 2))
+
+
+@pytest.mark.parametrize("target", ["0e", "1o", "2e", "1e"])
+def test_mace_product_basis_spans_the_symmetric_tensors(target):
+    """For every correlation order, the coupling paths of one channel span exactly the target irrep's
+    copies in the symmetric power of the atomic basis (numerical rank on random inputs = the
+    multiplicity from characters), so the basis is complete (MACE's) and has no path that vanishes."""
+    from e3nn import o3
+
+    from mtzoo.descriptors.e3nn_mace import ProductBasis, coupling_paths
+
+    lmax, ir = 3, o3.Irrep(target)
+    rng = torch.Generator().manual_seed(0)
+    for nu in (1, 2, 3):
+        paths = [p for p in coupling_paths(lmax, ir, nu) if len(p) in {1: (1,), 2: (2,), 3: (4,)}[nu]]
+        want = _multiplicity_in_sym_power(lmax, nu, ir)
+        if not paths:
+            assert want == 0, (nu, target)
+            continue
+        basis = ProductBasis(lmax, o3.Irreps(f"1x{target}"), 1, 1, 3).to(torch.float64)
+        basis.paths = [paths]
+        with torch.no_grad():
+            basis.weights[0] = torch.nn.Parameter(torch.zeros(1, len(paths), 1, dtype=torch.float64))
+        a = [torch.randn(400, 1, 2 * l + 1, generator=rng, dtype=torch.float64) for l in range(lmax + 1)]
+        cols = []
+        for k in range(len(paths)):  # path k's output on the same random inputs: one-hot weights
+            with torch.no_grad():
+                basis.weights[0].zero_()
+                basis.weights[0][0, k, 0] = 1.0
+                cols.append(basis(a, torch.zeros(400, dtype=torch.long)).reshape(-1))
+        rank = int(torch.linalg.matrix_rank(torch.stack(cols, 1), rtol=1e-9))
+        assert rank == want, (nu, target, len(paths), rank, want)

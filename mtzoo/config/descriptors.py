@@ -281,6 +281,76 @@ class E3nnMPConfig(DescriptorConfig):
         return sum(mul for mul, ir in o3.Irreps(self.hidden_irreps) if ir == o3.Irrep("0e"))
 
 
+def _check_mace_irreps(value: str) -> str | None:
+    from e3nn import o3
+
+    err = _check_irreps(value)
+    if err is None and len({mul for mul, _ in o3.Irreps(value).simplify()}) != 1:
+        return f"every irrep must have the same number of channels (e.g. \"32x0e + 32x1o\"), got {show(value)}"
+    return err
+
+
+@DESCRIPTORS.register("e3nn_mace")
+@dataclasses.dataclass(kw_only=True)
+class E3nnMACEConfig(DescriptorConfig):
+    """``e3nn_mace``: MACE-class equivariant descriptor (symmetric product basis of correlation
+    order up to 3 on each message-passing layer; see :mod:`mtzoo.descriptors.e3nn_mace`).
+    ``dim_out`` = ``num_layers`` x the ``0e`` channels (the scalars of every layer); e3nn irreps
+    features for the ``dipole``/``polar`` fittings (:attr:`provides_irreps`).
+
+    Attributes
+    ----------
+    rcut : float
+        Cut-off radius (> 0).
+    lmax : int
+        Highest degree of the edge spherical harmonics and of the atomic basis (1 to 3).
+    num_layers : int
+        Number of layers (>= 1).
+    hidden_irreps : str
+        Node-feature irreps, one multiplicity for all, with ``0e`` (e.g. ``"32x0e + 32x1o"``).
+    correlation : int
+        Correlation order of the product basis (1 to 3).
+    n_radial : int
+        Number of Bessel radial basis functions.
+    radial_neurons : list of int
+        Hidden widths of the radial MLP.
+    envelope_exponent : int
+        Exponent p of the polynomial cut-off envelope.
+    avg_num_neighbors : float or None
+        Normalisation of the sum over neighbours; None (default): the mean from the training data.
+    precision, trainable, seed
+        As for ``se_e2_a``.
+    """
+
+    provides_rot: ClassVar[bool] = False
+    provides_irreps: ClassVar[bool] = True
+
+    rcut: float = option(5.0, check=gt(0), doc="The cut-off radius.")
+    lmax: int = option(3, check=lambda v: None if 1 <= v <= 3 else f"must be 1, 2 or 3, got {v}",
+                       doc="Highest degree of the spherical harmonics and of the atomic basis (1 to 3).")
+    num_layers: int = option(2, check=ge(1), doc="Number of message-passing layers.")
+    hidden_irreps: str = option("32x0e + 32x1o", check=_check_mace_irreps,
+                                doc="e3nn irreps of the node features (one multiplicity, must contain 0e).")
+    correlation: int = option(3, check=lambda v: None if 1 <= v <= 3 else f"must be 1, 2 or 3, got {v}",
+                              doc="Correlation order of the symmetric product basis (body order + 1).")
+    n_radial: int = option(8, check=gt(0), doc="Number of Bessel radial basis functions.")
+    radial_neurons: list[int] = option([64, 64, 64], check=each(gt(0)), doc="Hidden widths of the radial MLP.")
+    envelope_exponent: int = option(5, check=gt(0), doc="Exponent p of the polynomial cut-off envelope.")
+    avg_num_neighbors: float | None = option(
+        None, check=gt(0), doc="Normalisation of the sum over neighbours; null: mean neighbour count in the data."
+    )
+    precision: str = option("default", check=check_precision, doc=_doc_precision)
+    trainable: bool = option(True, doc="Whether the descriptor parameters are trainable.")
+    seed: int | None = option(None, doc="Random seed for parameter initialization.")
+
+    @property
+    def dim_out(self) -> int:
+        """``num_layers`` x the number of ``0e`` channels in ``hidden_irreps``."""
+        from e3nn import o3
+
+        return self.num_layers * sum(mul for mul, ir in o3.Irreps(self.hidden_irreps).simplify() if ir == o3.Irrep("0e"))
+
+
 def _check_atten_sel(value: Any) -> str | None:
     if isinstance(value, int) and not isinstance(value, bool):
         return None if value > 0 else f"must be > 0, got {show(value)}"

@@ -163,7 +163,7 @@ class DescriptorConfig(Variant):
     registry: ClassVar[Registry] = DESCRIPTORS
     #: Whether the descriptor outputs axis vectors (``rot_mat``), which tensor fittings need.
     provides_rot: ClassVar[bool] = True
-    #: Whether the descriptor outputs e3nn irreps features (``e3nn_mp``), which the e3nn
+    #: Whether the descriptor outputs e3nn irreps features (``e3nn_mp``, ``e3nn_mace``), which the e3nn
     #: implementations of the tensor fittings read instead of axis vectors.
     provides_irreps: ClassVar[bool] = False
 
@@ -590,7 +590,7 @@ class ModelConfig(Variant):
             if fitting.default_loss == "tensor" and not tensor_ok:
                 raise ConfigError(
                     f"a '{fitting.type}' fitting needs the descriptor's axis vectors (rot_mat) or e3nn features, and "
-                    f"descriptor '{self.descriptor.type}' has neither; use se_e2_a or e3nn_mp",
+                    f"descriptor '{self.descriptor.type}' has neither; use se_e2_a, e3nn_mp or e3nn_mace",
                     join_path(self.head_path(name, path), "type"),
                 )
         check_shared_layers(self.heads, self.descriptor, lambda name: self.head_path(name, path))

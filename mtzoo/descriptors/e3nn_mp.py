@@ -56,7 +56,7 @@ class BesselEnvelope(nn.Module):
     r ``[E]`` -> ``[E, n_radial]``.
     """
 
-    def __init__(self, rcut: float, n_radial: int = 8, p: int = 6) -> None:
+    def __init__(self, rcut: float, n_radial: int = 8, p: float = 6) -> None:
         super().__init__()
         self.rcut, self.n_radial, self.p = float(rcut), int(n_radial), float(p)
         self.register_buffer("freq", torch.arange(1, n_radial + 1, dtype=torch.get_default_dtype()) * math.pi / rcut)
@@ -123,12 +123,12 @@ class Interaction(nn.Module):
 
 
 def _keep_own_constants(module, state_dict, prefix, *args) -> None:
-    """Load hook: keep this module's own e3nn constant buffers (``_w3j_*``), computed in float64 at
+    """Load hook: keep this module's own e3nn constant buffers (``_w3j_*``, ``cg_*``), computed in float64 at
     construction, instead of the file's copies (a file written by a model built with a float32
     default dtype holds them rounded to float32, which breaks equivariance at about 1e-9)."""
     own = module.state_dict(prefix=prefix)
     for key in list(state_dict):
-        if key.startswith(prefix) and "._w3j_" in key and key in own:
+        if key.startswith(prefix) and ("._w3j_" in key or ".cg_" in key) and key in own:
             state_dict[key] = own[key]
 
 
@@ -240,11 +240,18 @@ class DescrptE3nnMP(Descriptor):
         (unless given in the config).  ``protection`` is accepted for the common interface."""
         if self.avg_num_neighbors_fixed is not None:
             return
-        n_edges, n_atoms = 0, 0
-        for g in graphs:
-            ei = g[K.EDGE_INDEX]
-            vec = g[K.POSITIONS][ei[0]] - g[K.POSITIONS][ei[1]] + g[K.CELL_SHIFT].to(g[K.POSITIONS].dtype) @ g[K.CELL][0]
-            n_edges += int((torch.linalg.norm(vec, dim=-1) < self.rcut).sum())
-            n_atoms += int(g.num_nodes)
-        if n_atoms and n_edges:
-            self.avg_num_neighbors.fill_(n_edges / n_atoms)
+        mean = mean_neighbour_count(graphs, self.rcut)
+        if mean is not None:
+            self.avg_num_neighbors.fill_(mean)
+
+
+@torch.no_grad()
+def mean_neighbour_count(graphs: Sequence, rcut: float) -> float | None:
+    """Mean number of neighbours within ``rcut`` per atom over ``graphs`` (None when there are none)."""
+    n_edges, n_atoms = 0, 0
+    for g in graphs:
+        ei = g[K.EDGE_INDEX]
+        vec = g[K.POSITIONS][ei[0]] - g[K.POSITIONS][ei[1]] + g[K.CELL_SHIFT].to(g[K.POSITIONS].dtype) @ g[K.CELL][0]
+        n_edges += int((torch.linalg.norm(vec, dim=-1) < rcut).sum())
+        n_atoms += int(g.num_nodes)
+    return n_edges / n_atoms if n_atoms and n_edges else None
