@@ -53,20 +53,24 @@ def test_training_reduces_force_and_energy_error(tmp_path):
     assert set(lc) >= {"rmse_val", "rmse_trn", "rmse_e_val", "rmse_f_trn", "rmse_v_val", "lr"}
 
 
-def test_restart_equals_uninterrupted_run(tmp_path):
-    full = Trainer(small_input(40), tmp_path / "full", progress=False, log=lambda *a: None)
+@pytest.mark.parametrize("recipe", [{}, {"enable_ema": True, "ema_decay": 0.9}], ids=["plain", "ema"])
+def test_restart_equals_uninterrupted_run(tmp_path, recipe):
+    full = Trainer(small_input(40, **recipe), tmp_path / "full", progress=False, log=lambda *a: None)
     full.run()
-    first = Trainer(small_input(40, save_freq=20), tmp_path / "split", progress=False, log=lambda *a: None)
+    first = Trainer(small_input(40, save_freq=20, **recipe), tmp_path / "split", progress=False, log=lambda *a: None)
     first.cfg.training.numb_steps = 20  # stop half way (same schedule object: lr built for 40 steps)
     first.run()
     ckpt = tmp_path / "split" / "model.ckpt-20.pt"
     assert ckpt.exists()
-    second = Trainer(small_input(40), tmp_path / "split", restart=ckpt, progress=False, log=lambda *a: None)
+    second = Trainer(small_input(40, **recipe), tmp_path / "split", restart=ckpt, progress=False, log=lambda *a: None)
     assert second.step == 20
     second.run()
-    for (n1, p1), (n2, p2) in zip(full.model.state_dict().items(), second.model.state_dict().items()):
-        assert n1 == n2
-        torch.testing.assert_close(p1, p2, rtol=0, atol=0, msg=n1)
+    # the raw weights and (with EMA) the averaged ones that checkpoints and freeze hold
+    for a, b in ((full.model.state_dict(), second.model.state_dict()), (full.model_state(), second.model_state())):
+        for (n1, p1), (n2, p2) in zip(a.items(), b.items()):
+            assert n1 == n2
+            torch.testing.assert_close(p1, p2, rtol=0, atol=0, msg=n1)
+    assert (tmp_path / "full" / "lcurve.out").read_text() == (tmp_path / "split" / "lcurve.out").read_text()
 
 
 def test_checkpoint_write_is_atomic_and_pruned(tmp_path):

@@ -24,7 +24,8 @@ Single-task and multi-task inputs (DeePMD-kit's v2 scheme: ``model.fitting_net_d
 
 Modules: :mod:`~mtzoo.config.base` (machinery), :mod:`~mtzoo.config.model` (model,
 descriptor, ener fitting), :mod:`~mtzoo.config.tensor` (dipole and polar fittings, tensor
-loss), :mod:`~mtzoo.config.train` (learning rate, optimizer, loss, training),
+loss), :mod:`~mtzoo.config.optim` (learning rate, optimizer), :mod:`~mtzoo.config.train`
+(loss, training),
 :mod:`~mtzoo.config.data` (data sections), :mod:`~mtzoo.config.multitask` (tasks, head
 checks), :mod:`~mtzoo.config.input` (the whole file), :mod:`~mtzoo.config.complete`
 (completion from a frozen model).
@@ -61,11 +62,14 @@ from mtzoo.config.train import (
     LOSSES,
     OPTIMIZERS,
     AdamConfig,
+    AdamWConfig,
+    CosineLearningRateConfig,
     EnerLossConfig,
     ExpLearningRateConfig,
     LearningRateConfig,
     LossConfig,
     OptimizerConfig,
+    PlateauLearningRateConfig,
     TrainingConfig,
 )
 from mtzoo.config.complete import Completion, complete_input  # noqa: E402  (needs the registrations)
@@ -82,7 +86,9 @@ __all__ = [
     "OPTIMIZERS",
     "TASK_SCHEDULES",
     "AdamConfig",
+    "AdamWConfig",
     "Completion",
+    "CosineLearningRateConfig",
     "ConfigError",
     "DataConfig",
     "DescriptorConfig",
@@ -96,6 +102,7 @@ __all__ = [
     "LossConfig",
     "ModelConfig",
     "OptimizerConfig",
+    "PlateauLearningRateConfig",
     "PolarFittingConfig",
     "Registry",
     "SeE2AConfig",

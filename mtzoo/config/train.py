@@ -1,10 +1,10 @@
-"""Schemas of the ``learning_rate``, ``optimizer``, ``loss`` and ``training`` sections.
+"""Schemas of the ``loss`` and ``training`` sections (``learning_rate`` and ``optimizer`` re-exported).
 
 Key names, defaults and aliases follow DeePMD-kit 3.2 (``deepmd/utils/argcheck.py``).
-Learning-rate, optimizer and loss types are :class:`~mtzoo.config.base.Variant` schemas
-registered in :data:`LEARNING_RATES`, :data:`OPTIMIZERS` and :data:`LOSSES` (the ``tensor``
-loss is in :mod:`mtzoo.config.tensor`, the data sections in :mod:`mtzoo.config.data`,
-re-exported here).  ``training`` holds either the single-task data
+Loss types are :class:`~mtzoo.config.base.Variant` schemas registered in :data:`LOSSES`
+(the ``tensor`` loss is in :mod:`mtzoo.config.tensor`); the learning-rate and optimizer
+schemas are in :mod:`mtzoo.config.optim`, the data sections in :mod:`mtzoo.config.data`,
+both re-exported here.  ``training`` holds either the single-task data
 (``training_data``/``validation_data``) or the multi-task ``data_dict`` and
 ``fitting_weight`` (see :mod:`mtzoo.config.multitask`).
 """
@@ -31,29 +31,39 @@ from mtzoo.config.base import (
 )
 from mtzoo.config.data import DataConfig, TaskDataConfig, ValidationDataConfig
 from mtzoo.config.multitask import TASK_SCHEDULES
+from mtzoo.config.optim import (
+    DEFAULT_STOP_LR,
+    LEARNING_RATES,
+    OPTIMIZERS,
+    AdamConfig,
+    AdamWConfig,
+    CosineLearningRateConfig,
+    ExpLearningRateConfig,
+    LearningRateConfig,
+    OptimizerConfig,
+    PlateauLearningRateConfig,
+)
 
 __all__ = [
+    "DEFAULT_STOP_LR",
     "LEARNING_RATES",
     "LOSSES",
     "OPTIMIZERS",
     "AdamConfig",
+    "AdamWConfig",
+    "CosineLearningRateConfig",
     "DataConfig",
     "EnerLossConfig",
     "ExpLearningRateConfig",
     "LearningRateConfig",
     "LossConfig",
     "OptimizerConfig",
+    "PlateauLearningRateConfig",
     "TaskDataConfig",
     "TrainingConfig",
     "ValidationDataConfig",
 ]
 
-LEARNING_RATES = Registry("learning rate", default="exp", unimplemented={"cosine": (), "wsd": ()})
-OPTIMIZERS = Registry(
-    "optimizer",
-    default="Adam",
-    unimplemented={"AdamW": (), "LKF": (), "AdaMuon": (), "HybridMuon": ()},
-)
 LOSSES = Registry(
     "loss",
     default="ener",
@@ -61,177 +71,6 @@ LOSSES = Registry(
         "dens": (), "ener_spin": (), "dos": (), "population": (), "property": (),
     },
 )
-
-#: DeePMD-kit's stop_lr when neither ``stop_lr`` nor ``stop_lr_ratio`` is given.
-DEFAULT_STOP_LR = 5e-8
-
-
-# --------------------------------------------------------------------------- learning rate
-
-
-@dataclasses.dataclass(kw_only=True)
-class LearningRateConfig(Variant):
-    """Base of the learning-rate schemas (``learning_rate``); ``type`` defaults to ``"exp"``.
-
-    Holds the keys DeePMD-kit shares between all schedules.
-
-    Attributes
-    ----------
-    start_lr : float
-        Learning rate at the start of training, after warmup (> 0).
-    stop_lr : float or None
-        Learning rate at the end of training (> 0).  Mutually exclusive with
-        ``stop_lr_ratio``; when neither is given it is DeePMD-kit's 5e-8.
-    stop_lr_ratio : float or None
-        ``stop_lr = start_lr * stop_lr_ratio`` (> 0).
-    warmup_steps : int
-        Steps of linear warmup from ``warmup_start_factor * start_lr`` to ``start_lr``
-        (>= 0; 0 = none).  Mutually exclusive with a non-zero ``warmup_ratio``.
-    warmup_ratio : float or None
-        Warmup steps as a fraction of ``training.numb_steps``:
-        ``int(warmup_ratio * numb_steps)``, in [0, 1).
-    warmup_start_factor : float
-        Initial warmup learning rate as a fraction of ``start_lr`` (>= 0).
-    scale_by_worker : str
-        How to scale the learning rate with the number of workers (``"linear"``,
-        ``"sqrt"``, ``"none"``); accepted and ignored (mtzoo trains in one process).
-    """
-
-    registry: ClassVar[Registry] = LEARNING_RATES
-
-    start_lr: float = option(
-        1e-3, check=gt(0), doc="The learning rate at the start of the training (after warmup)."
-    )
-    stop_lr: float | None = option(
-        None, check=gt(0), doc="The learning rate at the end of training; exclusive with stop_lr_ratio."
-    )
-    stop_lr_ratio: float | None = option(
-        None, check=gt(0), doc="stop_lr = start_lr * stop_lr_ratio; exclusive with stop_lr."
-    )
-    warmup_steps: int = option(0, check=ge(0), doc="Number of steps of linear learning-rate warmup.")
-    warmup_ratio: float | None = option(
-        None, check=in_range(0, 1, hi_open=True), doc="Warmup steps as a fraction of numb_steps."
-    )
-    warmup_start_factor: float = option(
-        0.0, check=ge(0), doc="The warmup starts from warmup_start_factor * start_lr."
-    )
-    scale_by_worker: str = option(
-        "linear", check=one_of("linear", "sqrt", "none"), doc="Scaling with the number of workers (ignored)."
-    )
-
-    def __post_init__(self) -> None:
-        if self.stop_lr is None and self.stop_lr_ratio is None:
-            self.stop_lr = DEFAULT_STOP_LR
-
-    @property
-    def final_lr(self) -> float:
-        """The resolved stop learning rate (``stop_lr`` or ``start_lr * stop_lr_ratio``)."""
-        if self.stop_lr_ratio is not None:
-            return self.start_lr * self.stop_lr_ratio
-        return float(self.stop_lr)  # type: ignore[arg-type]
-
-    def warmup_steps_for(self, numb_steps: int) -> int:
-        """Warmup steps for a run of ``numb_steps`` steps (``warmup_ratio`` resolved)."""
-        if self.warmup_ratio is not None:
-            return int(self.warmup_ratio * numb_steps)
-        return self.warmup_steps
-
-    def validate(self, path: str) -> None:
-        """``stop_lr``/``stop_lr_ratio`` and ``warmup_steps``/``warmup_ratio`` exclusive."""
-        if self.stop_lr is not None and self.stop_lr_ratio is not None:
-            raise ConfigError(
-                "stop_lr and stop_lr_ratio are mutually exclusive; give only one",
-                join_path(path, "stop_lr_ratio"),
-            )
-        if self.warmup_steps != 0 and self.warmup_ratio is not None:
-            raise ConfigError(
-                "warmup_steps and warmup_ratio are mutually exclusive; give only one",
-                join_path(path, "warmup_ratio"),
-            )
-        if self.final_lr > self.start_lr:
-            key = "stop_lr" if self.stop_lr_ratio is None else "stop_lr_ratio"
-            raise ConfigError(f"the learning rate would grow: stop learning rate {self.final_lr:g} > start_lr "
-                              f"{self.start_lr:g}", join_path(path, key))
-
-
-@LEARNING_RATES.register("exp")
-@dataclasses.dataclass(kw_only=True)
-class ExpLearningRateConfig(LearningRateConfig):
-    r"""``exp``: exponentially decaying learning rate with optional linear warmup.
-
-    DeePMD-kit 3.2 semantics (``deepmd/dpmodel/utils/learning_rate.py``,
-    ``LearningRateExp``).  With :math:`N` = ``training.numb_steps`` (total steps,
-    warmup included), :math:`W` the warmup steps (``warmup_steps``, or
-    ``int(warmup_ratio * N)``), :math:`T = N - W`, :math:`\eta_0` = ``start_lr``,
-    :math:`\eta_s` = ``stop_lr`` (or ``start_lr * stop_lr_ratio``), :math:`f` =
-    ``warmup_start_factor`` and :math:`s` = ``decay_steps``, the rate at step :math:`t`
-    (0-based) is
-
-    .. math::
-
-        \eta(t) = f\eta_0 + (1 - f)\,\eta_0\, t / W \qquad (t < W),
-
-        \eta(t) = \max\!\big(\eta_0\, r^{\lfloor (t - W)/s \rfloor},\ \eta_s\big) \qquad (t \ge W)
-
-    (with ``smooth`` true the exponent is :math:`(t - W)/s`, not floored).
-
-    * Without ``decay_rate``: if :math:`s \ge T`, :math:`s` is first replaced by
-      ``100 if T // 10 > 100 else T // 100 + 1``; then
-      :math:`r = (\max(\eta_s, 10^{-10})/\eta_0)^{s/T}` (:math:`r = 1` when
-      :math:`T = 0`), so that :math:`\eta` reaches :math:`\eta_s` at :math:`t = N`.
-    * With ``decay_rate``: :math:`r` = ``decay_rate`` and :math:`s` is used as given;
-      :math:`\eta_s` then only acts as the lower clip.
-
-    Attributes
-    ----------
-    decay_steps : int
-        Decay period :math:`s` in steps (> 0).
-    decay_rate : float or None
-        Decay factor :math:`r` per period, in (0, 1]; None derives it from ``stop_lr``.
-    smooth : bool
-        Decay continuously instead of every ``decay_steps`` steps.
-    """
-
-    decay_steps: int = option(
-        5000, check=gt(0), doc="The learning rate decays every this number of training steps."
-    )
-    decay_rate: float | None = option(
-        None, check=in_range(0, 1, lo_open=True),
-        doc="Decay rate per decay_steps; if given it is used instead of interpolating start_lr->stop_lr.",
-    )
-    smooth: bool = option(False, doc="Decay continuously (true) or every decay_steps steps (false).")
-
-
-# --------------------------------------------------------------------------- optimizer
-
-
-@dataclasses.dataclass(kw_only=True)
-class OptimizerConfig(Variant):
-    """Base of the optimizer schemas (``optimizer``); ``type`` defaults to ``"Adam"``.
-
-    DeePMD-kit <= 3.1 put ``opt_type`` and the optimizer keys in ``training``; such inputs
-    are migrated here by :func:`mtzoo.config.parse_input`, as DeePMD-kit 3.2 does.
-    """
-
-    registry: ClassVar[Registry] = OPTIMIZERS
-
-
-@OPTIMIZERS.register("Adam")
-@dataclasses.dataclass(kw_only=True)
-class AdamConfig(OptimizerConfig):
-    """``Adam`` (``torch.optim.Adam``).
-
-    Attributes
-    ----------
-    adam_beta1, adam_beta2 : float
-        Decay rates of the first and second moments, in [0, 1).
-    weight_decay : float
-        L2 penalty added to the gradients (>= 0).
-    """
-
-    adam_beta1: float = option(0.9, check=in_range(0, 1, hi_open=True), doc="Adam beta1.")
-    adam_beta2: float = option(0.999, check=in_range(0, 1, hi_open=True), doc="Adam beta2.")
-    weight_decay: float = option(0.0, check=ge(0), doc="Weight decay (L2 penalty on the gradients).")
 
 
 # --------------------------------------------------------------------------- loss
@@ -358,9 +197,18 @@ class TrainingConfig(Section):
         ``num_steps``, ``numb_step``).  Exactly one of ``numb_steps`` and ``numb_epoch``
         must be given.
     numb_epoch : float or None
-        Number of epochs (> 0; aliases ``num_epoch``, ``num_epochs``, ``numb_epochs``):
-        ``numb_steps = ceil(numb_epoch * ceil(max_i(nbatch_i / p_i)))`` over the systems,
-        with ``nbatch_i`` batches in system ``i`` and ``p_i`` its probability.
+        Number of epochs (> 0, may be fractional; aliases ``num_epoch``, ``num_epochs``,
+        ``numb_epochs``), resolved by the trainer once the data is loaded
+        (:func:`mtzoo.training.tasks.epoch_steps`, logged).  Single-task, as DeePMD-kit 3.2:
+        ``numb_steps = ceil(numb_epoch * N)`` with ``N = ceil(max_i(nbatch_i / p_i))`` over
+        the systems, ``nbatch_i = max(1, nframes_i // batch_size_i)`` the batches of system
+        ``i`` per pass and ``p_i`` its sampling probability, so that every system is seen
+        ``numb_epoch`` times in expectation.  Multi-task (mtzoo extension; DeePMD-kit has
+        ``num_epoch_dict`` instead): ``numb_steps = ceil(numb_epoch * max_k(N_k / q_k))``
+        over the trained tasks, with ``q_k`` the fraction of steps that train task ``k``
+        (``w_k / sum_j w_j`` stochastic, ``1 / n_tasks`` round_robin, 1 joint): every task
+        sees ``numb_epoch`` epochs in expectation.  When the weights are proportional to
+        ``N_k`` this is DeePMD-kit's ``num_epoch_dict`` count ``ceil(numb_epoch * sum_k N_k)``.
     seed : int or None
         Seed of the frame sampling.
     disp_file, disp_freq : str, int
@@ -379,7 +227,21 @@ class TrainingConfig(Section):
     tensorboard, tensorboard_log_dir, tensorboard_freq : bool, str, int
         TensorBoard logging.
     gradient_max_norm : float or None
-        Clip the gradient norm to this value (0 or None: no clipping).
+        Clip the gradient norm to this value (0 or None: no clipping): when the 2-norm of
+        all trainable parameters' gradients together, :math:`\|g\|_2`, exceeds it, every
+        gradient is scaled by ``gradient_max_norm / ||g||_2`` before the optimizer step
+        (``torch.nn.utils.clip_grad_norm_``).  Frozen parameters (``trainable: false``)
+        have no gradient and take no part.
+    enable_ema : bool
+        Keep an exponential moving average of the trainable weights (DeePMD-kit 3.2 key;
+        see :class:`mtzoo.training.ema.ParameterEMA`).  The averaged weights are those
+        validated (lcurve ``_val`` columns, ``best_metric``, ``plateau``) and written as the
+        checkpoints' ``model`` (so ``mtzoo freeze`` gives the averaged model); the raw
+        weights and the optimizer state are kept beside them for ``--restart``.
+    ema_decay : float
+        Decay :math:`d` of the average, in [0, 1): after every optimizer step
+        :math:`\bar\theta \leftarrow d\,\bar\theta + (1 - d)\,\theta` (DeePMD-kit 3.2's
+        rule: no warm-up of :math:`d`).  Default 0.999.
     best_metric : str or None
         mtzoo extension: keep the checkpoint with the lowest validation value of this lcurve
         metric (e.g. ``rmse_e``) as ``SAVE_CKPT.best.pt`` beside the last one, evaluated at every
@@ -447,7 +309,15 @@ class TrainingConfig(Section):
         None, omit_none=True, doc="mtzoo extension: the task whose best_metric is followed (default: mean over tasks).",
     )
     gradient_max_norm: float | None = option(
-        None, check=ge(0), omit_none=True, doc="Clip the gradient norm to this value (0: no clipping)."
+        None, check=ge(0), omit_none=True,
+        doc="Clip the 2-norm of the trainable parameters' gradients to this value (0: no clipping).",
+    )
+    enable_ema: bool = option(
+        False, doc="Keep an exponential moving average of the weights; validate and freeze the averaged model."
+    )
+    ema_decay: float = option(
+        0.999, check=in_range(0, 1, hi_open=True),
+        doc="Decay of the moving average: ema = ema_decay * ema + (1 - ema_decay) * param after every step.",
     )
     device: str | None = option(
         None, omit_none=True, check=_check_device,
@@ -460,8 +330,6 @@ class TrainingConfig(Section):
         "change_bias_after_training": False,
         "zero_stage": 0,
         "acc_freq": 1,
-        "enable_ema": False,
-        "ema_decay": 0.999,
         "ema_ckpt_keep": None,
         "ckpt_keep_ratio": None,
         "save_dir": None,

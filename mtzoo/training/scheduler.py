@@ -44,7 +44,7 @@ class TaskScheduler:
             w.append(float(x))
         if sum(w) <= 0:
             raise ValueError(f"all fitting weights are zero ({dict(zip(names, w))}): no task would be trained")
-        self.names, self.mode = list(names), mode
+        self.names, self.mode, self.weights = list(names), mode, w
         total = sum(w)
         self.probs = np.array([x / total for x in w])
         self.active = [n for n, x in zip(self.names, w) if x > 0]
@@ -60,6 +60,16 @@ class TaskScheduler:
             self.position += 1
             return [(name, 1.0)]
         return [(n, float(p)) for n, p in zip(self.names, self.probs) if p > 0]
+
+    def steps_per_task_step(self) -> dict[str, float]:
+        r""":math:`1/q_k` for every trained task :math:`k`, :math:`q_k` the expected fraction of steps that train it.
+
+        Stochastic :math:`\sum_j w_j / w_k`, round robin the number of trained tasks, joint 1.
+        """
+        if self.mode == "stochastic":
+            total = sum(self.weights)
+            return {n: total / w for n, w in zip(self.names, self.weights) if w > 0}
+        return {n: float(len(self.active)) if self.mode == "round_robin" else 1.0 for n in self.active}
 
     def state_dict(self) -> dict:
         return {"rng": self.rng.bit_generator.state, "position": self.position}

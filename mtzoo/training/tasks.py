@@ -86,6 +86,34 @@ def build_tasks(cfg, type_map, rcut: float, base: Path | None) -> list[Task]:
     return tasks
 
 
+def epoch_batches(task: Task) -> int:
+    r"""Steps of one epoch of ``task``'s training data, DeePMD-kit 3.2's ``total_numb_batch``.
+
+    .. math:: N = \Big\lceil \max_{i:\,p_i > 0} n_i / p_i \Big\rceil
+
+    with :math:`n_i` = ``max(1, nframes_i // batch_size_i)`` the batches of system :math:`i` per
+    pass of the sampler and :math:`p_i` its probability: after :math:`N` draws every system has
+    been drawn :math:`n_i` times or more in expectation.
+    """
+    n = np.asarray(task.train.nbatches(), dtype=np.float64)
+    p = np.asarray(task.sampler.probs, dtype=np.float64)
+    return int(np.ceil(np.max(n[p > 0] / p[p > 0])))
+
+
+def epoch_steps(tasks: list[Task], numb_epoch: float, steps_per_task_step: dict[str, float]) -> int:
+    r"""``training.numb_steps`` of ``training.numb_epoch`` :math:`e`.
+
+    .. math:: N_\text{steps} = \Big\lceil e \max_k N_k / q_k \Big\rceil
+
+    over the trained tasks :math:`k`, with :math:`N_k` = :func:`epoch_batches` and
+    :math:`1/q_k` = ``steps_per_task_step[k]`` (:meth:`TaskScheduler.steps_per_task_step`):
+    every task sees :math:`e` epochs in expectation.  Single-task (:math:`q = 1`) this is
+    DeePMD-kit 3.2's ``ceil(num_epoch * total_numb_batch)``.
+    """
+    per_task = {t.name: epoch_batches(t) for t in tasks if t.name in steps_per_task_step}
+    return int(math.ceil(numb_epoch * max(n * steps_per_task_step[k] for k, n in per_task.items())))
+
+
 def constructor_params(cls) -> set[str]:
     """Keyword parameters of ``cls.__init__``, following ``**kwargs`` up the class hierarchy."""
     names: set[str] = set()

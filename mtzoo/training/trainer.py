@@ -1,15 +1,33 @@
-"""Trainer for DeePMD-kit input files, single-task and multi-task.
+r"""Trainer for DeePMD-kit input files, single-task and multi-task.
 
 One step: the task scheduler picks the task(s) (stochastic by default: one task drawn with
 probability proportional to its ``fitting_weight``), each draws a batch of its own data
 (:class:`~mtzoo.training.data.BatchSampler`), the model evaluates that task's head with
 ``create_graph=True`` (forces enter the loss), the loss has prefactors scheduled by the
-learning rate, and one Adam step updates the shared descriptor and that head (other heads
-get no gradient, so neither they nor their optimizer state change).  Every ``disp_freq`` steps (and at step 1) a line of
-DeePMD's ``lcurve.out`` layout is written with validation metrics on ``numb_btch`` batches;
-every ``save_freq`` steps a checkpoint is written atomically.  ``restart`` resumes from a
-checkpoint with the optimizer, sampler and RNG states, so the continued run equals an
-uninterrupted one.
+learning rate, the gradients of the trainable parameters are clipped
+(``training.gradient_max_norm``), and one optimizer step updates the shared descriptor and
+that head (other heads get no gradient, so neither they nor their optimizer state change).
+Every ``disp_freq`` steps (and at step 1) a line of DeePMD's ``lcurve.out`` layout is
+written with validation metrics on ``numb_btch`` batches; every ``save_freq`` steps a
+checkpoint is written atomically.  ``restart`` resumes from a checkpoint with the
+optimizer, sampler, schedule, moving-average and RNG states, so the continued run equals
+an uninterrupted one.
+
+The training recipe (keys in :mod:`mtzoo.config.optim` and
+:class:`~mtzoo.config.train.TrainingConfig`; docs/training.md):
+
+* optimizer ``Adam`` (L2 ``weight_decay``) or ``AdamW`` (decoupled, default
+  :math:`\lambda = 10^{-3}`), optional ``amsgrad`` (:mod:`mtzoo.training.optim`);
+* learning rate ``exp``, ``cosine`` or ``plateau`` after an optional linear warmup
+  (:mod:`mtzoo.training.lr`); ``plateau`` reads the lcurve validation value of its
+  ``metric`` at every line.  The loss prefactors follow :math:`\eta(t)/\eta_0` whatever
+  the schedule;
+* ``training.enable_ema``: :math:`\bar\theta \leftarrow d\bar\theta + (1-d)\theta` after
+  every step (:mod:`mtzoo.training.ema`); validation, ``best_metric``, ``plateau`` and the
+  checkpoints' ``model`` (hence ``mtzoo freeze``) use :math:`\bar\theta`, the checkpoints
+  keep :math:`\theta` as ``raw_model`` for ``--restart``;
+* ``training.numb_epoch`` instead of ``numb_steps``:
+  :math:`\lceil e \max_k N_k / q_k\rceil` steps (:func:`~mtzoo.training.tasks.epoch_steps`).
 """
 
 from __future__ import annotations
@@ -19,6 +37,7 @@ import math
 import sys
 import time
 import warnings
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -30,10 +49,12 @@ from mtzoo.data.graph import collate
 from mtzoo.model import build_model, model_config
 from mtzoo.nn.common import keep_freed_memory
 from mtzoo.training.checkpoint import atomic_save, atomic_write_text, load_checkpoint, save_checkpoint, versions
-from mtzoo.training.lr import ExpDecayLR
+from mtzoo.training.ema import ParameterEMA
+from mtzoo.training.lr import make_schedule
+from mtzoo.training.optim import clip_gradients, make_optimizer
 from mtzoo.training.scheduler import TaskScheduler
-from mtzoo.training.tasks import (Task, attach_losses, build_tasks, compute_statistics, load_frozen_state, model_from_frozen,
-                               model_from_input, warn_untrained)
+from mtzoo.training.tasks import (Task, attach_losses, build_tasks, compute_statistics, epoch_steps, load_frozen_state,
+                               model_from_frozen, model_from_input, warn_untrained)
 
 
 class Progress:
@@ -91,8 +112,6 @@ class Trainer:
             cfg = parse_input(cfg, source=source)
         elif isinstance(cfg, dict):
             cfg = parse_input(cfg, source=source)
-        if cfg.training.numb_steps is None:
-            raise ConfigError("training.numb_epoch: epoch-based training is not supported yet; give numb_steps")
         self.state0 = load_checkpoint(restart) if restart is not None else None
         if self.state0 is not None:
             cfg = checked_restart_input(cfg, self.state0, str(restart), source, allow_input_change)
@@ -110,11 +129,15 @@ class Trainer:
         warn_untrained(list(self.tasks.values()))
         if tcfg.best_task is not None and tcfg.best_task not in self.tasks:
             raise ConfigError(f"names no task (tasks: {sorted(self.tasks)})", "training.best_task", source)
-        if tcfg.best_metric is not None and not any(t.valid is not None for t in self.tasks.values()):
+        has_valid = any(t.valid is not None for t in self.tasks.values())
+        if tcfg.best_metric is not None and not has_valid:
             raise ConfigError("needs validation data (no task has validation_data)", "training.best_metric", source)
-        if self.state0 is not None:
+        if cfg.learning_rate.type == "plateau" and not has_valid:
+            raise ConfigError("'plateau' follows a validation metric and needs validation data (no task has "
+                              "validation_data)", "learning_rate.type", source)
+        if self.state0 is not None:  # the raw weights (a run with EMA saves the averaged ones as "model")
             self.model = build_model(self.state0["model_config"])
-            self.model.load_state_dict(self.state0["model"])
+            self.model.load_state_dict(self.state0.get("raw_model", self.state0["model"]))
         elif frozen is not None:
             self.model = model_from_frozen(frozen, cfg, self.new_heads)
             compute_statistics(self.model, cfg, list(self.tasks.values()), heads=self.new_heads, descriptor=False)
@@ -124,21 +147,28 @@ class Trainer:
         self.device = training_device(device if device is not None else tcfg.device)
         self.model.to(self.device)
         attach_losses(list(self.tasks.values()), cfg, self.model)
-        self.lr = ExpDecayLR(cfg.learning_rate, tcfg.numb_steps)
-        ocfg = cfg.optimizer
-        self._trainable = [p for p in self.model.parameters() if p.requires_grad]
-        self.optimizer = torch.optim.Adam(self._trainable, lr=self.lr(0),
-                                          betas=(ocfg.adam_beta1, ocfg.adam_beta2), weight_decay=ocfg.weight_decay,
-                                          fused=True)
         names = list(self.tasks)
         self.scheduler = TaskScheduler(names, [self.tasks[n].weight for n in names],
                                        getattr(tcfg, "task_schedule", "stochastic"), tcfg.seed)
+        self._epoch_steps = None  # numb_steps resolved from training.numb_epoch
+        if tcfg.numb_steps is None:
+            self._epoch_steps = epoch_steps(list(self.tasks.values()), tcfg.numb_epoch,
+                                           self.scheduler.steps_per_task_step())
+            checked_warmup(cfg.learning_rate, self._epoch_steps, source)
+            log(f"training.numb_epoch {tcfg.numb_epoch:g}: {self._epoch_steps} steps")
+        self.lr = make_schedule(cfg.learning_rate, self.numb_steps)
+        self._trainable = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = make_optimizer(cfg.optimizer, self._trainable, self.lr(0), self.device)
+        self.ema = ParameterEMA(self.model, tcfg.ema_decay) if tcfg.enable_ema else None
         self.step = 0
         self.best: dict = {}  # best validation score so far (training.best_metric)
         if tcfg.seed is not None:
             torch.manual_seed(tcfg.seed)
         if self.state0 is not None:
             self.optimizer.load_state_dict(self.state0["optimizer"])
+            self.lr.load_state_dict(self.state0.get("lr_schedule") or {})
+            if self.ema is not None and "raw_model" in self.state0:
+                self.ema.load_averaged_state_dict(self.state0["model"])
             for n, st in self.state0["tasks"].items():
                 self.tasks[n].load_state_dict(st)
             self.scheduler.load_state_dict(self.state0["scheduler"])
@@ -146,6 +176,21 @@ class Trainer:
             self.best = dict(self.state0.get("best") or {})
             self.step = int(self.state0["step"])
         self.progress = progress
+
+    @property
+    def numb_steps(self) -> int:
+        """Steps of the run: ``training.numb_steps``, or the count resolved from ``training.numb_epoch``."""
+        steps = self.cfg.training.numb_steps
+        return int(steps) if steps is not None else int(self._epoch_steps)
+
+    def model_state(self) -> dict:
+        """The weights a checkpoint's ``model`` holds (and ``mtzoo freeze`` writes): the moving
+        average with ``training.enable_ema``, else the raw weights."""
+        return self.ema.averaged_state_dict() if self.ema is not None else self.model.state_dict()
+
+    def _averaged(self):
+        """Context in which the model holds the weights that are validated (the averaged ones with EMA)."""
+        return self.ema.applied() if self.ema is not None else nullcontext()
 
     # ------------------------------------------------------------------------------------------
     def _forward_loss(self, task: Task, batch, lr: float, create_graph: bool):
@@ -171,10 +216,10 @@ class Trainer:
         # only the trainable parameters' gradients: autograd skips the branches that lead
         # nowhere else (the edge vectors' second derivatives), 2-5 % of a force-training step
         torch.autograd.backward(total, inputs=self._trainable)
-        gmax = self.cfg.training.gradient_max_norm
-        if gmax is not None:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), gmax)
+        clip_gradients(self._trainable, self.cfg.training.gradient_max_norm)
         self.optimizer.step()
+        if self.ema is not None:
+            self.ema.update()
         return metrics
 
     def _evaluate(self, task: Task, sampler, nbatch: int, lr: float) -> dict[str, float]:
@@ -198,19 +243,40 @@ class Trainer:
                 if t.valid_sampler is not None}
 
     def _checkpoint_state(self) -> dict:
-        return {"input": self.cfg.to_dict(), "model_config": model_config(self.model),
-                "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "tasks": {n: t.state_dict() for n, t in self.tasks.items()},
-                "scheduler": self.scheduler.state_dict(), "torch_rng": torch.get_rng_state(),
-                "best": dict(self.best), "data_paths": self.data_paths}
+        """``model``: :meth:`model_state`; with EMA also ``raw_model`` (the trained weights) and ``ema``."""
+        state = {"input": self.cfg.to_dict(), "model_config": model_config(self.model),
+                 "model": self.model_state(), "optimizer": self.optimizer.state_dict(),
+                 "lr_schedule": self.lr.state_dict(),
+                 "tasks": {n: t.state_dict() for n, t in self.tasks.items()},
+                 "scheduler": self.scheduler.state_dict(), "torch_rng": torch.get_rng_state(),
+                 "best": dict(self.best), "data_paths": self.data_paths}
+        if self.ema is not None:
+            state.update(raw_model=self.model.state_dict(), ema={"decay": self.ema.decay})
+        return state
+
+    @staticmethod
+    def _valid_mean(valid: dict, key: str, task: str | None = None) -> float | None:
+        """Mean of validation metric ``key`` over the tasks that report it finite (or ``task``'s only)."""
+        rows = [valid[task]] if task is not None else list(valid.values())
+        vals = [r[key] for r in rows if key in r and math.isfinite(r[key])]
+        return float(np.mean(vals)) if vals else None
 
     def _best_score(self, valid: dict) -> float | None:
         """``training.best_metric`` of the validation metrics (mean over tasks, or ``best_task``'s)."""
         t = self.cfg.training
-        key = t.best_metric
-        rows = [valid[t.best_task]] if t.best_task is not None else list(valid.values())
-        vals = [r[key] for r in rows if key in r and math.isfinite(r[key])]
-        return float(np.mean(vals)) if vals else None
+        return self._valid_mean(valid, t.best_metric, t.best_task)
+
+    def _observe_schedule(self, valid: dict) -> None:
+        """Give the schedule the validation value of the metric it follows (``plateau``)."""
+        key = self.lr.metric
+        if key is None:
+            return
+        value = self._valid_mean(valid, key)
+        if value is None:
+            columns = sorted({k for r in valid.values() for k in r})
+            raise ConfigError(f"no task reports a finite validation value of '{key}' (lcurve metrics: "
+                              f"{', '.join(columns)})", "learning_rate.metric")
+        self.lr.observe(value, self.step)
 
     def _evaluate_all(self, task: Task, lr: float) -> dict[str, float]:
         """Metrics of ``task`` over every validation frame once, in order (deterministic).
@@ -258,9 +324,11 @@ class Trainer:
         """Train and validation metrics per task for an lcurve line.
 
         Single-task: the metrics of the step just taken.  Multi-task: tasks not trained at this step
-        are evaluated on one batch of their training data (no update), as DeePMD-kit does.
+        are evaluated on one batch of their training data (no update), as DeePMD-kit does.  The
+        validation uses the averaged weights with EMA, the training metrics the raw ones.
         """
-        valid = self.validate(lr)
+        with self._averaged():
+            valid = self.validate(lr)
         train = {}
         for n, t in self.tasks.items():
             train[n] = step_metrics[n] if n in step_metrics else self._evaluate(t, t.sampler, 1, lr)
@@ -284,11 +352,11 @@ class Trainer:
             truncate_lcurve(lcurve_path, self.step)
         fout = open(lcurve_path, "a" if resumed else "w")
         header_written = resumed
-        bar = Progress(t.numb_steps, self.step, self.progress)
+        bar = Progress(self.numb_steps, self.step, self.progress)
         t0, last, step_times = time.perf_counter(), {}, []
         single = not self.cfg.multi_task
         try:
-            while self.step < t.numb_steps:
+            while self.step < self.numb_steps:
                 lr = self.lr(self.step)
                 items = [(self.tasks[n], self.tasks[n].sampler.next(), w) for n, w in self.scheduler.next()]
                 ts = time.perf_counter()
@@ -308,9 +376,11 @@ class Trainer:
                     fout.write(lcurve_line(self.step, lr, train, valid, single))
                     fout.flush()
                     last = {"step": self.step, "lr": lr, "train": train, "valid": valid}
+                    self._observe_schedule(valid)
                     if t.best_metric is not None:
-                        self._keep_if_best({n: self._evaluate_all(tk, lr) for n, tk in self.tasks.items()
-                                            if tk.valid is not None})
+                        with self._averaged():
+                            full = {n: self._evaluate_all(tk, lr) for n, tk in self.tasks.items() if tk.valid is not None}
+                        self._keep_if_best(full)
                     if t.disp_training and not bar.enabled:
                         self.log(f"step {self.step}: " + "; ".join(
                             (f"{n}: " if not single else "") + ", ".join(
@@ -333,6 +403,15 @@ class Trainer:
         if self.best:
             last["best"] = dict(self.best)
         return last
+
+
+def checked_warmup(lr_cfg, numb_steps: int, source: str | None = None) -> None:
+    """The warmup must be shorter than the run (checked here for a step count resolved from ``numb_epoch``)."""
+    warmup = lr_cfg.warmup_steps_for(numb_steps)
+    if warmup >= numb_steps:
+        key = "warmup_ratio" if lr_cfg.warmup_ratio is not None else "warmup_steps"
+        raise ConfigError(f"warmup ({warmup} steps) must be shorter than training.numb_steps ({numb_steps}, "
+                          "from training.numb_epoch)", f"learning_rate.{key}", source)
 
 
 def training_device(name: str | None) -> torch.device:

@@ -310,7 +310,9 @@ def finetune(base, data_train, data_valid=None, head_name: str = "new", strategy
                     _shifted_bias(path, init_from, train_systems, state["state_dict"][src + "bias_atom_e"])))
     result = trainer.run()
     best = trainer.best_checkpoint()
-    if best is not None:  # the best-validation weights, not the last ones
+    if best is None:  # the last weights as checkpoints hold them (the moving average with training.enable_ema)
+        trainer.model.load_state_dict(trainer.model_state())
+    else:  # the best-validation weights, not the last ones
         trainer.model.load_state_dict(load_checkpoint(best)["model"])
         say(f"finetune: kept the weights of step {result['best']['step']} (validation rmse_e "
             f"{result['best']['value']:.4g} eV/atom, the lowest of the run)")
