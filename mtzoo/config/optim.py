@@ -45,7 +45,7 @@ DEFAULT_STOP_LR = 5e-8
 
 @dataclasses.dataclass(kw_only=True)
 class LearningRateConfig(Variant):
-    """Base of the learning-rate schemas (``learning_rate``); ``type`` defaults to ``"exp"``.
+    r"""Base of the learning-rate schemas (``learning_rate``); ``type`` defaults to ``"exp"``.
 
     Holds the keys DeePMD-kit shares between all schedules.
 

@@ -169,7 +169,7 @@ def _check_weight(value: Any) -> str | None:
 
 @dataclasses.dataclass(kw_only=True)
 class TrainingConfig(Section):
-    """The ``training`` section.
+    r"""The ``training`` section.
 
     A single-task input gives ``training_data`` (and ``validation_data``); a multi-task
     input gives ``data_dict`` (and ``fitting_weight``, ``task_schedule``) instead.

@@ -1,8 +1,10 @@
 """Checkpoints: written atomically, pruned to ``max_ckpt_keep``, loaded with ``weights_only``.
 
 A checkpoint is ``{format_version, kind: "checkpoint", step, input (completed config),
-model_config, model (state_dict), optimizer, sampler, torch_rng, versions}``; the model is
-rebuilt from code, never unpickled.  ``SAVE_CKPT-STEP.pt`` files sit in the run folder with
+model_config, model (state_dict), optimizer, lr_schedule, tasks (samplers), scheduler,
+torch_rng, best, versions}``; with ``training.enable_ema`` the ``model`` entry holds the
+moving-average weights (what freeze and load_model read) and ``raw_model`` and ``ema`` are
+added (what ``--restart`` resumes from).  The model is rebuilt from code, never unpickled.  ``SAVE_CKPT-STEP.pt`` files sit in the run folder with
 ``SAVE_CKPT.pt`` (a copy of the newest) and a ``checkpoint`` text file naming it, as in
 DeePMD-kit.
 """

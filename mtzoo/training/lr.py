@@ -147,8 +147,9 @@ class PlateauLR(Schedule):
             return
         self.bad += 1
         if self.bad >= self.patience:
-            self.current = max(self.current * self.factor, self.stop_lr)
-            self.bad, self.reductions = 0, self.reductions + 1
+            rate = max(self.current * self.factor, self.stop_lr)
+            self.reductions += rate < self.current
+            self.current, self.bad = rate, 0
 
     def state_dict(self) -> dict:
         return {"current": self.current, "best": self.best, "bad": self.bad, "reductions": self.reductions}
