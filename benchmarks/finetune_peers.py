@@ -18,7 +18,7 @@ Per molecule and seed (``--seeds``), each tool by its own command line:
     start_lr 1e-4, ``--ft-steps``), ``dp --pt freeze``; DeePMD-kit 3.2.0 in its own venv
     (``--deepmd-python``; ``../shared/peers/deepmd_setup.sh``).
 ``mace``
-    ``mace_run_train`` base (32x0e+32x1o, L=1... see ``MACE_BASE``, ``--mace-epochs``), then naive
+    ``mace_run_train`` base (32x0e+32x1o, L=1... see ``_common.MACE_BASE``, ``--mace-epochs``), then naive
     fine-tunes (``--foundation_model``) at learning rates 1e-3 and 1e-4 and a multihead fine-tune
     with replay of the base data (``--multiheads_finetuning``); mace-torch in its own venv
     (``--mace-python``).
@@ -36,13 +36,13 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
+
+from _common import MACE_BASE, mace_predict, mae_mev, run, write_xyz  # benchmarks/ is on sys.path as a script
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "examples" / "data" / "peers" / "finetune"
@@ -64,23 +64,10 @@ def deepmd_input(base: Path, valid: Path, steps: int, seed: int) -> dict:
     }
 
 
-def run(cmd: list[str], cwd: Path, log: Path, env: dict | None = None) -> float:
-    t0 = time.perf_counter()
-    with open(log, "w") as fh:
-        r = subprocess.run(cmd, cwd=cwd, stdout=fh, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
-    if r.returncode:
-        raise RuntimeError(f"{' '.join(cmd)} failed (exit {r.returncode}); log: {log}\n" + log.read_text()[-1500:])
-    return time.perf_counter() - t0
-
-
 def system(level: str, mol: str, part: str):
     from mtzoo.data.readers import load_systems
 
     return load_systems([str(DATA / level / mol / part)])[0]
-
-
-def mae_mev(pred: np.ndarray, ref: np.ndarray) -> float:
-    return float(np.abs(np.asarray(pred) - np.asarray(ref)).mean() * 1000)
 
 
 def floor(mol: str) -> float:
@@ -147,41 +134,6 @@ def deepmd_route(mol: str, seed: int, work: Path, a) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------- mace
-MACE_BASE = ["--model", "MACE", "--num_channels", "32", "--max_L", "1", "--num_interactions", "2",
-             "--correlation", "3", "--r_max", "5.0", "--E0s", "average", "--default_dtype", "float64",
-             "--batch_size", "5", "--valid_batch_size", "10", "--energy_weight", "1", "--forces_weight", "100",
-             "--ema", "--ema_decay", "0.99", "--amsgrad", "--device", "cpu", "--restart_latest"]
-
-
-def write_xyz(sys_, path: Path, forces: bool) -> None:
-    from ase import Atoms
-    from ase.calculators.singlepoint import SinglePointCalculator
-    from ase.io import write
-
-    frames = []
-    for f in range(sys_.nframes):
-        at = Atoms(sys_.elements, positions=sys_.coord[f])
-        kw = {"energy": float(sys_.labels["energy"][f])}
-        if forces and "force" in sys_.labels:
-            kw["forces"] = sys_.labels["force"][f]
-        at.calc = SinglePointCalculator(at, **kw)
-        frames.append(at)
-    write(path, frames, format="extxyz")
-
-
-def mace_eval(a, model: Path, xyz: Path, work: Path, head: str | None = None) -> np.ndarray:
-    code = ("import sys, json, torch; from ase.io import read; from mace.calculators import MACECalculator;"
-            "kw = {'head': sys.argv[3]} if len(sys.argv) > 3 else {};"
-            "c = MACECalculator(model_paths=sys.argv[1], device='cpu', default_dtype='float64', **kw);"
-            "e = [];\nfor at in read(sys.argv[2], ':'):\n    at.calc = c; e.append(at.get_potential_energy())\n"
-            "print(json.dumps(e))")
-    args = [a.mace_python, "-c", code, str(model), str(xyz)] + ([head] if head else [])
-    out = subprocess.run(args, capture_output=True, text=True, cwd=work)
-    if out.returncode:
-        raise RuntimeError("MACE evaluation failed: " + out.stderr[-1500:])
-    return np.array(json.loads(out.stdout.strip().splitlines()[-1]))
-
-
 def mace_route(mol: str, seed: int, work: Path, a) -> dict:
     work.mkdir(parents=True, exist_ok=True)
     base_xyz, cc_xyz, test_xyz = work / "b3lyp_base.xyz", work / "ccsdt_train.xyz", work / "ccsdt_test.xyz"
@@ -201,13 +153,13 @@ def mace_route(mol: str, seed: int, work: Path, a) -> dict:
         name = f"naive_lr{lr:g}"
         wall[name] = run(train + ft_common + ["--name", name, "--lr", str(lr), "--multiheads_finetuning", "False"],
                          work, work / f"{name}.log")
-        out[f"mace naive fine-tune (lr {lr:g})"] = mae_mev(mace_eval(a, work / f"{name}.model", test_xyz, work),
-                                                          test.labels["energy"])
+        pred = mace_predict(a.mace_python, work / f"{name}.model", test_xyz, work)
+        out[f"mace naive fine-tune (lr {lr:g})"] = mae_mev(pred["energy"], test.labels["energy"])
     name = "multihead"
     wall[name] = run(train + ft_common + ["--name", name, "--lr", "1e-3", "--multiheads_finetuning", "True",
                                           "--pt_train_file", str(base_xyz)], work, work / f"{name}.log")
-    out["mace multihead fine-tune with replay"] = mae_mev(mace_eval(a, work / f"{name}.model", test_xyz, work, "Default"),
-                                                          test.labels["energy"])
+    pred = mace_predict(a.mace_python, work / f"{name}.model", test_xyz, work, "Default")
+    out["mace multihead fine-tune with replay"] = mae_mev(pred["energy"], test.labels["energy"])
     out["wall_s"] = wall
     return out
 
