@@ -316,3 +316,52 @@ def test_bad_values_name_the_key(section, key, value, message):
     with pytest.raises(ConfigError) as err:
         parse_input(cfg, source="in.json")
     assert f"in.json: {message}" in str(err.value), str(err.value)
+
+
+# --------------------------------------------------------------------------- change_bias_after_training
+
+
+def test_change_bias_after_training_zeroes_the_mean_residual(tmp_path):
+    """After the last step the energy bias takes the least-squares shift of the training residuals:
+    the frozen model's training residuals then have no component along the atom counts (C^T r = 0),
+    in the last checkpoint and, with best_metric, in the best one; restarting the finished run does
+    not shift twice."""
+    from mtzoo.evaluation import predict_system
+    from mtzoo.training.checkpoint import load_checkpoint
+
+    cfg = recipe_input(20, enable_ema=True, ema_decay=0.9, change_bias_after_training=True, best_metric="rmse_e")
+    tr = Trainer(cfg, tmp_path, **QUIET)
+    systems = tr.tasks["default"].train.systems
+    tr.run()
+    assert json.loads((tmp_path / "out.json").read_text())["training"]["change_bias_after_training"] is True
+
+    def normal_residual(model):
+        counts, resid = [], []
+        for s in systems:
+            r = s.labels["energy"] - predict_system(model, s)["energy"]
+            counts.append(np.repeat(np.bincount(s.model_types(model.type_map), minlength=2)[None], s.nframes, 0))
+            resid.append(r)
+        c, r = np.concatenate(counts).astype(float), np.concatenate(resid)
+        return np.abs(c.T @ r).max() / np.abs(c).sum(), np.abs(r).mean()
+
+    last = load_model(freeze(tmp_path, tmp_path / "m.pth"))
+    err, mae = normal_residual(last)
+    assert err < 1e-9 * max(mae, 1e-3), (err, mae)
+    best = tr.best_checkpoint()
+    from mtzoo.model import build_model
+
+    state = load_checkpoint(best)
+    mb = build_model(state["model_config"])
+    mb.load_state_dict(state["model"])
+    err_b, mae_b = normal_residual(mb.eval())
+    assert err_b < 1e-9 * max(mae_b, 1e-3), (err_b, mae_b)
+    # without the option the residuals keep a component along the counts (the test is not vacuous)
+    plain = Trainer(recipe_input(20, enable_ema=True, ema_decay=0.9), tmp_path / "plain", **QUIET)
+    plain.run()
+    err_p, mae_p = normal_residual(load_model(freeze(tmp_path / "plain", tmp_path / "p.pth")))
+    assert err_p > 1e-4 * mae_p, (err_p, mae_p)
+    # a restart of the finished run keeps the bias (no second shift)
+    bias = last.heads["default"].bias_atom_e.clone()
+    again = Trainer(cfg, tmp_path, restart=tmp_path / "model.ckpt.pt", **QUIET)
+    again.run()
+    assert torch.equal(load_model(freeze(tmp_path, tmp_path / "m2.pth")).heads["default"].bias_atom_e, bias)

@@ -232,6 +232,13 @@ class TrainingConfig(Section):
         gradient is scaled by ``gradient_max_norm / ||g||_2`` before the optimizer step
         (``torch.nn.utils.clip_grad_norm_``).  Frozen parameters (``trainable: false``)
         have no gradient and take no part.
+    change_bias_after_training : bool
+        DeePMD-kit key: after the last step, each energy head's per-type bias :math:`b` is
+        shifted by :math:`\arg\min_\delta \|C\delta - (E - \hat E)\|^2` (minimum norm), with
+        :math:`C` the ``[nframes, ntypes]`` atom counts of the head's training frames, :math:`E`
+        their energies and :math:`\hat E` the trained model's predictions (the averaged model
+        with EMA).  Removes the constant energy offset that a force-dominated loss leaves; the
+        best-validation checkpoint (``best_metric``) gets its own shift.
     enable_ema : bool
         Keep an exponential moving average of the trainable weights (DeePMD-kit 3.2 key;
         see :class:`mtzoo.training.ema.ParameterEMA`).  The averaged weights are those
@@ -312,6 +319,10 @@ class TrainingConfig(Section):
         None, check=ge(0), omit_none=True,
         doc="Clip the 2-norm of the trainable parameters' gradients to this value (0: no clipping).",
     )
+    change_bias_after_training: bool = option(
+        False, doc="After the last step, shift each energy head's per-type bias by a least-squares fit of the "
+                   "trained model's residuals on its training data (also applied to the best checkpoint).",
+    )
     enable_ema: bool = option(
         False, doc="Keep an exponential moving average of the weights; validate and freeze the averaged model."
     )
@@ -327,7 +338,6 @@ class TrainingConfig(Section):
 
     _unsupported = {
         "mixed_precision": None,
-        "change_bias_after_training": False,
         "zero_stage": 0,
         "acc_freq": 1,
         "ema_ckpt_keep": None,

@@ -162,6 +162,7 @@ class Trainer:
         self.ema = ParameterEMA(self.model, tcfg.ema_decay) if tcfg.enable_ema else None
         self.step = 0
         self.best: dict = {}  # best validation score so far (training.best_metric)
+        self.bias_changed = False  # training.change_bias_after_training done (kept in checkpoints)
         if tcfg.seed is not None:
             torch.manual_seed(tcfg.seed)
         if self.state0 is not None:
@@ -174,6 +175,7 @@ class Trainer:
             self.scheduler.load_state_dict(self.state0["scheduler"])
             torch.set_rng_state(self.state0["torch_rng"])
             self.best = dict(self.state0.get("best") or {})
+            self.bias_changed = bool(self.state0.get("bias_changed", False))
             self.step = int(self.state0["step"])
         self.progress = progress
 
@@ -249,7 +251,7 @@ class Trainer:
                  "lr_schedule": self.lr.state_dict(),
                  "tasks": {n: t.state_dict() for n, t in self.tasks.items()},
                  "scheduler": self.scheduler.state_dict(), "torch_rng": torch.get_rng_state(),
-                 "best": dict(self.best), "data_paths": self.data_paths}
+                 "best": dict(self.best), "data_paths": self.data_paths, "bias_changed": self.bias_changed}
         if self.ema is not None:
             state.update(raw_model=self.model.state_dict(), ema={"decay": self.ema.decay})
         return state
@@ -315,6 +317,25 @@ class Trainer:
         stem = Path(t.save_ckpt).name.removesuffix(".pt")
         path = self.workdir / Path(t.save_ckpt).parent / f"{stem}.best.pt"
         return path if path.exists() else None
+
+    def _change_bias_after_training(self) -> None:
+        """``training.change_bias_after_training``: shift the energy heads' biases (the model's and
+        the best checkpoint's) by the least-squares fit of their residuals on the training data."""
+        with self._averaged():
+            shifts = refit_energy_bias(self.model, self.tasks)
+        self.bias_changed = True
+        for name, shift in shifts.items():
+            self.log(f"change_bias_after_training: head '{name}' bias shifted by "
+                     + ", ".join(f"{self.model.type_map[k]} {v * 1000:+.2f} meV" for k, v in enumerate(shift) if v))
+        best = self.best_checkpoint()
+        if best is not None and shifts:
+            state = load_checkpoint(best)
+            model = build_model(state["model_config"])
+            model.load_state_dict(state["model"])
+            model.to(self.device)
+            refit_energy_bias(model, self.tasks)
+            state["model"] = model.state_dict()
+            atomic_save(state, best)
 
     def save(self) -> Path:
         t = self.cfg.training
@@ -390,7 +411,10 @@ class Trainer:
                 bar.update(self.step, f"rmse {first['rmse']:.2e}")
                 if self.step % t.save_freq == 0:
                     self.save()
-            if not (self.workdir / f"{Path(t.save_ckpt).name.removesuffix('.pt')}-{self.step}.pt").exists():
+            changed = t.change_bias_after_training and not self.bias_changed and self.step >= t.numb_steps
+            if changed:
+                self._change_bias_after_training()
+            if changed or not (self.workdir / f"{Path(t.save_ckpt).name.removesuffix('.pt')}-{self.step}.pt").exists():
                 self.save()
         finally:
             bar.close()
@@ -412,6 +436,29 @@ def checked_warmup(lr_cfg, numb_steps: int, source: str | None = None) -> None:
         key = "warmup_ratio" if lr_cfg.warmup_ratio is not None else "warmup_steps"
         raise ConfigError(f"warmup ({warmup} steps) must be shorter than training.numb_steps ({numb_steps}, "
                           "from training.numb_epoch)", f"learning_rate.{key}", source)
+
+
+def refit_energy_bias(model, tasks: dict) -> dict[str, np.ndarray]:
+    """Add to each energy head's ``bias_atom_e`` the least-squares shift of its training residuals.
+
+    Returns the shifts (``[ntypes]``, eV) by head; heads whose data has no energy are left alone.
+    """
+    from mtzoo.evaluation import predict_system
+    from mtzoo.heads.energy import EnergyHead, energy_bias_from_systems
+
+    shifts = {}
+    for name, task in tasks.items():
+        head = model.heads[name]
+        if not isinstance(head, EnergyHead):
+            continue
+        shift = energy_bias_from_systems(task.train.systems, model.type_map,
+                                         predict=lambda s, n=name: predict_system(model, s, head=n)[K.ENERGY])
+        if shift is None:
+            continue
+        with torch.no_grad():
+            head.bias_atom_e.add_(torch.as_tensor(shift, dtype=head.bias_atom_e.dtype, device=head.bias_atom_e.device))
+        shifts[name] = np.asarray(shift)
+    return shifts
 
 
 def training_device(name: str | None) -> torch.device:
