@@ -107,6 +107,15 @@ RECIPES: dict[str, dict] = {
         "optimizer": {"type": "Adam"},
         "learning_rate": {"type": "exp", "start_lr": 5e-3, "stop_lr": 5e-5},
     },
+    # mtzoo's recipe for e3nn_mace (docs/descriptors.md): on the ethanol base set, one seed, 50 epochs,
+    # cosine gave force MAE 33.0 meV/A against 45.9 for the plateau of "mace-like" and 43.9 for an
+    # energy prefactor rising 1 -> 1000 with the learning rate
+    "mtzoo": {
+        "optimizer": {"type": "Adam", "amsgrad": True},
+        "learning_rate": {"type": "cosine", "start_lr": 0.01, "stop_lr": 5e-5},
+        "training": {"enable_ema": True, "ema_decay": 0.99, "gradient_max_norm": 10.0,
+                     "change_bias_after_training": True},
+    },
     "mace-like": {
         "optimizer": {"type": "Adam", "amsgrad": True},
         "learning_rate": {"type": "plateau", "start_lr": 0.01, "factor": 0.8, "patience": 50},
@@ -339,7 +348,7 @@ def main(argv=None) -> int:
     ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     ap.add_argument("--epochs", type=int, nargs="+", default=[50, 200], help="budgets, each a separate training")
     ap.add_argument("--tools", nargs="+", default=["mtzoo", "mace"], choices=sorted(ROUTES))
-    ap.add_argument("--recipe", default="deepmd-exp", choices=sorted(RECIPES), help="mtzoo's optimizer and schedule")
+    ap.add_argument("--recipe", default="mtzoo", choices=sorted(RECIPES), help="mtzoo's optimizer and schedule")
     ap.add_argument("--mace-swa", action="store_true", help="add MACE's stage two (--swa)")
     ap.add_argument("--mace-python", default="/tmp/mtzoo-peers/mace/bin/python")
     ap.add_argument("--data-root", default=str(DATA), help="folder of <molecule>/{train,test} systems")

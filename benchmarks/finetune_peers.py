@@ -79,27 +79,49 @@ def floor(mol: str) -> float:
 
 
 # --------------------------------------------------------------------------------------------- mtzoo
-def mtzoo_route(mol: str, seed: int, work: Path, a) -> dict:
+def mtzoo_route(mol: str, seed: int, work: Path, a, base_kind: str = "se_e2_a") -> dict:
+    """Base model, ``mtzoo freeze``, ``mtzoo finetune`` with its defaults; CCSD(T) test MAE.
+
+    ``base_kind`` ``"se_e2_a"``: the DeePMD-kit input of :func:`deepmd_input` (``--base-steps``,
+    validation on the B3LYP frames 0-149, as DeePMD-kit's route).  ``"e3nn_mace"``: the model and
+    recipe of ``benchmarks/accuracy_mace.py`` (``--mtzoo-recipe``, ``--mace-epochs`` epochs like
+    MACE's base, validation on a seeded 10 % of the base frames, as MACE's ``--valid_fraction``).
+    """
     from mtzoo.evaluation import predict_system
     from mtzoo.zoo.frozen import load_model
 
     work.mkdir(parents=True, exist_ok=True)
-    inp = deepmd_input(DATA / "b3lyp" / mol / "base", DATA / "b3lyp" / mol / "cc", a.base_steps, seed)
+    if base_kind == "se_e2_a":
+        inp = deepmd_input(DATA / "b3lyp" / mol / "base", DATA / "b3lyp" / mol / "cc", a.base_steps, seed)
+    else:
+        import accuracy_mace as am
+
+        data = am.split([DATA / "b3lyp" / mol / "base"], seed, None, work / "split")
+        inp = am.mtzoo_input(data["train_dirs"], data["valid_dirs"], a.mace_epochs, seed, a.mtzoo_recipe)
     (work / "input.json").write_text(json.dumps(inp, indent=1))
     mt = [sys.executable, "-m", "mtzoo"]
     t = run(mt + ["train", "input.json", "-o", "run", "--no-progress"], work, work / "train.log")
-    run(mt + ["freeze", "-c", "run", "-o", "base.pth"], work, work / "freeze.log")
+    best = sorted((work / "run").glob("*.best.pt"))
+    run(mt + ["freeze", "-c", str(best[0] if best else "run"), "-o", "base.pth"], work, work / "freeze.log")
     t += run(mt + ["finetune", "-m", "base.pth", "--train", str(DATA / "ccsdt" / mol / "train"), "--head", "ccsdt",
                    "--init-from", "default", "--seed", str(seed), "-w", "ft", "-o", "ft.pth"], work, work / "ft.log")
     test = system("ccsdt", mol, "test")
     model = load_model(work / "ft.pth")
     base = load_model(work / "base.pth")
     b3 = system("b3lyp", mol, "cc")
-    return {"mtzoo finetune (defaults)": mae_mev(predict_system(model, test, head="ccsdt")["energy"],
-                                                 test.labels["energy"]),
-            "base B3LYP test MAE (frames 50-149)": mae_mev(predict_system(base, b3)["energy"][50:150],
-                                                          b3.labels["energy"][50:150]),
+    tag = "" if base_kind == "se_e2_a" else f", {base_kind} base"
+    pb = predict_system(base, b3)
+    return {f"mtzoo finetune (defaults){tag}": mae_mev(predict_system(model, test, head="ccsdt")["energy"],
+                                                      test.labels["energy"]),
+            f"base B3LYP test MAE (frames 50-149){tag}": mae_mev(pb["energy"][50:150], b3.labels["energy"][50:150]),
+            f"base B3LYP test force MAE meV/A (frames 50-149){tag}": mae_mev(
+                pb["force"][50:150].reshape(-1), b3.labels["force"][50:150].reshape(-1)),
             "wall_s": t}
+
+
+def mtzoo_mace_route(mol: str, seed: int, work: Path, a) -> dict:
+    """:func:`mtzoo_route` with the ``e3nn_mace`` base."""
+    return mtzoo_route(mol, seed, work, a, base_kind="e3nn_mace")
 
 
 # -------------------------------------------------------------------------------------------- deepmd
@@ -168,10 +190,11 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--molecules", nargs="+", default=["ethanol", "acetaldehyde"])
     ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
-    ap.add_argument("--routes", nargs="+", default=["mtzoo", "deepmd", "mace"], choices=["mtzoo", "deepmd", "mace"])
+    ap.add_argument("--routes", nargs="+", default=["mtzoo", "deepmd", "mace"], choices=["mtzoo", "mtzoo-mace", "deepmd", "mace"])
     ap.add_argument("--deepmd-python", default="/tmp/mtzoo-peers/deepmd/bin/python")
     ap.add_argument("--mace-python", default="/tmp/mtzoo-peers/mace/bin/python")
     ap.add_argument("--base-steps", type=int, default=4000)
+    ap.add_argument("--mtzoo-recipe", default="mtzoo", help="accuracy_mace.RECIPES entry of the e3nn_mace base")
     ap.add_argument("--ft-steps", type=int, default=2000)
     ap.add_argument("--mace-epochs", type=int, default=50)
     ap.add_argument("--mace-ft-epochs", type=int, default=200)
@@ -181,7 +204,7 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     if a.smoke:
         a.seeds, a.base_steps, a.ft_steps, a.mace_epochs, a.mace_ft_epochs = a.seeds[:1], 40, 20, 1, 2
-    routes = {"mtzoo": mtzoo_route, "deepmd": deepmd_route, "mace": mace_route}
+    routes = {"mtzoo": mtzoo_route, "mtzoo-mace": mtzoo_mace_route, "deepmd": deepmd_route, "mace": mace_route}
     runs = []
     for mol in a.molecules:
         fl = floor(mol)
