@@ -141,8 +141,8 @@ def finetune(base, data_train, data_valid=None, head_name: str = "new", strategy
              lr: float | None = None, seed: int = 1, workdir: str | Path = "finetune", output: str | Path | None = None,
              trainable_layers: list[bool] | None = None, replay_root: str | Path | None = None,
              progress: bool | None = False, log=None, head_mode: str | None = None, valid_fraction: float = 0.2,
-             batch_size: int | None = None, correction_neuron=(32, 32), replay_data: dict | None = None,
-             keep_best: bool = True, loss: dict | str | None = None) -> Path:
+             batch_size: int | None = None, correction_neuron=None, replay_data: dict | None = None,
+             keep_best: bool = True, loss: dict | str | None = None, fit: str | None = None) -> Path:
     """Fine-tune ``base`` on new data with a new head; return the path of the new united model.
 
     Parameters
@@ -176,6 +176,16 @@ def finetune(base, data_train, data_valid=None, head_name: str = "new", strategy
     loss : dict, "template" or None
         The new head's loss section; ``"template"``: the ``init_from`` (or first) head's; None:
         chosen by :func:`choose_defaults` (energies only when the new data has no forces).
+    fit : {"ridge", "sgd"} or None
+        How the correction net learns.  ``"ridge"``: its output layer in closed form by ridge
+        regression with k-fold cross-validation over every training frame
+        (:func:`mtzoo.zoo.ridge.fit_correction_ridge`), no gradient steps and no held-out split;
+        ``"sgd"``: the trainer (``steps``, ``lr``, held-out validation).  None: ``"ridge"`` for a
+        ``correction`` head of strategy ``"freeze"`` on energies only when neither ``steps`` nor
+        ``lr`` is given (logged), else ``"sgd"``.
+    correction_neuron : list of int or None
+        Hidden widths of the correction net; None: ``[]`` (linear in the descriptor) with
+        ``fit="ridge"``, ``[32, 32]`` with ``"sgd"``.
     keep_best : bool
         Keep the weights with the lowest validation energy RMSE of the new head (checked 40 times
         during training) instead of the last ones.
@@ -225,8 +235,22 @@ def finetune(base, data_train, data_valid=None, head_name: str = "new", strategy
     # the new data, and a validation split when none is given
     train_paths = [data_train] if isinstance(data_train, (str, Path)) else list(data_train)
     train_systems = load_systems(train_paths)
+    energy_only = not any(s.has_label(K.FORCES) for s in train_systems)
+    if fit is None:
+        fit = "ridge" if (strategy == "freeze" and head_mode == "correction" and energy_only and steps is None
+                          and lr is None) else "sgd"
+        say(f"finetune: fit = {fit} (" + ("correction of a frozen model on energies only: the output layer in closed "
+                                          "form, ridge with 5-fold cross-validation over every frame" if fit == "ridge"
+                                          else "gradient steps") + ")")
+    if fit not in ("ridge", "sgd"):
+        raise ValueError(f"fit must be 'ridge' or 'sgd', got {fit!r}")
+    if fit == "ridge" and (strategy != "freeze" or head_mode != "correction"):
+        raise ValueError("fit 'ridge' needs strategy 'freeze' and head_mode 'correction' (a frozen descriptor and "
+                         "old head, so that the energy is linear in the correction's output layer)")
+    if correction_neuron is None:
+        correction_neuron = [] if fit == "ridge" else [32, 32]
     valid_paths = None if data_valid is None else ([data_valid] if isinstance(data_valid, (str, Path)) else list(data_valid))
-    if valid_paths is None and keep_best:
+    if valid_paths is None and keep_best and fit == "sgd":
         tr, va = split_frames(train_systems, valid_fraction, seed)
         if va:
             split = workdir / "split"
@@ -237,7 +261,6 @@ def finetune(base, data_train, data_valid=None, head_name: str = "new", strategy
                 f"{sum(s.nframes for s in va) + sum(s.nframes for s in tr)} frames held out "
                 f"(valid_fraction {valid_fraction}, seed {seed}) in {split}")
     n_train = sum(s.nframes for s in train_systems)
-    energy_only = not any(s.has_label(K.FORCES) for s in train_systems)
 
     template = old_tasks[init_from if init_from is not None else heads[0]]
     fitting = template.fitting.to_dict()
@@ -250,7 +273,8 @@ def finetune(base, data_train, data_valid=None, head_name: str = "new", strategy
     weights_all = {head_name: 1.0}
     if strategy == "multitask":
         weights_all.update(_replay_weights(replay_weight, heads))
-    chosen = choose_defaults(n_train, strategy, head_mode, energy_only, sum(weights_all.values()), steps, lr, batch_size)
+    chosen = choose_defaults(n_train, strategy, head_mode, energy_only, sum(weights_all.values()),
+                             0 if fit == "ridge" else steps, lr, batch_size)
     steps, lr = chosen["steps"], chosen["lr"]
     new_data = {"training_data": _data_section(train_paths, chosen["batch_size"])}
     if valid_paths is not None:
@@ -308,6 +332,14 @@ def finetune(base, data_train, data_valid=None, head_name: str = "new", strategy
             if "bias_atom_e" in own:
                 own["bias_atom_e"].copy_(torch.as_tensor(
                     _shifted_bias(path, init_from, train_systems, state["state_dict"][src + "bias_atom_e"])))
+    ridge = None
+    if fit == "ridge":
+        from mtzoo.zoo.ridge import fit_correction_ridge
+
+        ridge = fit_correction_ridge(trainer.model, head_name, train_systems, seed=seed)
+        say(f"finetune: ridge fit of the correction on {ridge['frames']} frames, {ridge['features']} features: "
+            f"lambda {ridge['lambda']:.3g} (cross-validated), cv rmse {ridge['cv_rmse'] * 1000:.1f} meV/frame, "
+            f"train rmse {ridge['train_rmse'] * 1000:.1f} meV/frame")
     result = trainer.run()
     best = trainer.best_checkpoint()
     if best is None:  # the last weights as checkpoints hold them (the moving average with training.enable_ema)
@@ -319,7 +351,7 @@ def finetune(base, data_train, data_valid=None, head_name: str = "new", strategy
     trained = trainer.model.eval()
     meta = {"base": str(path), "strategy": strategy, "new_head": head_name, "init_from": init_from,
             "head_mode": head_mode, "steps": int(steps), "lr": lr, "batch_size": chosen["batch_size"],
-            "choices": chosen["why"], "best": result.get("best"),
+            "choices": chosen["why"], "best": result.get("best"), "fit": fit, "ridge": ridge,
             "replay_weight": replay_weight if strategy == "multitask" else None}
     output = Path(output) if output is not None else workdir / "model.pth"
     if strategy == "freeze":  # old heads unchanged next to the new one
