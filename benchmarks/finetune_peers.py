@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -100,9 +101,13 @@ def mtzoo_route(mol: str, seed: int, work: Path, a, base_kind: str = "se_e2_a") 
         inp = am.mtzoo_input(data["train_dirs"], data["valid_dirs"], a.mace_epochs, seed, a.mtzoo_recipe)
     (work / "input.json").write_text(json.dumps(inp, indent=1))
     mt = [sys.executable, "-m", "mtzoo"]
-    t = run(mt + ["train", "input.json", "-o", "run", "--no-progress"], work, work / "train.log")
-    best = sorted((work / "run").glob("*.best.pt"))
-    run(mt + ["freeze", "-c", str(best[0] if best else "run"), "-o", "base.pth"], work, work / "freeze.log")
+    t = 0.0
+    if not (a.reuse_base and (work / "base.pth").exists()):
+        t = run(mt + ["train", "input.json", "-o", "run", "--no-progress"], work, work / "train.log")
+        best = sorted((work / "run").glob("*.best.pt"))
+        run(mt + ["freeze", "-c", str(best[0] if best else "run"), "-o", "base.pth"], work, work / "freeze.log")
+    if (work / "ft").exists():
+        shutil.rmtree(work / "ft")
     t += run(mt + ["finetune", "-m", "base.pth", "--train", str(DATA / "ccsdt" / mol / "train"), "--head", "ccsdt",
                    "--init-from", "default", "--seed", str(seed), "-w", "ft", "-o", "ft.pth"], work, work / "ft.log")
     test = system("ccsdt", mol, "test")
@@ -194,6 +199,8 @@ def main(argv=None) -> int:
     ap.add_argument("--deepmd-python", default="/tmp/mtzoo-peers/deepmd/bin/python")
     ap.add_argument("--mace-python", default="/tmp/mtzoo-peers/mace/bin/python")
     ap.add_argument("--base-steps", type=int, default=4000)
+    ap.add_argument("--reuse-base", action="store_true",
+                    help="mtzoo routes: keep a base.pth already in the work folder (re-run the fine-tune only)")
     ap.add_argument("--mtzoo-recipe", default="mtzoo", help="accuracy_mace.RECIPES entry of the e3nn_mace base")
     ap.add_argument("--ft-steps", type=int, default=2000)
     ap.add_argument("--mace-epochs", type=int, default=50)
