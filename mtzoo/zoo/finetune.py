@@ -288,6 +288,8 @@ def finetune(base, data_train, data_valid=None, head_name: str = "new", strategy
         chosen["why"].pop("loss", None)
     losses = {head_name: loss}
     for key, reason in chosen["why"].items():
+        if fit == "ridge" and key in ("lr", "batch_size", "steps"):
+            continue  # no gradient steps: these settings do not act
         say(f"finetune: {key} = {chosen[key] if key != 'loss' else 'energy only'} ({reason})")
     data_dict, weights = {head_name: new_data}, {head_name: 1.0}
     if strategy == "multitask":
