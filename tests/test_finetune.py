@@ -192,3 +192,27 @@ def test_ridge_correction_is_the_closed_form_solution(tmp_path):
     print(f"valid MAE: uncorrected {mae_zero * 1000:.2f} meV, ridge {mae_ridge * 1000:.2f} meV")
     # the cross-validated lambda is never worse in cross-validation than no correction (lambda = inf competes)
     assert meta["ridge"]["cv_rmse"] <= np.sqrt(np.mean((y - y.mean()) ** 2)) * 1.5
+
+
+def test_mixed_type_correction_nets_are_per_type_and_both_paths_agree():
+    """A correction on a mixed-type descriptor has one net per element; forward and the hand-written
+    backward (``energy_and_grad``) give the same energies and dE/dD."""
+    from mtzoo.heads.energy import EnergyHead
+
+    head = EnergyHead(ntypes=3, dim_descrpt=6, neuron=[8], mixed_types=True, correction_neuron=[], seed=1)
+    assert len(head.nets) == 1 and len(head.corrections) == 3
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for net in head.corrections:
+            net.layers[-1].weight.copy_(torch.randn(net.layers[-1].weight.shape, generator=g, dtype=torch.float64))
+    desc = torch.randn(7, 6, generator=g, dtype=torch.float64, requires_grad=True)
+    types = torch.tensor([0, 2, 1, 0, 2, 2, 1])
+    e = head({"descriptor": desc}, types)["atom_energy"]
+    (grad,) = torch.autograd.grad(e.sum(), desc)
+    e2, g2 = head.energy_and_grad({"descriptor": desc}, types)
+    torch.testing.assert_close(e2, e.detach(), rtol=0, atol=1e-12)
+    torch.testing.assert_close(g2, grad, rtol=0, atol=1e-12)
+    # the element matters: the same descriptor row gives different corrections for different types
+    same = desc[:1].detach().repeat(3, 1)
+    out = head({"descriptor": same}, torch.tensor([0, 1, 2]))["atom_energy"]
+    assert len(set(out.tolist())) == 3

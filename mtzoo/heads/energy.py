@@ -54,8 +54,9 @@ class EnergyHead(Head):
     atom_ener : list of float or None
         Fixed energies of isolated atoms per type (None entries are fitted).
     correction_neuron : list of int or None
-        Hidden widths of the per-type correction nets (None: none); their output layers are
-        initialised to zero, so they add nothing until trained.  Always trainable.
+        Hidden widths of the correction nets, one per type also for mixed-type descriptors (so the
+        correction knows the element) (None: none); their output layers are initialised to zero,
+        so they add nothing until trained.  Always trainable.
 
     Shapes
     ------
@@ -94,7 +95,7 @@ class EnergyHead(Head):
             self.corrections = nn.ModuleList(
                 FittingNet(dim_descrpt, 1, self.correction_neuron, activation_function, resnet_dt, self.dtype,
                            seed=[base_seed, 1000 + t], trainable=True)
-                for t in range(n_nets)
+                for t in range(ntypes)  # one per type even with a mixed-type descriptor (element-aware)
             )
             with torch.no_grad():  # the correction starts at exactly zero
                 for net in self.corrections:
@@ -115,7 +116,7 @@ class EnergyHead(Head):
         desc = features[K.DESCRIPTOR].to(self.dtype)
         out = self._run_nets(self.nets, desc, atom_type)
         if self.corrections is not None:
-            out = out + self._run_nets(self.corrections, desc, atom_type)
+            out = out + apply_per_type(self.corrections, desc, atom_type, self.ntypes, 1).squeeze(-1)
         return {K.ATOM_ENERGY: out.to(torch.float64) + self.bias_atom_e[atom_type]}
 
     def _run_nets(self, nets, desc: torch.Tensor, atom_type: torch.Tensor) -> torch.Tensor:
@@ -147,13 +148,15 @@ class EnergyHead(Head):
         x = desc.detach().to(self.dtype)
         e, g = self._value_and_grad(self.nets, x, atom_type, fold)
         if self.corrections is not None:
-            ec, gc = self._value_and_grad(self.corrections, x, atom_type, fold)
+            ec, gc = self._value_and_grad(self.corrections, x, atom_type, fold, per_type=True)
             e, g = e + ec, g + gc
         return e.squeeze(-1).to(torch.float64) + self.bias_atom_e[atom_type], g.to(desc.dtype)
 
-    def _value_and_grad(self, nets, x: torch.Tensor, atom_type: torch.Tensor, fold) -> tuple[torch.Tensor, torch.Tensor]:
-        """``[N, 1]`` values and ``[N, D]`` input gradients of one set of per-type nets."""
-        if self.mixed_types:
+    def _value_and_grad(self, nets, x: torch.Tensor, atom_type: torch.Tensor, fold,
+                        per_type: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """``[N, 1]`` values and ``[N, D]`` input gradients of one set of nets (one shared net for
+        mixed types unless ``per_type``)."""
+        if self.mixed_types and not per_type:
             return nets[0].value_and_input_grad(x, fold=fold)
         sizes, order = type_order(atom_type, self.ntypes)
         xs = x if order is None else x.index_select(0, order)

@@ -70,7 +70,7 @@ def _features(model, head: str, systems, batch_frames: int = 32) -> tuple[np.nda
                     hidden.append(x)
                 nf = batch.num_graphs
                 rows = []
-                if hd.mixed_types:
+                if len(nets) == 1:
                     rows.append(torch.zeros(nf, hidden[0].shape[1], dtype=hidden[0].dtype).index_add_(
                         0, batch[K.BATCH], hidden[0]))
                 else:
