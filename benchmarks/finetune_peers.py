@@ -13,6 +13,9 @@ Per molecule and seed (``--seeds``), each tool by its own command line:
 ``mtzoo``
     ``mtzoo train`` (the DeePMD-kit input below, ``--base-steps``), ``mtzoo freeze``, then
     ``mtzoo finetune --init-from default`` with every other setting at its default.
+``zoo``
+    no base training: ``mtzoo finetune -m hcno-mf-e3nn-v1`` (and ``hcno-mf-se-v1``) ``--init-from pbe``,
+    every other setting at its default (the zoo saw no DFT data of these molecules).
 ``deepmd``
     ``dp --pt train`` (the same input), ``dp --pt train ft.json --finetune base.pt`` (energy loss,
     start_lr 1e-4, ``--ft-steps``), ``dp --pt freeze``; DeePMD-kit 3.2.0 in its own venv
@@ -129,6 +132,32 @@ def mtzoo_mace_route(mol: str, seed: int, work: Path, a) -> dict:
     return mtzoo_route(mol, seed, work, a, base_kind="e3nn_mace")
 
 
+def zoo_route(mol: str, seed: int, work: Path, a) -> dict:
+    """``mtzoo finetune -m <zoo model> --init-from pbe`` with its defaults: no DFT data of the molecule.
+
+    The zoo models (``--zoo-models``) were trained on GFN2-xTB and PBE/def2-SVP frames of other
+    H/C/N/O molecules; the CCSD(T) head starts from their PBE head.  No base training.
+    """
+    from mtzoo.evaluation import predict_system
+    from mtzoo.zoo.frozen import load_model
+
+    work.mkdir(parents=True, exist_ok=True)
+    mt = [sys.executable, "-m", "mtzoo"]
+    test = system("ccsdt", mol, "test")
+    out, wall = {}, {}
+    for name in a.zoo_models:
+        ftw = work / name
+        if ftw.exists():
+            shutil.rmtree(ftw)
+        wall[name] = run(mt + ["finetune", "-m", name, "--train", str(DATA / "ccsdt" / mol / "train"), "--head", "ccsdt",
+                               "--init-from", "pbe", "--seed", str(seed), "-w", str(ftw), "-o", f"{name}-ft.pth"],
+                         work, work / f"{name}.log")
+        pred = predict_system(load_model(work / f"{name}-ft.pth"), test, head="ccsdt")["energy"]
+        out[f"mtzoo finetune (defaults), zoo {name} --init-from pbe"] = mae_mev(pred, test.labels["energy"])
+    out["wall_s"] = wall
+    return out
+
+
 # -------------------------------------------------------------------------------------------- deepmd
 def deepmd_route(mol: str, seed: int, work: Path, a) -> dict:
     work.mkdir(parents=True, exist_ok=True)
@@ -191,11 +220,46 @@ def mace_route(mol: str, seed: int, work: Path, a) -> dict:
     return out
 
 
+def load_runs(files: list[str]) -> list[dict]:
+    """Runs of several result files; for one (molecule, seed, route) a later file replaces an earlier one."""
+    keyed = {}
+    for f in files:
+        for row in json.loads(Path(f).read_text())["runs"]:
+            keyed[(row["molecule"], row["seed"], row["route"])] = row
+    return list(keyed.values())
+
+
+def print_table(runs: list[dict]) -> None:
+    """Median, spread and seeds of every reported MAE; the ratio of mtzoo's defaults to the best peer."""
+    table = {}
+    for row in runs:
+        for k, v in row.items():
+            if isinstance(v, float) and k != "floor_meV" and not k.startswith("wall"):
+                table.setdefault((row["molecule"], k), {})[row["seed"]] = v
+        table.setdefault((row["molecule"], "floor: exact B3LYP + constant"), {})[0] = row["floor_meV"]
+    print("\n| molecule | route | median MAE (meV/molecule) | min-max | seeds |\n|---|---|---|---|---|")
+    for (mol, k), v in sorted(table.items()):
+        x = list(v.values())
+        seeds = ",".join(str(s) for s in sorted(v)) if 0 not in v else "-"
+        print(f"| {mol} | {k} | {np.median(x):.1f} | {min(x):.1f}-{max(x):.1f} | {seeds} |")
+    for mol in sorted({m for m, _ in table}):
+        peers = {k: np.median(list(v.values())) for (m, k), v in table.items()
+                 if m == mol and (k.startswith("deepmd") or k.startswith("mace"))}
+        ours = {k: np.median(list(v.values())) for (m, k), v in table.items()
+                if m == mol and k.startswith("mtzoo finetune (defaults)")}
+        if peers and ours:
+            best = min(peers, key=peers.get)
+            for k, v in ours.items():
+                print(f"{mol}: {k} {v:.1f} = {v / peers[best]:.2f}x the best peer ({best}, {peers[best]:.1f})")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--molecules", nargs="+", default=["ethanol", "acetaldehyde"])
     ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
-    ap.add_argument("--routes", nargs="+", default=["mtzoo", "deepmd", "mace"], choices=["mtzoo", "mtzoo-mace", "deepmd", "mace"])
+    ap.add_argument("--routes", nargs="+", default=["mtzoo", "deepmd", "mace"], choices=["mtzoo", "mtzoo-mace", "zoo", "deepmd", "mace"])
+    ap.add_argument("--zoo-models", nargs="+", default=["hcno-mf-e3nn-v1", "hcno-mf-se-v1"],
+                    help="zoo route: the pretrained models to start from")
     ap.add_argument("--deepmd-python", default="/tmp/mtzoo-peers/deepmd/bin/python")
     ap.add_argument("--mace-python", default="/tmp/mtzoo-peers/mace/bin/python")
     ap.add_argument("--base-steps", type=int, default=4000)
@@ -207,35 +271,34 @@ def main(argv=None) -> int:
     ap.add_argument("--mace-ft-epochs", type=int, default=200)
     ap.add_argument("--smoke", action="store_true", help="tiny budgets and one seed (pipeline check)")
     ap.add_argument("--workdir", default="/tmp/mtzoo-finetune-peers")
-    ap.add_argument("--out", default=None)
+    ap.add_argument("--out", default=None, help="result JSON, rewritten after every run")
+    ap.add_argument("--table", nargs="+", metavar="JSON",
+                    help="run nothing: print the table of these result files (a later file's run of the same "
+                         "molecule, seed and route replaces an earlier one's)")
     a = ap.parse_args(argv)
     if a.smoke:
         a.seeds, a.base_steps, a.ft_steps, a.mace_epochs, a.mace_ft_epochs = a.seeds[:1], 40, 20, 1, 2
-    routes = {"mtzoo": mtzoo_route, "mtzoo-mace": mtzoo_mace_route, "deepmd": deepmd_route, "mace": mace_route}
-    runs = []
+    if a.table:
+        print_table(load_runs(a.table))
+        return 0
+    routes = {"mtzoo": mtzoo_route, "mtzoo-mace": mtzoo_mace_route, "zoo": zoo_route, "deepmd": deepmd_route, "mace": mace_route}
+    payload = {"benchmark": "finetune-peers", "date": datetime.date.today().isoformat(), "smoke": a.smoke,
+               "command": "python benchmarks/finetune_peers.py " + " ".join(sys.argv[1:] if argv is None else argv),
+               "settings": {k: getattr(a, k) for k in ("base_steps", "ft_steps", "mace_epochs", "mace_ft_epochs")},
+               "runs": []}
+    out = Path(a.out) if a.out else REPO / "benchmarks" / "results" / f"{payload['date']}-finetune-peers.json"
     for mol in a.molecules:
         fl = floor(mol)
         print(f"{mol}: floor (exact B3LYP + constant) {fl:.1f} meV/molecule", flush=True)
         for seed in a.seeds:
             for r in a.routes:
                 res = routes[r](mol, seed, Path(a.workdir) / f"{mol}-seed{seed}-{r}", a)
-                runs.append({"molecule": mol, "seed": seed, "route": r, "floor_meV": fl, **res})
-                print(json.dumps(runs[-1]), flush=True)
-    table = {}
-    for row in runs:
-        for k, v in row.items():
-            if isinstance(v, float) and k not in ("floor_meV",) and not k.startswith("wall"):
-                table.setdefault((row["molecule"], k), []).append(v)
-    print("\n| molecule | route | median MAE (meV/molecule) | min-max | seeds |\n|---|---|---|---|---|")
-    for (mol, k), v in sorted(table.items()):
-        print(f"| {mol} | {k} | {np.median(v):.1f} | {min(v):.1f}-{max(v):.1f} | {len(v)} |")
-    payload = {"benchmark": "finetune-peers", "date": datetime.date.today().isoformat(), "smoke": a.smoke,
-               "command": "python benchmarks/finetune_peers.py " + " ".join(sys.argv[1:] if argv is None else argv),
-               "settings": {k: getattr(a, k) for k in ("base_steps", "ft_steps", "mace_epochs", "mace_ft_epochs")},
-               "runs": runs}
+                payload["runs"].append({"molecule": mol, "seed": seed, "route": r, "floor_meV": fl, **res})
+                print(json.dumps(payload["runs"][-1]), flush=True)
+                if not a.smoke:  # after every run: a long job that is stopped keeps what it finished
+                    out.write_text(json.dumps(payload, indent=1) + "\n")
+    print_table(payload["runs"])
     if not a.smoke:
-        out = Path(a.out) if a.out else REPO / "benchmarks" / "results" / f"{payload['date']}-finetune-peers.json"
-        out.write_text(json.dumps(payload, indent=1) + "\n")
         print(f"wrote {out}")
     return 0
 
