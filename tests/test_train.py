@@ -106,8 +106,33 @@ def test_auto_sel_and_auto_batch(tmp_path):
     cfg["model"]["descriptor"]["sel"] = "auto:1.0"
     cfg["training"]["training_data"]["batch_size"] = "auto:64"
     tr = Trainer(cfg, tmp_path, progress=False, log=lambda *a: None)
-    assert tr.model.descriptor.sel == [35, 34]  # measured neighbour maxima of the bundled data
+    assert tr.model.descriptor.sel == [36, 36]  # neighbour maxima 35, 34, rounded up to 4 as DeePMD-kit
     assert tr.tasks["default"].train.batch_size == [2, 2, 2]  # ceil(64 / 32 atoms)
+
+
+@pytest.mark.parametrize("dtype", ["se_e2_a", "se_atten"])
+@pytest.mark.parametrize("sel", ["auto:1.0", "auto", "auto:1.37"])
+def test_auto_sel_equals_deepmd_update_sel(dtype, sel):
+    # DeePMD-kit's own UpdateSel on the same systems is the oracle (int(ratio * n) rounded up to a
+    # multiple of 4; one number for the attention descriptors: the most neighbours of any type)
+    pytest.importorskip("deepmd")
+    from types import SimpleNamespace
+
+    from deepmd.dpmodel.utils.update_sel import UpdateSel
+    from deepmd.utils.data_system import DeepmdDataSystem
+
+    from mtzoo.data.graph import system_graphs
+    from mtzoo.data.readers import load_systems
+    from mtzoo.training.tasks import resolve_sel
+
+    tm, rcut = ["Ag", "Au"], 5.0
+    paths = sorted(str(p) for p in (AGAU / "train").iterdir())
+    systems = load_systems(paths)
+    task = SimpleNamespace(train=SimpleNamespace(systems=systems, graphs=lambda k: system_graphs(systems[k], tm, rcut)))
+    ours = resolve_sel({"type": dtype, "rcut": rcut, "sel": sel}, [task], len(tm))["sel"]
+    ds = DeepmdDataSystem(paths, 1, 1, rcut, type_map=tm)
+    ref = UpdateSel().update_one_sel(ds, tm, rcut, sel, mixed_type=dtype == "se_atten")[1]
+    assert (ours if isinstance(ours, list) else [ours]) == list(ref)
 
 
 def test_lcurve_header_matches_deepmd_layout():
@@ -139,7 +164,7 @@ def test_hybrid_auto_sel_resolved_per_member_cutoff(tmp_path):
         {"type": "se_e2_r", "sel": "auto:1.0", "rcut": 5.0, "rcut_smth": 2.0, "neuron": [4, 8], "seed": 2}]}
     tr = Trainer(cfg, tmp_path, progress=False, log=lambda *a: None)
     inner, outer = (m.sel for m in tr.model.descriptor.descrpt_list)
-    assert outer == [35, 34]  # the whole 5 A neighbourhood (as for se_e2_a above)
+    assert outer == [36, 36]  # the whole 5 A neighbourhood (as for se_e2_a above)
     assert all(a < b for a, b in zip(inner, outer)), (inner, outer)
     assert tr.model.rcut == 5.0
     tr.run()

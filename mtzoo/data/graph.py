@@ -156,12 +156,17 @@ def collate(graphs: Sequence[Data]) -> Batch:
     return Batch.from_data_list(list(graphs))
 
 
-def count_neighbors(graphs: Sequence[Data] | Iterator[Data], ntypes: int) -> np.ndarray:
-    """Largest number of neighbours of each type around any atom, ``[ntypes]``."""
-    best = np.zeros(ntypes, dtype=np.int64)
+def count_neighbors(graphs: Sequence[Data] | Iterator[Data], ntypes: int, mixed: bool = False) -> np.ndarray:
+    """Largest number of neighbours of each type around any atom, ``[ntypes]``; with ``mixed``,
+    the largest number of neighbours of any type, ``[1]`` (DeePMD-kit's ``mixed_type`` statistic)."""
+    best = np.zeros(1 if mixed else ntypes, dtype=np.int64)
     for g in graphs:
+        if not g.num_nodes:
+            continue
         ei = g[K.EDGE_INDEX]
         t = g[K.ATOM_TYPE]
         counts = torch.bincount(ei[1] * ntypes + t[ei[0]], minlength=g.num_nodes * ntypes).view(-1, ntypes)
-        best = np.maximum(best, counts.max(dim=0).values.numpy() if g.num_nodes else best)
+        if mixed:
+            counts = counts.sum(1, keepdim=True)
+        best = np.maximum(best, counts.max(dim=0).values.numpy())
     return best

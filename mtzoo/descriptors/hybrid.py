@@ -58,14 +58,15 @@ def _filtered_graph(g, rcut: float):
     return out
 
 
-def neighbor_counts(graphs: Sequence, ntypes: int, rcut: float):
-    """Largest number of neighbours of each type inside ``rcut`` around any atom, ``[ntypes]``.
+def neighbor_counts(graphs: Sequence, ntypes: int, rcut: float, mixed: bool = False):
+    """Largest number of neighbours of each type inside ``rcut`` around any atom, ``[ntypes]``
+    (``mixed``: of any type, ``[1]``).
 
     For resolving a member's ``sel: "auto"`` on graphs built at the hybrid's (larger) cutoff.
     """
     from mtzoo.data.graph import count_neighbors
 
-    return count_neighbors((_filtered_graph(g, rcut) for g in graphs), ntypes)
+    return count_neighbors((_filtered_graph(g, rcut) for g in graphs), ntypes, mixed)
 
 
 @register("hybrid")

@@ -143,8 +143,15 @@ def head_config(fitting_cfg, atom_exclude_types=()) -> dict:
 
 
 def resolve_sel(desc: dict, tasks: list[Task], ntypes: int) -> dict:
-    """Descriptor config with every ``sel: "auto[:factor]"`` resolved (hybrid members each within their
-    own cutoff): ceil(factor x most neighbours per type inside rcut in the training data), factor 1.1."""
+    r"""Descriptor config with every ``sel: "auto[:factor]"`` resolved as DeePMD-kit's ``update_sel``
+    does (hybrid members each within their own cutoff).
+
+    .. math:: \mathrm{sel}_t = 4 \lceil \lfloor f\, n_t \rfloor / 4 \rceil
+
+    with :math:`n_t` the most neighbours of type :math:`t` inside ``rcut`` around any atom of the
+    training data (for the attention descriptors, one number: the most neighbours of any type) and
+    the factor :math:`f` (default 1.1).
+    """
     desc = dict(desc)
     if "list" in desc:  # hybrid
         desc["list"] = [resolve_sel(m, tasks, ntypes) for m in desc["list"]]
@@ -155,13 +162,13 @@ def resolve_sel(desc: dict, tasks: list[Task], ntypes: int) -> dict:
     from mtzoo.descriptors.hybrid import neighbor_counts
 
     factor = float(sel.split(":", 1)[1]) if ":" in sel else 1.1
-    best = np.zeros(ntypes, dtype=np.int64)
+    mixed = isinstance(desc.get("type"), str) and desc["type"] in ("se_atten", "dpa1", "se_atten_v2")
+    best = np.zeros(1 if mixed else ntypes, dtype=np.int64)
     for t in tasks:
         for k in range(len(t.train.systems)):
-            best = np.maximum(best, neighbor_counts(t.train.graphs(k), ntypes, float(desc["rcut"])))
-    total = int(math.ceil(factor * best.sum()))
-    desc["sel"] = total if isinstance(desc.get("type"), str) and desc["type"] in ("se_atten", "dpa1", "se_atten_v2") \
-        else [int(math.ceil(factor * b)) for b in best]
+            best = np.maximum(best, neighbor_counts(t.train.graphs(k), ntypes, float(desc["rcut"]), mixed))
+    up4 = [4 * ((int(factor * b) + 3) // 4) for b in best]  # DeePMD-kit's wrap_up_4(int(ratio * n))
+    desc["sel"] = up4[0] if mixed else up4
     return desc
 
 
