@@ -6,11 +6,17 @@ united model into ``mtzoo/zoo/models/<name>.pth``, record its SHA-256, heads, el
 and check energies (every head on :func:`mtzoo.zoo.registry.check_frame`) in
 ``mtzoo/zoo/models/index.json``, run ``mtzoo test`` per head on the recipe's validation data
 and paste the command and its output into the model card (between the
-``<!-- build_zoo:... -->`` markers).
+``<!-- build_zoo:... -->`` markers), with every error beside two trivial baselines on the same
+frames (:func:`trivial_baselines`: a per-element composition fit of each per-frame label, and
+zero force).
 
 Run from anywhere::
 
     OMP_NUM_THREADS=1 python model_cards/recipes/build_zoo.py [NAME ...] [--steps N]
+    OMP_NUM_THREADS=1 python model_cards/recipes/build_zoo.py --cards-only [NAME ...]   # no training
+
+``--cards-only`` rebuilds only the cards' ``baselines`` block from the shipped model files
+(their sha256 checked against ``index.json``) and the recipes' data, in seconds.
 """
 
 from __future__ import annotations
@@ -22,7 +28,12 @@ import re
 import subprocess
 import sys
 import tempfile
+import textwrap
 from pathlib import Path
+
+import numpy as np
+
+from mtzoo import keys as K
 
 REPO = Path(__file__).resolve().parents[2]
 RECIPES = REPO / "model_cards" / "recipes"
@@ -38,7 +49,6 @@ def _replace_block(text: str, tag: str, body: str) -> str:
 
 
 def build(recipe_path: Path, steps: int | None, workdir: Path, reuse: bool = False) -> dict:
-    import numpy as np
     import torch
 
     from mtzoo.model import build_model
@@ -114,8 +124,238 @@ def build(recipe_path: Path, steps: int | None, workdir: Path, reuse: bool = Fal
     text = _replace_block(text, "check", f"Frame: `check_frame('{kind}')`, float64.\n\n"
                                          "| head | output | value |\n|---|---|---|\n" + "\n".join(rows))
     card.write_text(text)
+    write_card_baselines(recipe, model)
     print(proc.stdout, flush=True)
     return entry
+
+
+# ----------------------------------------------------------------------------------------------
+# Trivial baselines: what the errors of a head should be read against
+# ----------------------------------------------------------------------------------------------
+#: per-frame labels predicted from the composition alone: label key -> (metric name, per atom)
+COMPOSITION_LABELS = {K.ENERGY: ("energy_per_atom", True), K.VIRIAL: ("virial_per_atom", True),
+                      K.DIPOLE: ("dipole", False), K.POLARIZABILITY: ("polarizability", False)}
+
+
+def _stats(err: np.ndarray) -> dict:
+    err = np.asarray(err, dtype=np.float64).ravel()
+    return {"rmse": float(np.sqrt(np.mean(err**2))), "mae": float(np.mean(np.abs(err))), "n": int(err.size)}
+
+
+def _type_counts(system, type_map: list[str]) -> np.ndarray:
+    return np.bincount(system.model_types(list(type_map)), minlength=len(type_map)).astype(np.float64)
+
+
+def composition_fit(train_counts: np.ndarray, train_values: np.ndarray) -> np.ndarray:
+    """Per-element values :math:`b = \\arg\\min_b \\|C b - Y\\|^2` (minimum-norm least squares).
+
+    Parameters
+    ----------
+    train_counts : np.ndarray
+        ``[nframes, ntypes]`` atoms of each element per training frame.
+    train_values : np.ndarray
+        ``[nframes, ...]`` a per-frame label (total energy, virial, dipole, polarizability); each
+        component is fitted on its own.
+
+    Returns
+    -------
+    np.ndarray
+        ``[ntypes, ...]``: the prediction for a frame with counts ``c`` is ``c @ b``.  Elements
+        absent from the training frames get 0 (the minimum-norm solution).
+    """
+    c = np.asarray(train_counts, dtype=np.float64)
+    y = np.asarray(train_values, dtype=np.float64)
+    sol, *_ = np.linalg.lstsq(c, y.reshape(len(y), -1), rcond=None)
+    return sol.reshape((c.shape[1],) + y.shape[1:])
+
+
+def trivial_baselines(train_systems, test_systems, type_map: list[str]) -> dict:
+    """Errors of two predictors that ignore the geometry, on the test frames (as ``mtzoo test`` reports).
+
+    * **composition fit**: every per-frame label (energy, virial, dipole, polarizability) is a
+      sum over the atoms of one value per element, fitted by least squares on the training
+      frames (:func:`composition_fit`; the energy fit is the per-element energy bias a model
+      starts from).  When the training molecules' compositions are linearly independent, as
+      for the four molecules of the ``hcno`` models, this is each molecule's mean training label.
+    * **zero force**: every force component predicted as 0 (its RMSE is the RMS force).
+
+    Metrics and units follow :func:`mtzoo.evaluation.evaluate`: energy and virial per atom,
+    forces and tensors per component, frames of all systems pooled in ``total``.
+
+    Returns
+    -------
+    dict
+        ``{"systems": [{"name", "nframes", "<metric>": {"rmse", "mae", "n"}}], "total": {...},
+        "train_compositions", "train_composition_rank"}`` with metrics ``energy_per_atom``,
+        ``virial_per_atom``, ``dipole``, ``polarizability`` (composition fit) and ``force`` (zero
+        force), each present where the labels are; the number of distinct training compositions
+        and their rank (equal: the fit is each composition's mean training label).
+    """
+    fits, compositions = {}, set()
+    for key in COMPOSITION_LABELS:
+        counts, values = [], []
+        for s in train_systems:
+            if key in s.labels and s.masks[key].any():
+                m = s.masks[key]
+                counts.append(np.repeat(_type_counts(s, type_map)[None], int(m.sum()), 0))
+                values.append(s.labels[key][m])
+                compositions.add(tuple(_type_counts(s, type_map)))
+        if counts:
+            fits[key] = composition_fit(np.concatenate(counts), np.concatenate(values))
+    rows, pooled = [], {}
+    for s in test_systems:
+        row = {"name": s.name, "nframes": s.nframes}
+        c = _type_counts(s, type_map)
+        for key, (metric, per_atom) in COMPOSITION_LABELS.items():
+            if key in fits and key in s.labels and s.masks[key].any():
+                ref = s.labels[key][s.masks[key]]
+                pred = np.tensordot(c, fits[key], axes=1)
+                err = (pred[None] - ref) / (s.natoms if per_atom else 1.0)
+                row[metric] = _stats(err)
+                pooled.setdefault(metric, []).append(err.ravel())
+        if K.FORCES in s.labels and s.masks[K.FORCES].any():
+            err = -s.labels[K.FORCES][s.masks[K.FORCES]]
+            row["force"] = _stats(err)
+            pooled.setdefault("force", []).append(err.ravel())
+        rows.append(row)
+    rank = int(np.linalg.matrix_rank(np.array(sorted(compositions)))) if compositions else 0
+    return {"systems": rows, "total": {m: _stats(np.concatenate(e)) for m, e in pooled.items()},
+            "train_compositions": len(compositions), "train_composition_rank": rank}
+
+
+def _fmt(x: float) -> str:
+    """Three significant figures, trailing zeros kept (``49.0``, ``1.20``)."""
+    return f"{x:#.3g}".rstrip(".")
+
+
+def _short(name: str) -> str:
+    """A system's path as shown in the tables: relative to ``examples/data`` when it is there."""
+    path = Path(name)
+    for root in (REPO / "examples" / "data", Path("examples/data")):
+        try:
+            return str(path.resolve().relative_to(root.resolve()) if path.is_absolute() else path.relative_to(root))
+        except ValueError:
+            continue
+    return name
+
+
+#: metric -> (column title, scale to the shown unit, shown unit, baseline name)
+_ENERGY_COLUMNS = {"energy_per_atom": ("energy", 1e3, "meV/atom", "composition fit"),
+                   "force": ("force", 1.0, "eV/A", "zero force"),
+                   "virial_per_atom": ("virial", 1e3, "meV/atom", "composition fit")}
+
+
+def head_baselines(model, recipe: dict, head: str) -> dict:
+    """The head's errors (:func:`mtzoo.evaluation.evaluate`) and :func:`trivial_baselines` on the
+    recipe's held-out systems for ``head``, the baselines fitted on the head's training systems."""
+    from mtzoo.data.readers import load_systems
+    from mtzoo.evaluation import evaluate
+
+    train = load_systems(recipe["input"]["training"]["data_dict"][head]["training_data"]["systems"])
+    test = load_systems(recipe["heads"][head]["valid"])
+    return {"model": evaluate(model, test, head=head, progress=False),
+            "baseline": trivial_baselines(train, test, list(model.type_map))}
+
+
+def _compositions_note(results: dict[str, dict]) -> str:
+    stats = {(r["baseline"]["train_compositions"], r["baseline"]["train_composition_rank"]) for r in results.values()}
+    if all(n == rank for n, rank in stats):
+        return (" (the training compositions are linearly independent, so this is each composition's "
+                "mean training label)")
+    return " (" + "; ".join(f"{n} training compositions, {rank} independent" for n, rank in sorted(stats)) + ")"
+
+
+def baselines_markdown(results: dict[str, dict], units: dict) -> str:
+    """The card's ``baselines`` block: every error of :func:`head_baselines` beside its baseline,
+    per held-out system and over all of them, and the ratios model / baseline."""
+    energy = {h: r for h, r in results.items() if "force" in r["model"]["total"] or "energy_per_atom" in r["model"]["total"]}
+    tensor = {h: r for h, r in results.items() if h not in energy}
+    out = [textwrap.fill(
+           "Each error of the model (as `mtzoo test` gives it above) beside the same error of a predictor "
+           "that ignores the geometry, on the same held-out frames, written as *model / baseline*. "
+           "**Composition fit**: every per-frame label (energy, virial, dipole, polarizability; "
+           "each component) is a sum of one value per element, fitted by least squares on the "
+           "head's training frames" + _compositions_note(results) + ". **Zero force**: every "
+           "force component 0 (its RMSE is the RMS force). "
+           "Computed by `trivial_baselines` in `model_cards/recipes/build_zoo.py` "
+           "(`--cards-only` rebuilds this block from the shipped model file).", 100)]
+    flagged = []
+    if energy:
+        metrics = [m for m in _ENERGY_COLUMNS if any(m in r["model"]["total"] for r in energy.values())]
+        cols = []
+        for m in metrics:
+            title, _, unit, base = _ENERGY_COLUMNS[m]
+            cols += [f"{title} RMSE ({unit}): model / {base}", f"{title} MAE: model / {base}"]
+        out += ["", "| head | held-out system | frames | " + " | ".join(cols) + " |",
+                "|---|---|---|" + "---|" * len(cols)]
+        for h, r in energy.items():
+            rows = list(zip(r["model"]["systems"], r["baseline"]["systems"]))
+            for label, mrow, brow, nf in [(_short(a["name"]), a, b, a["nframes"]) for a, b in rows] + [
+                    ("**all**", r["model"]["total"], r["baseline"]["total"],
+                     sum(a["nframes"] for a, _ in rows))]:
+                cells = []
+                for m in metrics:
+                    scale = _ENERGY_COLUMNS[m][1]
+                    if m in mrow and m in brow:
+                        cells += [f"{_fmt(scale * mrow[m][k])} / {_fmt(scale * brow[m][k])}" for k in ("rmse", "mae")]
+                        if label != "**all**" and mrow[m]["rmse"] >= brow[m]["rmse"]:
+                            flagged.append(f"`{h}` {_ENERGY_COLUMNS[m][0]} on `{label}` "
+                                           f"({_fmt(scale * mrow[m]['rmse'])} vs {_fmt(scale * brow[m]['rmse'])} "
+                                           f"{_ENERGY_COLUMNS[m][2]} RMSE)")
+                    else:
+                        cells += ["", ""]
+                out.append(f"| `{h}` | {label if label.startswith('**') else f'`{label}`'} | {nf} | " + " | ".join(cells) + " |")
+    if tensor:
+        out += ["", "| head | held-out system | frames | RMSE: model / composition fit | MAE: model / composition fit |",
+                "|---|---|---|---|---|"]
+        for h, r in tensor.items():
+            key = next(k for k in ("dipole", "polarizability") if k in r["model"]["total"])
+            unit = units.get(key, "label units")
+            rows = list(zip(r["model"]["systems"], r["baseline"]["systems"]))
+            for label, mrow, brow, nf in [(_short(a["name"]), a, b, a["nframes"]) for a, b in rows] + [
+                    ("**all**", r["model"]["total"], r["baseline"]["total"], sum(a["nframes"] for a, _ in rows))]:
+                if key not in mrow or key not in brow:
+                    continue
+                cells = [f"{_fmt(mrow[key][k])} / {_fmt(brow[key][k])} {unit}" for k in ("rmse", "mae")]
+                if label != "**all**" and mrow[key]["rmse"] >= brow[key]["rmse"]:
+                    flagged.append(f"`{h}` on `{label}` ({_fmt(mrow[key]['rmse'])} vs {_fmt(brow[key]['rmse'])} {unit} RMSE)")
+                out.append(f"| `{h}` | {label if label.startswith('**') else f'`{label}`'} | {nf} | " + " | ".join(cells) + " |")
+    ratios = []
+    for h, r in results.items():
+        parts = [f"{_ENERGY_COLUMNS.get(m, (m,))[0]} {r['model']['total'][m]['rmse'] / r['baseline']['total'][m]['rmse']:.2f}"
+                 for m in r["model"]["total"] if m in r["baseline"]["total"]
+                 and r["baseline"]["total"][m]["rmse"] > 0]
+        if parts:
+            ratios.append(f"`{h}` " + ", ".join(parts))
+    out += ["", textwrap.fill("RMSE of the model over the baseline's, all held-out frames: " + "; ".join(ratios) + ".", 100)]
+    out += ["", textwrap.fill("No better than the baseline (model RMSE >= baseline RMSE) on: "
+                              + ("; ".join(flagged) if flagged else "no held-out system") + ".", 100)]
+    return "\n".join(out)
+
+
+def write_card_baselines(recipe: dict, model) -> dict:
+    """Evaluate every head against its baselines and write the card's ``baselines`` block."""
+    results = {h: head_baselines(model, recipe, h) for h in model.head_names()}
+    card = REPO / recipe["model_card"]
+    card.write_text(_replace_block(card.read_text(), "baselines", baselines_markdown(results, recipe["units"])))
+    return results
+
+
+def rebuild_card(recipe_path: Path) -> None:
+    """``--cards-only``: the card's ``baselines`` block from the shipped model file, without training.
+
+    The model file must be the one ``index.json`` records (same sha256); nothing else is written.
+    """
+    from mtzoo.zoo.frozen import file_sha256, load_model
+
+    recipe = json.loads(recipe_path.read_text())
+    path = MODELS / f"{recipe['name']}.pth"
+    index = json.loads((MODELS / "index.json").read_text())
+    (entry,) = [e for e in index["models"] if e["name"] == recipe["name"]]
+    if file_sha256(path) != entry["sha256"]:
+        raise SystemExit(f"{path}: sha256 differs from index.json's; rebuild the model (without --cards-only)")
+    write_card_baselines(recipe, load_model(path))
+    print(f"[{recipe['name']}] wrote the baselines of {recipe['model_card']}", flush=True)
 
 
 def _summary(payload: dict) -> dict:
@@ -136,6 +376,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="training runs go here (not shipped)")
     p.add_argument("--reuse", action="store_true",
                    help="reuse a finished training run in the work folder (same numb_steps) instead of training again")
+    p.add_argument("--cards-only", action="store_true",
+                   help="no training: rebuild the cards' baselines block from the shipped model files and data")
     args = p.parse_args(argv)
     os.chdir(REPO)  # recipe data paths are relative to the repository root
     import torch
@@ -144,6 +386,10 @@ def main(argv: list[str] | None = None) -> int:
     recipes = sorted(RECIPES.glob("*.json"))
     if args.names:
         recipes = [RECIPES / f"{n}.json" for n in args.names]
+    if args.cards_only:
+        for r in recipes:
+            rebuild_card(r)
+        return 0
     index_path = MODELS / "index.json"
     for r in recipes:
         entry = build(r, args.steps, Path(args.workdir), reuse=args.reuse)
