@@ -158,44 +158,16 @@ class Model(nn.Module):
         n_frames = int(data.num_graphs) if hasattr(data, "num_graphs") else 1
         if batch is None:
             batch = torch.zeros(pos.shape[0], dtype=torch.long, device=pos.device)
-        differentiate = (forces or virial) and any(o.differentiable for o in hd.outputs)
         # differentiated outputs need autograd even under no_grad; other heads follow the caller's grad mode
-        # no graph of the derivatives kept: the fitting nets' backward pass by hand (no autograd),
-        # and the descriptor's too where it has one (forward_with_pullback)
-        by_hand = differentiate and not create_graph and hasattr(hd, "energy_and_grad") and pos.shape[0] > 0
+        differentiate = (forces or virial) and any(o.differentiable for o in hd.outputs)
         with torch.enable_grad() if differentiate else contextlib.nullcontext():
             vec = edge_vectors(pos, edge_index, data[K.CELL_SHIFT], data[K.CELL], batch)
             check_overlaps(vec, edge_index)
-            lean = fold = None
-            if by_hand and not vec.requires_grad and hasattr(self.descriptor, "forward_with_pullback"):
-                # the folded descriptor (symmetric block stored once) where the head takes it
-                fold = self.descriptor.folded_index() if (getattr(hd, "takes_folded", False)
-                                                          and hasattr(self.descriptor, "folded_index")) else None
-                lean = self.descriptor.forward_with_pullback(vec, edge_index, atom_type, folded=fold is not None)
-            if lean is not None:
-                feats, pullback = lean
-            else:
-                if differentiate and not vec.requires_grad:
-                    vec.requires_grad_(True)
-                feats = self.descriptor(vec, edge_index, atom_type)
-            if by_hand:
-                atom_e, g_desc = hd.energy_and_grad(feats, atom_type, fold=fold if lean is not None else None)
-                out = {K.ATOM_ENERGY: atom_e}
-            else:
-                out = hd(feats, atom_type)
+            out, g = self.head_outputs(vec, edge_index, atom_type, name, differentiate, create_graph)
             for o in hd.outputs:
                 if o.reducible:
                     out[o.name] = scatter_sum(out[o.atom_name], batch, n_frames)
             if differentiate:
-                if lean is not None:
-                    g = pullback(g_desc)
-                elif by_hand:
-                    g = None if not feats[K.DESCRIPTOR].requires_grad else torch.autograd.grad(
-                        feats[K.DESCRIPTOR], vec, g_desc, allow_unused=True)[0]
-                else:
-                    (g,) = torch.autograd.grad(out[K.ENERGY].sum(), vec, create_graph=create_graph, allow_unused=True)
-                # no edges (isolated atoms): the energy does not depend on positions
-                g = torch.zeros_like(vec, dtype=torch.float64) if g is None else g.to(torch.float64)
                 if forces:
                     n = pos.shape[0]
                     ext = compiled() if not create_graph and g.device.type == "cpu" else None
@@ -215,6 +187,81 @@ class Model(nn.Module):
                     out[K.STRESS] = torch.where(periodic[:, None, None], -w / torch.where(periodic, vol, 1.0)[:, None, None],
                                                 torch.zeros_like(w))
         return out
+
+    def head_outputs(self, vec: torch.Tensor, edge_index: torch.Tensor, atom_type: torch.Tensor, head: str | None,
+                     differentiate: bool = True, create_graph: bool = False,
+                     n_centres: int | None = None) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
+        """Per-atom outputs of one head and :math:`\\mathbf g_e = \\partial E/\\partial \\mathbf r_e`
+        from the edge vectors: the part of :meth:`forward` between the edge vectors and the frame
+        sums (forward turns ``g`` into forces and virial; LAMMPS's ML-IAP interface,
+        :mod:`mtzoo.lammps`, takes ``g`` as its pair forces).
+
+        Without a graph of the derivatives (``create_graph=False``) an energy head is
+        differentiated by hand (``energy_and_grad``), and the descriptor too where it has
+        ``forward_with_pullback``; otherwise by autograd.
+
+        Parameters
+        ----------
+        vec, edge_index, atom_type
+            Edge vectors (row 0 of ``edge_index`` the neighbour, row 1 the centre) and atom types.
+        head : str or None
+            Head name.
+        differentiate : bool
+            Compute ``g`` (None otherwise).
+        create_graph : bool
+            Keep the graph of ``g`` (training on forces).
+        n_centres : int or None
+            The head runs on the first ``n_centres`` atoms only; the others are neighbours whose
+            own outputs are not wanted (LAMMPS's ghost atoms).  Default: every atom.
+
+        Shapes
+        ------
+        vec ``[E, 3]``, edge_index ``[2, E]``, atom_type ``[N]`` -> per-atom outputs ``[n_centres]``
+        (``atom_energy``) or ``[n_centres, ...]``, ``g`` ``[E, 3]`` float64.
+        """
+        hd = self.heads[self.resolve_head(head)]
+        n_all = atom_type.shape[0]
+        n = n_all if n_centres is None else int(n_centres)
+        # no graph of the derivatives kept: the fitting nets' backward pass by hand (no autograd),
+        # and the descriptor's too where it has one (forward_with_pullback)
+        by_hand = differentiate and not create_graph and hasattr(hd, "energy_and_grad") and n > 0
+        with torch.enable_grad() if differentiate else contextlib.nullcontext():
+            lean = fold = None
+            if by_hand and not vec.requires_grad and hasattr(self.descriptor, "forward_with_pullback"):
+                # the folded descriptor (symmetric block stored once) where the head takes it
+                fold = self.descriptor.folded_index() if (getattr(hd, "takes_folded", False)
+                                                          and hasattr(self.descriptor, "folded_index")) else None
+                lean = self.descriptor.forward_with_pullback(vec, edge_index, atom_type, folded=fold is not None)
+            if lean is not None:
+                feats, pullback = lean
+            else:
+                if differentiate and not vec.requires_grad:
+                    vec.requires_grad_(True)
+                feats = self.descriptor(vec, edge_index, atom_type)
+            types = atom_type
+            if n < n_all:  # the head sees the centres only
+                feats = {k: v[:n] if torch.is_tensor(v) and v.dim() > 0 and v.shape[0] == n_all else v
+                         for k, v in feats.items()}
+                types = atom_type[:n]
+            g = None
+            if by_hand:
+                atom_e, g_desc = hd.energy_and_grad(feats, types, fold=fold if lean is not None else None)
+                out = {K.ATOM_ENERGY: atom_e}
+                if lean is not None:
+                    if n < n_all:
+                        g_desc = torch.cat([g_desc, g_desc.new_zeros((n_all - n, *g_desc.shape[1:]))])
+                    g = pullback(g_desc)
+                elif feats[K.DESCRIPTOR].requires_grad:
+                    g = torch.autograd.grad(feats[K.DESCRIPTOR], vec, g_desc, allow_unused=True)[0]
+            else:
+                out = hd(feats, types)
+                if differentiate:
+                    total = sum(out[o.atom_name].sum() for o in hd.outputs if o.differentiable)
+                    (g,) = torch.autograd.grad(total, vec, create_graph=create_graph, allow_unused=True)
+            if differentiate:
+                # no edges (isolated atoms): the energy does not depend on positions
+                g = torch.zeros_like(vec, dtype=torch.float64) if g is None else g.to(torch.float64)
+        return out, g
 
     def predict(self, frame, head: str | None = None) -> dict:
         """Outputs of one head on one frame, as numpy arrays.
