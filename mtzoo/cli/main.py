@@ -1,4 +1,4 @@
-"""Command line: ``mtzoo train | freeze | compress | test | finetune | zoo list | zoo show``.
+"""Command line: ``mtzoo train | freeze | compress | test | finetune | export-lammps | zoo list | zoo show``.
 
 Errors in user input (config, data, files) print one line ``mtzoo: error: ...`` and exit 2;
 no traceback.  ``--debug`` shows the traceback.
@@ -179,6 +179,14 @@ def _finetune(args) -> None:
     print(f"saved fine-tuned model to {path} (strategy {args.strategy}, new head '{args.head}')")
 
 
+def _export_lammps(args) -> None:
+    from mtzoo.lammps import export_lammps
+
+    m = export_lammps(args.model, head=args.head, dtype=args.dtype, output=args.output, compress=args.compress)
+    print(f"saved LAMMPS ML-IAP model (head '{m.head}', {args.dtype}, cutoff {2 * m.rcutfac:g} A) to {args.output}; "
+          f"use: pair_style mliap unified {args.output} 0 / pair_coeff * * {' '.join(m.element_types)}")
+
+
 def _zoo_list(args) -> None:
     from mtzoo.zoo.registry import list_pretrained
 
@@ -219,85 +227,129 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from mtzoo import __version__
+
     p = _Parser(prog="mtzoo", description="Multi-fidelity machine-learned interatomic potentials")
-    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    p.add_argument("--version", action="version", version=f"mtzoo {__version__}",
+                   help="print the version of mtzoo and exit")
+    p.add_argument("--debug", action="store_true", help="show tracebacks (default: a one-line error)")
     p.add_argument("--threads", type=_positive_int, default=None, help="torch threads (default: OMP_NUM_THREADS or torch's)")
     sub = p.add_subparsers(dest="command", required=True)
     t = sub.add_parser("train", help="train from a DeePMD-kit input.json")
-    t.add_argument("input")
-    t.add_argument("-o", "--workdir", default=".", help="run folder (lcurve.out, checkpoints, out.json)")
-    t.add_argument("--restart", default=None, help="resume from this checkpoint")
+    t.add_argument("input", help="DeePMD-kit input file (input.json); relative system paths are resolved against "
+                                 "its folder, then the working directory")
+    t.add_argument("-o", "--workdir", default=".",
+                   help="run folder (lcurve.out, checkpoints, out.json; default: the current folder)")
+    t.add_argument("--restart", default=None,
+                   help="resume from this checkpoint (default: none, start at step 0)")
     t.add_argument("--init-frz-model", default=None,
-                   help="start from this frozen model: descriptor {} and old heads {} are completed from it")
+                   help="start from this frozen model: descriptor {} and old heads {} are completed from it "
+                        "(default: none)")
     t.add_argument("--allow-input-change", action="store_true",
                    help="with --restart: accept an input whose model section or type_map differs from the "
-                        "checkpoint's (the checkpoint's model is kept; the change is warned and out.json records it)")
+                        "checkpoint's (the checkpoint's model is kept; the change is warned and out.json records it; "
+                        "default: such an input is an error)")
     t.add_argument("--device", default=None,
                    help="torch device (cpu, cuda, cuda:1, ...); overrides training.device; default: cuda when "
                         "available, else cpu")
-    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.add_argument("--no-progress", action="store_true",
+                   help="no progress bar (default: a progress bar when stderr is a terminal)")
     t.set_defaults(func=_train)
     f = sub.add_parser("freeze", help="freeze a checkpoint into one model file")
     f.add_argument("-c", "--checkpoint", default=".", help="checkpoint file or run folder (default: .)")
-    f.add_argument("-o", "--output", default="frozen_model.pth")
+    f.add_argument("-o", "--output", default="frozen_model.pth", help="model file to write (default: frozen_model.pth)")
     g = f.add_mutually_exclusive_group()
     g.add_argument("--united-model", action="store_true", help="keep every head (the default)")
-    g.add_argument("--head", default=None, help="keep only this head")
+    g.add_argument("--head", default=None, help="keep only this head (default: keep every head)")
     f.set_defaults(func=_freeze)
     c = sub.add_parser("compress", help="tabulate the embedding nets of a model for faster inference")
-    c.add_argument("-i", "--input", dest="model", required=True, help="model file or zoo name")
-    c.add_argument("-o", "--output", default="compressed_model.pth")
+    c.add_argument("-i", "--input", dest="model", required=True, help="model file or zoo name (required)")
+    c.add_argument("-o", "--output", default="compressed_model.pth",
+                   help="model file to write (default: compressed_model.pth)")
     c.add_argument("--rmin", type=_positive_float, default=0.5,
                    help="shortest distance (A) the tables cover; closer pairs use the nets (default 0.5)")
-    c.add_argument("--tol", type=_positive_float, default=1e-10, help="largest table deviation per embedding channel")
+    c.add_argument("--tol", type=_positive_float, default=1e-10,
+                   help="largest deviation of a table from its net per embedding channel, checked at seven points "
+                        "inside every bin; a smaller value gives more bins (default 1e-10)")
     c.set_defaults(func=_compress)
     s = sub.add_parser("test", help="errors of a model on labelled data")
-    s.add_argument("-m", "--model", required=True, help="zoo name, frozen model (.pth), checkpoint, or DeePMD .dp/.yaml")
+    s.add_argument("-m", "--model", required=True,
+                   help="zoo name, frozen model (.pth), checkpoint, or DeePMD .dp/.yaml (required)")
     s.add_argument("-s", "--system", nargs="+", required=True,
                    help="DeePMD systems (or parent folders) or ASE files; HEAD=PATH evaluates head HEAD on PATH "
-                        "(without --head, every head is evaluated on the plain paths and on its own HEAD=PATH ones)")
-    s.add_argument("--head", default=None)
+                        "(without --head, every head is evaluated on the plain paths and on its own HEAD=PATH ones; "
+                        "required)")
+    s.add_argument("--head", default=None,
+                   help="evaluate only this head (default: every head, or only the heads named in HEAD=PATH when "
+                        "every system is given so; heads whose labels the systems lack are skipped)")
     s.add_argument("-n", "--numb-test", type=_positive_int, default=None, help="frames per system (default: all)")
-    s.add_argument("--batch-size", type=_positive_int, default=8)
-    s.add_argument("--json", nargs="?", const="-", default=None, help="write JSON to FILE (or stdout)")
-    s.add_argument("--plot", default=None, metavar="FILE.png", help="parity plots (prediction vs label) per head")
+    s.add_argument("--batch-size", type=_positive_int, default=8, help="frames per model call (default 8)")
+    s.add_argument("--json", nargs="?", const="-", default=None, metavar="FILE",
+                   help="also write the results as JSON to FILE; without FILE, print JSON instead of the table "
+                        "(default: the table only)")
+    s.add_argument("--plot", default=None, metavar="FILE.png",
+                   help="parity plots (prediction vs label) per head (default: none)")
     s.set_defaults(func=_test)
     ft = sub.add_parser("finetune", help="fine-tune a model (zoo name or file) on new data with a new head")
-    ft.add_argument("-m", "--model", required=True, help="base model: zoo name or model file")
-    ft.add_argument("--train", nargs="+", required=True, help="training systems of the new head")
-    ft.add_argument("--valid", nargs="+", default=None, help="validation systems of the new head")
-    ft.add_argument("--head", required=True, help="name of the new head")
+    ft.add_argument("-m", "--model", required=True, help="base model: zoo name or model file (required)")
+    ft.add_argument("--train", nargs="+", required=True, help="training systems of the new head (required)")
+    ft.add_argument("--valid", nargs="+", default=None,
+                    help="validation systems of the new head (default: --valid-fraction of the training frames is "
+                         "held out, except with the closed-form ridge fit, which cross-validates on every frame)")
+    ft.add_argument("--head", required=True, help="name of the new head (required)")
     ft.add_argument("--strategy", choices=["multitask", "freeze", "full"], default="freeze",
                     help="freeze: descriptor frozen, only the new head trains (default; no replay data needed); "
                          "multitask: old heads keep training on their replay data; full: everything trains on "
                          "the new data only")
-    ft.add_argument("--init-from", default=None, help="start the new head from this head (its weights and shifted bias)")
+    ft.add_argument("--init-from", default=None,
+                    help="start the new head from this head (its weights and shifted bias; default: none, a fresh "
+                         "head with its bias fitted to the new data)")
     ft.add_argument("--head-mode", choices=["correction", "copy"], default=None,
                     help="with --init-from: correction (default) = frozen copy of the old head + a zero-initialised "
                          "correction net (learns the difference between the levels); copy = train the copied net")
-    ft.add_argument("--steps", type=_positive_int, default=None, help="default: 200 epochs of the new data, logged")
+    ft.add_argument("--steps", type=_positive_int, default=None,
+                    help="training steps (default: chosen from the data and the strategy, and logged: 200 epochs of "
+                         "the new data, clipped to 1000-8000; a correction head of a frozen model on energy-only "
+                         "data takes no steps: its output layer is fitted in closed form by ridge regression, and "
+                         "giving --steps or --lr trains it by gradient steps instead)")
     ft.add_argument("--lr", type=_positive_float, default=None,
-                    help="start learning rate (default: 1e-3 for a new/correction net, 1e-4 when pretrained "
-                         "weights train)")
-    ft.add_argument("--batch-size", type=_positive_int, default=None, help="default: clip(frames // 10, 1, 8)")
+                    help="start learning rate, decayed exponentially to lr/100 (default: chosen from the strategy, "
+                         "and logged: 1e-3 when only a new or correction net learns, 1e-4 when pretrained weights "
+                         "train)")
+    ft.add_argument("--batch-size", type=_positive_int, default=None,
+                    help="frames per step (default: chosen from the data, and logged: clip(frames // 10, 1, 8))")
     ft.add_argument("--valid-fraction", type=float, default=0.2,
-                    help="without --valid: fraction of the training frames held out to keep the best weights")
+                    help="without --valid: fraction of the training frames held out to keep the best weights "
+                         "(default 0.2)")
     ft.add_argument("--replay-data", nargs="+", default=None, metavar="HEAD=PATH",
-                    help="multitask: replay systems of an old head (instead of the paths the model records)")
+                    help="multitask: replay systems of an old head (default: the paths the base model records)")
     ft.add_argument("--replay-weight", type=_replay_arg, default=1.0,
                     help="fitting_weight of the old heads (multitask): one number for all, or HEAD=W[,HEAD=W...] "
-                         "(heads left out get 0: not trained)")
-    ft.add_argument("--replay-root", default=None, help="folder the base model's replay data paths are relative to")
-    ft.add_argument("--seed", type=int, default=1)
-    ft.add_argument("-w", "--workdir", default="finetune", help="run folder")
-    ft.add_argument("-o", "--output", default="finetuned_model.pth")
+                         "(heads left out get 0: not trained; default 1 for every old head)")
+    ft.add_argument("--replay-root", default=None,
+                    help="folder the base model's replay data paths are relative to, tried first (default: the "
+                         "folder of the base model's training input, the working directory, the model file's folder, "
+                         "then the absolute paths recorded at training)")
+    ft.add_argument("--seed", type=int, default=1, help="seed of the held-out split, the new head's weights and the training (default 1)")
+    ft.add_argument("-w", "--workdir", default="finetune", help="run folder (default: finetune)")
+    ft.add_argument("-o", "--output", default="finetuned_model.pth", help="model file to write (default: finetuned_model.pth)")
     ft.set_defaults(func=_finetune)
+    lx = sub.add_parser("export-lammps", help="write one energy head as a LAMMPS ML-IAP unified model")
+    lx.add_argument("-m", "--model", required=True, help="zoo name or model file (required)")
+    lx.add_argument("--head", default=None, help="energy head to export (default: the only head of a single-head model)")
+    lx.add_argument("--dtype", choices=["float64", "float32"], default="float64",
+                    help="precision of the model inside LAMMPS (default: float64)")
+    lx.add_argument("--compress", action="store_true",
+                    help="tabulate the embedding nets (se_e2_a/se_e2_r; faster, same results to ~1e-9; default: off)")
+    lx.add_argument("-o", "--output", default="model.mliap.pt",
+                    help="file for pair_style mliap unified (default: model.mliap.pt)")
+    lx.set_defaults(func=_export_lammps)
     z = sub.add_parser("zoo", help="pretrained models shipped with mtzoo")
     zsub = z.add_subparsers(dest="zoo_command", required=True)
     zl = zsub.add_parser("list", help="list the pretrained models")
     zl.set_defaults(func=_zoo_list)
     zs = zsub.add_parser("show", help="details of one pretrained model")
-    zs.add_argument("name")
+    zs.add_argument("name", help="zoo name (see mtzoo zoo list)")
     zs.set_defaults(func=_zoo_show)
     return p
 
