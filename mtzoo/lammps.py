@@ -29,17 +29,21 @@ The saved object holds the model's config and weights (the frozen-model layout o
 :mod:`mtzoo.zoo.frozen`) and rebuilds the model from code when LAMMPS unpickles it; a compressed
 model (``compress=True``) rebuilds its tables from the weights then.  LAMMPS's loader reads
 ``*.pt`` / ``*.pth`` with ``torch.load`` and any other name with :mod:`pickle`, and
-:func:`export_lammps` writes each the same way.  The file holds code references
+:func:`export_lammps` writes each the same way.  With torch >= 2.6, ``torch.load`` defaults to
+``weights_only=True`` and refuses this object unless the loader passes ``weights_only=False``
+(recent LAMMPS's KOKKOS loader does; the plain loader of the versions checked here, 29Aug2024 and
+a later development snapshot, does not) or LAMMPS runs with
+``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1``: a ``*.pkl`` name works with every version.  The file holds code references
 (this module's class), so read it only from a source you trust, as for any pickle.
 
 Examples
 --------
 >>> from mtzoo.lammps import export_lammps                                    # doctest: +SKIP
->>> export_lammps("hcno-mf-se-v1", head="pbe", output="pbe.mliap.pt")         # doctest: +SKIP
+>>> export_lammps("hcno-mf-se-v1", head="pbe", output="pbe.mliap.pkl")        # doctest: +SKIP
 
 and in the LAMMPS input (``units metal``, ``newton on``)::
 
-    pair_style mliap unified pbe.mliap.pt 0
+    pair_style mliap unified pbe.mliap.pkl 0
     pair_coeff * * C H N O
 """
 

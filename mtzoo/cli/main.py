@@ -185,6 +185,10 @@ def _export_lammps(args) -> None:
     m = export_lammps(args.model, head=args.head, dtype=args.dtype, output=args.output, compress=args.compress)
     print(f"saved LAMMPS ML-IAP model (head '{m.head}', {args.dtype}, cutoff {2 * m.rcutfac:g} A) to {args.output}; "
           f"use: pair_style mliap unified {args.output} 0 / pair_coeff * * {' '.join(m.element_types)}")
+    if Path(args.output).suffix in (".pt", ".pth"):
+        print("note: LAMMPS reads *.pt with torch.load; with torch >= 2.6 and a LAMMPS whose loader does not pass "
+              "weights_only=False, run LAMMPS with TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1 (or use a .pkl name)",
+              file=sys.stderr)
 
 
 def _zoo_list(args) -> None:
@@ -341,8 +345,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="precision of the model inside LAMMPS (default: float64)")
     lx.add_argument("--compress", action="store_true",
                     help="tabulate the embedding nets (se_e2_a/se_e2_r; faster, same results to ~1e-9; default: off)")
-    lx.add_argument("-o", "--output", default="model.mliap.pt",
-                    help="file for pair_style mliap unified (default: model.mliap.pt)")
+    lx.add_argument("-o", "--output", default="model.mliap.pkl",
+                    help="file for pair_style mliap unified: *.pt/*.pth are read by torch.load, other names by "
+                         "pickle (default: model.mliap.pkl, which every LAMMPS version reads)")
     lx.set_defaults(func=_export_lammps)
     z = sub.add_parser("zoo", help="pretrained models shipped with mtzoo")
     zsub = z.add_subparsers(dest="zoo_command", required=True)
