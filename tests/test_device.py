@@ -1,7 +1,7 @@
 """Device handling: ``training.device`` / ``--device``, batches and models on the training device.
 
 The CPU parts run everywhere; the ``cuda`` tests run where torch sees a GPU and skip otherwise
-(``pytest -m cuda``).  Measured on an H200: ``benchmarks/gpu.py``, docs/benchmarks.md.
+(``pytest -m cuda``).  Measured on an H200: ``benchmarks/gpu.py``, docs/performance.md.
 """
 
 from __future__ import annotations
