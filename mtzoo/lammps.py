@@ -199,11 +199,11 @@ class MTZooMLIAP:
         rij ``[P, 3]``, pair_i ``[P]``, pair_j ``[P]``, iatoms ``[n]``, elems ``[ntotal]`` ->
         energy (float, eV), eatoms ``[n]`` (eV), fij ``[P, 3]`` (eV/A, float64, C order).
         """
-        dev = self.device
-        iatoms = torch.as_tensor(np.asarray(iatoms), device=dev).long()
-        elems = torch.as_tensor(np.asarray(elems), device=dev).long()
-        pi = torch.as_tensor(np.asarray(pair_i), device=dev).long()
-        pj = torch.as_tensor(np.asarray(pair_j), device=dev).long()
+        dev = self.device  # torch.as_tensor takes NumPy arrays and CUDA arrays (__cuda_array_interface__)
+        iatoms = torch.as_tensor(iatoms, device=dev).long()
+        elems = torch.as_tensor(elems, device=dev).long()
+        pi = torch.as_tensor(pair_i, device=dev).long()
+        pj = torch.as_tensor(pair_j, device=dev).long()
         n = iatoms.numel()
         index = torch.full((elems.numel(),), -1, dtype=torch.long, device=dev)
         index[iatoms] = torch.arange(n, device=dev)
@@ -211,7 +211,7 @@ class MTZooMLIAP:
         index[others] = torch.arange(n, n + others.numel(), device=dev)
         atom_type = elems.index_select(0, torch.cat([iatoms, others]))
         edge_index = torch.stack([index.index_select(0, pj), index.index_select(0, pi)])
-        vec = torch.as_tensor(np.asarray(rij), device=dev).to(self.model.dtype)
+        vec = torch.as_tensor(rij, device=dev).to(self.model.dtype)
         from mtzoo.model import check_overlaps
 
         check_overlaps(vec, edge_index)
