@@ -190,9 +190,11 @@ class MTZooMLIAP:
     def evaluate(self, rij, pair_i, pair_j, iatoms, elems) -> tuple[float, np.ndarray, np.ndarray]:
         """Energy, per-atom energies of ``iatoms`` and pair forces from LAMMPS's pair arrays.
 
-        The atoms are renumbered: the centres ``iatoms`` first (the head runs on them only),
-        then the other atoms that appear as neighbours (ghost atoms: the descriptor needs only
-        their types and the pair vectors).
+        The atoms are renumbered: the centres ``iatoms`` keep their order (the head runs on
+        them only), and every other neighbour (a ghost atom) becomes one stand-in atom per
+        element, ``n + element``: a strictly local descriptor sees a neighbour only through its
+        type and the pair vector (:func:`check_local`), so the ghosts (several times the local
+        atoms in a small periodic cell) cost no descriptor rows of their own.
 
         Shapes
         ------
@@ -205,16 +207,17 @@ class MTZooMLIAP:
         pi = torch.as_tensor(pair_i, device=dev).long()
         pj = torch.as_tensor(pair_j, device=dev).long()
         n = iatoms.numel()
+        ntypes = len(self.element_types)
         index = torch.full((elems.numel(),), -1, dtype=torch.long, device=dev)
         index[iatoms] = torch.arange(n, device=dev)
-        others = torch.unique(pj[index[pj] < 0]) if pj.numel() else pj
-        index[others] = torch.arange(n, n + others.numel(), device=dev)
-        atom_type = elems.index_select(0, torch.cat([iatoms, others]))
-        edge_index = torch.stack([index.index_select(0, pj), index.index_select(0, pi)])
+        src = index.index_select(0, pj)
+        src = torch.where(src >= 0, src, n + elems.index_select(0, pj))  # a ghost: its element's stand-in
+        atom_type = torch.cat([elems.index_select(0, iatoms), torch.arange(ntypes, device=dev)])
+        edge_index = torch.stack([src, index.index_select(0, pi)])
         vec = torch.as_tensor(rij, device=dev).to(self.model.dtype)
         from mtzoo.model import check_overlaps
 
-        check_overlaps(vec, edge_index)
+        check_overlaps(vec, torch.stack([pj, pi]), where="LAMMPS local/ghost ")  # LAMMPS's atom indices
         out, g = self.model.head_outputs(vec, edge_index, atom_type, self.head, differentiate=True,
                                          create_graph=False, n_centres=n)
         atom_e = out[K.ATOM_ENERGY].detach().to(torch.float64)
