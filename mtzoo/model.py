@@ -261,6 +261,18 @@ class Model(nn.Module):
             if differentiate:
                 # no edges (isolated atoms): the energy does not depend on positions
                 g = torch.zeros_like(vec, dtype=torch.float64) if g is None else g.to(torch.float64)
+            pair = getattr(hd, "pair", None)
+            if pair is not None:  # the head's two-body term (mtzoo.heads.pair), by autograd in every mode
+                v = vec if create_graph or not differentiate else vec.detach().requires_grad_(True)
+                e_pair, centre = pair.edge_energy(v, edge_index, atom_type), edge_index[1]
+                if n < n_all:  # edges around ghost centres belong to other atoms' energies
+                    e_pair, centre = e_pair * (centre < n), centre.clamp(max=n - 1)
+                if differentiate and e_pair.numel():
+                    (gp,) = torch.autograd.grad(e_pair.sum(), v, create_graph=create_graph, retain_graph=not by_hand)
+                    g = g + gp.to(torch.float64)
+                if by_hand:  # as the head's own outputs on this path: nothing recorded for autograd
+                    e_pair = e_pair.detach()
+                out[K.ATOM_ENERGY] = out[K.ATOM_ENERGY] + scatter_sum(e_pair, centre, n)
         return out, g
 
     def predict(self, frame, head: str | None = None) -> dict:

@@ -162,7 +162,7 @@ def test_ridge_correction_is_the_closed_form_solution(tmp_path):
     train = _energy_only_copy(D3ZERO / "train", tmp_path / "train")
     logs = []
     path = finetune("agau-emt-d3-v1", train, head_name="d3zero", init_from="emt_d3bj", workdir=tmp_path / "r",
-                    log=logs.append)
+                    log=logs.append, pair_correction=False)  # the descriptor features alone (pair: test_pair_correction)
     text = "\n".join(logs)
     assert "fit = ridge" in text and "ridge fit of the correction" in text and "held out" not in text
     meta = torch.load(path, weights_only=True)["metadata"]["finetune"]
@@ -173,7 +173,8 @@ def test_ridge_correction_is_the_closed_form_solution(tmp_path):
     zero = load_model(finetune("agau-emt-d3-v1", train, head_name="d3zero", init_from="emt_d3bj", fit="sgd", steps=0,
                                correction_neuron=[], workdir=tmp_path / "z", log=lambda *a: None))
     systems = load_systems([str(train)])
-    phi, pred0, label, counts = _features(zero, "d3zero", systems)
+    blocks, pred0, label, counts = _features(zero, "d3zero", systems)
+    phi = blocks["descriptor"]
     y = label - pred0
     sd = phi.std(0)
     keep = sd > 1e-12 * np.abs(phi).max()
@@ -185,7 +186,8 @@ def test_ridge_correction_is_the_closed_form_solution(tmp_path):
     delta = fit_energy_bias(counts, y - phi @ w_full)
     np.testing.assert_allclose(_energies(new, systems, "d3zero"), pred0 + phi @ w_full + counts @ delta, rtol=0, atol=1e-8)
     valid = load_systems([str(D3ZERO / "valid")])
-    phi_v, pred0_v, label_v, counts_v = _features(zero, "d3zero", valid)
+    blocks_v, pred0_v, label_v, counts_v = _features(zero, "d3zero", valid)
+    phi_v = blocks_v["descriptor"]
     got = _energies(new, valid, "d3zero")
     np.testing.assert_allclose(got, pred0_v + phi_v @ w_full + counts_v @ delta, rtol=0, atol=1e-8)
     mae_ridge, mae_zero = np.abs(got - label_v).mean(), np.abs(pred0_v - label_v).mean()

@@ -45,6 +45,20 @@ __all__ = [
     "SeE2AConfig",
 ]
 
+def _check_pair_correction(v) -> str | None:
+    """``pair_correction``: a dict with ``rcut`` and only the keys of :class:`mtzoo.heads.pair.PairCorrection`."""
+    if v is None:
+        return None
+    if not isinstance(v, dict):
+        return f"must be a dict (keys rcut, n_basis, r_min, r_max, width), got {type(v).__name__}"
+    extra = sorted(set(v) - {"rcut", "n_basis", "r_min", "r_max", "width"})
+    if extra:
+        return f"unknown key(s) {extra} (expected rcut, n_basis, r_min, r_max, width)"
+    if not isinstance(v.get("rcut"), (int, float)) or v["rcut"] <= 0:
+        return f"needs rcut > 0, got {v.get('rcut')!r}"
+    return None
+
+
 #: Activation functions accepted by mtzoo (DeePMD-kit names; matched case-insensitively).
 ACTIVATIONS = ("tanh", "relu", "relu6", "softplus", "sigmoid", "gelu", "gelu_tf", "silu", "linear", "none")
 #: Parameter precisions; ``"default"`` follows the interface precision (float64).
@@ -424,6 +438,12 @@ class EnerFittingConfig(FittingConfig):
             "output layer initialised to zero (fine-tuning a level of theory as an old head plus a "
             "learned difference: mtzoo finetune --head-mode correction). Default: none.",
     )
+    pair_correction: dict | None = option(
+        None, omit_none=True, check=_check_pair_correction,
+        doc="mtzoo extension: a two-body term added to the head, zero until fitted (fine-tuning a level of "
+            "theory; mtzoo finetune adds it for the ridge fit): keys rcut (required), n_basis (8), r_min (0.9), "
+            "r_max (3.0), width (null: the centre spacing); see mtzoo.heads.pair. Default: none.",
+    )
     numb_fparam: int = option(0, only_default=True, doc="Dimension of the frame parameter.")
     numb_aparam: int = option(0, only_default=True, doc="Dimension of the atomic parameter.")
     default_fparam: list[float] | None = option(
@@ -448,7 +468,13 @@ class EnerFittingConfig(FittingConfig):
 # --------------------------------------------------------------------------- model
 
 
+def _any_bool(value: Any) -> bool:
+    """any bool: no effect without use_srtab."""
+    return isinstance(value, bool)
+
+
 def _bridging_off(value: Any) -> bool:
+    """absent, null or "none"."""
     return value is None or (isinstance(value, str) and value.lower() == "none")
 
 
@@ -519,7 +545,7 @@ class ModelConfig(Variant):
         "smin_alpha": None,
         "sw_rmin": None,
         "sw_rmax": None,
-        "srtab_add_bias": lambda v: isinstance(v, bool),
+        "srtab_add_bias": _any_bool,
         "pair_exclude_types": [],
         "preset_out_bias": None,
         "modifier": None,

@@ -17,6 +17,10 @@ also has a correction net :math:`\mathcal C_t` whose output layer starts at zero
 ``mtzoo finetune --head-mode correction`` copies an old head into :math:`\mathcal F` (frozen) and
 its shifted bias into :math:`b`, so before training the new head predicts the old level plus the
 refitted bias exactly, and training learns the (smoother) difference between the levels.
+
+With ``pair_correction`` the head also has a two-body term :math:`E_i^{\mathrm{pair}}`
+(:class:`~mtzoo.heads.pair.PairCorrection`, zero until fitted), added to :math:`E_i` by
+:meth:`mtzoo.model.Model.head_outputs`, which has the edge vectors it needs.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from torch import nn
 
 from mtzoo import keys as K
 from mtzoo.heads.base import Head, OutputDef, apply_per_type, type_order
+from mtzoo.heads.pair import PairCorrection
 from mtzoo.nn.common import to_dtype
 from mtzoo.nn.mlp import FittingNet
 
@@ -71,7 +76,7 @@ class EnergyHead(Head):
                  trainable: bool | Sequence[bool] = True, seed: int | Sequence[int] | None = None,
                  mixed_types: bool = False, rcond: float | None = None,
                  atom_ener: Sequence[float | None] | None = None, layer_name: Sequence[str | None] | None = None,
-                 correction_neuron: Sequence[int] | None = None) -> None:
+                 correction_neuron: Sequence[int] | None = None, pair_correction: dict | None = None) -> None:
         super().__init__()
         self.ntypes, self.dim_descrpt = ntypes, dim_descrpt
         self.neuron = [int(n) for n in neuron]
@@ -102,6 +107,7 @@ class EnergyHead(Head):
                     net.layers[-1].weight.zero_()
                     if net.layers[-1].bias is not None:
                         net.layers[-1].bias.zero_()
+        self.pair = None if pair_correction is None else PairCorrection(ntypes, **pair_correction)
 
     def get_config(self) -> dict:
         cfg = {"type": "ener", "neuron": self.neuron, "resnet_dt": self.resnet_dt,
@@ -110,6 +116,8 @@ class EnergyHead(Head):
                "atom_ener": self.atom_ener, "layer_name": self.layer_name}
         if self.correction_neuron is not None:
             cfg["correction_neuron"] = self.correction_neuron
+        if self.pair is not None:
+            cfg["pair_correction"] = self.pair.get_config()
         return cfg
 
     def forward(self, features: dict[str, torch.Tensor], atom_type: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -142,7 +142,8 @@ def finetune(base, data_train, data_valid=None, head_name: str = "new", strategy
              trainable_layers: list[bool] | None = None, replay_root: str | Path | None = None,
              progress: bool | None = False, log=None, head_mode: str | None = None, valid_fraction: float = 0.2,
              batch_size: int | None = None, correction_neuron=None, replay_data: dict | None = None,
-             keep_best: bool = True, loss: dict | str | None = None, fit: str | None = None) -> Path:
+             keep_best: bool = True, loss: dict | str | None = None, fit: str | None = None,
+             pair_correction: dict | bool | None = None) -> Path:
     """Fine-tune ``base`` on new data with a new head; return the path of the new united model.
 
     Parameters
@@ -186,6 +187,11 @@ def finetune(base, data_train, data_valid=None, head_name: str = "new", strategy
     correction_neuron : list of int or None
         Hidden widths of the correction net; None: ``[]`` (linear in the descriptor) with
         ``fit="ridge"``, ``[32, 32]`` with ``"sgd"``.
+    pair_correction : dict, bool or None
+        A two-body term in the correction head (:mod:`mtzoo.heads.pair`: Gaussians of the pair
+        distance per element pair, cut off at the model's ``rcut``); a dict overrides its keys.
+        None: on with ``fit="ridge"``, where the cross-validation then chooses between the
+        descriptor features, the pair features and both (logged); off with ``"sgd"``.
     keep_best : bool
         Keep the weights with the lowest validation energy RMSE of the new head (checked 40 times
         during training) instead of the last ones.
@@ -268,6 +274,13 @@ def finetune(base, data_train, data_valid=None, head_name: str = "new", strategy
     fitting["seed"] = int(seed)
     if head_mode == "correction":
         fitting.update(trainable=False, correction_neuron=[int(n) for n in correction_neuron])
+        if pair_correction is None:
+            pair_correction = fit == "ridge"
+        if pair_correction is not False:
+            fitting["pair_correction"] = {"rcut": _model_rcut(state["model_config"]),
+                                          **(pair_correction if isinstance(pair_correction, dict) else {})}
+    elif pair_correction:
+        raise ValueError("pair_correction needs head_mode 'correction' (it corrects an old head)")
     if trainable_layers is not None:
         fitting["trainable"] = [bool(t) for t in trainable_layers]
     weights_all = {head_name: 1.0}
@@ -324,10 +337,13 @@ def finetune(base, data_train, data_valid=None, head_name: str = "new", strategy
         weights_in = {k[len(src):]: v for k, v in state["state_dict"].items()
                       if k.startswith(src) and not k.endswith("bias_atom_e")}
         missing = sorted(set(own) - set(weights_in) - {k for k in own if k.endswith("bias_atom_e")}
-                         - {k for k in own if k.startswith("corrections.")})
-        if missing:
+                         - {k for k in own if k.startswith(("corrections.", "pair."))})
+        extra = sorted(set(weights_in) - set(own))
+        if missing or extra:
             raise ValueError(f"init_from '{init_from}': its fitting net does not fit head '{head_name}' "
-                             f"(missing {missing[:3]})")
+                             + (f"(missing {missing[:3]})" if missing else
+                                f"(the old head has {extra[:3]}, the new one not: give the same correction_neuron / "
+                                "pair_correction)"))
         with torch.no_grad():
             for k, v in weights_in.items():
                 own[k].copy_(v)
@@ -339,8 +355,10 @@ def finetune(base, data_train, data_valid=None, head_name: str = "new", strategy
         from mtzoo.zoo.ridge import fit_correction_ridge
 
         ridge = fit_correction_ridge(trainer.model, head_name, train_systems, seed=seed)
-        say(f"finetune: ridge fit of the correction on {ridge['frames']} frames, {ridge['features']} features: "
-            f"lambda {ridge['lambda']:.3g} (cross-validated), cv rmse {ridge['cv_rmse'] * 1000:.1f} meV/frame, "
+        by = ", ".join(f"{k} {v * 1000:.1f}" for k, v in ridge["cv_rmse_by_features"].items())
+        say(f"finetune: ridge fit of the correction on {ridge['frames']} frames: features {ridge['features']} "
+            f"({ridge['n_features']}; cross-validated rmse by feature set, meV/frame: {by}), "
+            f"lambda {ridge['lambda']:.3g}, cv rmse {ridge['cv_rmse'] * 1000:.1f} meV/frame, "
             f"train rmse {ridge['train_rmse'] * 1000:.1f} meV/frame")
     result = trainer.run()
     best = trainer.best_checkpoint()
@@ -372,6 +390,12 @@ def finetune(base, data_train, data_valid=None, head_name: str = "new", strategy
         record = trainer.cfg.to_dict()
     return save_model(model, output, {"step": trainer.step, "input": record, "source_heads": model.head_names(),
                                       "finetune": meta})
+
+
+def _model_rcut(model_config: dict) -> float:
+    """The model's cut-off from its config (the largest member's for a hybrid)."""
+    desc = model_config["descriptor"]
+    return float(max(m["rcut"] for m in desc["list"]) if "list" in desc else desc["rcut"])
 
 
 def _replay_systems(head: str, task, model_path: Path, replay_root, replay_data, metadata: dict) -> list[str]:

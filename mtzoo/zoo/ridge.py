@@ -38,17 +38,19 @@ from mtzoo import keys as K
 LAMBDAS = 10.0 ** np.arange(-6.0, 2.01, 0.5)
 
 
-def _features(model, head: str, systems, batch_frames: int = 32) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """``Phi`` ``[F, n_nets * m]``, the head's energies ``[F]``, the labels ``[F]`` and atom counts
-    ``[F, ntypes]`` of every frame with an energy label."""
+def _features(model, head: str, systems, batch_frames: int = 32) -> tuple[dict, np.ndarray, np.ndarray, np.ndarray]:
+    """Feature blocks ``{"descriptor": [F, n_nets * m], "pair": [F, n_pairs * K]}`` (those the head
+    has), the head's energies ``[F]``, the labels ``[F]`` and atom counts ``[F, ntypes]`` of every
+    frame with an energy label."""
     from mtzoo.data.graph import collate, system_graphs
     from mtzoo.heads.base import apply_per_type
     from mtzoo.model import edge_vectors
 
     hd = model.heads[head]
-    nets = hd.corrections
+    nets = hd.corrections if hd.corrections is not None else []
+    pair = getattr(hd, "pair", None)
     nt = len(model.type_map)
-    phis, preds, labels, counts = [], [], [], []
+    phis, pairs, preds, labels, counts = [], [], [], [], []
     model.eval()
     for s in systems:
         if K.ENERGY not in s.labels:
@@ -69,7 +71,9 @@ def _features(model, head: str, systems, batch_frames: int = 32) -> tuple[np.nda
                         x = layer(x)
                     hidden.append(x)
                 nf = batch.num_graphs
-                rows = []
+                if pair is not None:
+                    pairs.append(pair.frame_features(vec, batch[K.EDGE_INDEX], atype, batch[K.BATCH], nf).cpu().numpy())
+                rows = [torch.zeros(nf, 0, dtype=torch.float64)]
                 if len(nets) == 1:
                     rows.append(torch.zeros(nf, hidden[0].shape[1], dtype=hidden[0].dtype).index_add_(
                         0, batch[K.BATCH], hidden[0]))
@@ -78,7 +82,7 @@ def _features(model, head: str, systems, batch_frames: int = 32) -> tuple[np.nda
                         sel = atype == t
                         rows.append(torch.zeros(nf, hidden[t].shape[1], dtype=hidden[t].dtype).index_add_(
                             0, batch[K.BATCH][sel], hidden[t][sel]))
-            phis.append(torch.cat(rows, 1).cpu().numpy())
+            phis.append(torch.cat([r.to(torch.float64) for r in rows], 1).cpu().numpy())
             preds.append(model(batch, head=head, forces=False, virial=False, create_graph=False)[K.ENERGY]
                          .detach().cpu().numpy())
             idx = np.arange(lo, min(lo + batch_frames, len(graphs)))
@@ -86,7 +90,14 @@ def _features(model, head: str, systems, batch_frames: int = 32) -> tuple[np.nda
             counts.append(np.repeat(np.bincount(s.model_types(list(model.type_map)), minlength=nt)[None], len(idx), 0))
             keep = mask[idx]
             phis[-1], preds[-1], labels[-1], counts[-1] = phis[-1][keep], preds[-1][keep], labels[-1][keep], counts[-1][keep]
-    return np.concatenate(phis), np.concatenate(preds), np.concatenate(labels), np.concatenate(counts)
+            if pair is not None:
+                pairs[-1] = pairs[-1][keep]
+    blocks = {}
+    if nets:
+        blocks["descriptor"] = np.concatenate(phis)
+    if pair is not None:
+        blocks["pair"] = np.concatenate(pairs)
+    return blocks, np.concatenate(preds), np.concatenate(labels), np.concatenate(counts)
 
 
 def _ridge_path(a: np.ndarray, y: np.ndarray, lambdas: Sequence[float]) -> list[np.ndarray]:
@@ -96,20 +107,47 @@ def _ridge_path(a: np.ndarray, y: np.ndarray, lambdas: Sequence[float]) -> list[
     return [vt.T @ (s / (s**2 + lam) * uty) if np.isfinite(lam) else np.zeros(a.shape[1]) for lam in lambdas]
 
 
+def _standardise(phi: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Centred, unit-variance columns of ``phi`` (constant columns dropped): ``a``, ``keep``, ``mu``, ``sd``."""
+    sd = phi.std(0)
+    keep = sd > 1e-12 * max(float(np.abs(phi).max()) if phi.size else 0.0, 1.0)
+    mu = phi[:, keep].mean(0)
+    return (phi[:, keep] - mu) / sd[keep], keep, mu, sd
+
+
+def _cv_errors(a: np.ndarray, y: np.ndarray, lams: Sequence[float], folds: list[np.ndarray]) -> np.ndarray:
+    """Summed squared k-fold errors of every ``lam`` over the fold assignments ``folds``, ``/ len(folds)``."""
+    sq = np.zeros(len(lams))
+    for fa in folds:
+        for f in np.unique(fa):
+            tr, te = fa != f, fa == f
+            ym = y[tr].mean()
+            for k, w in enumerate(_ridge_path(a[tr], y[tr] - ym, lams)):
+                sq[k] += np.sum((a[te] @ w + ym - y[te]) ** 2)
+    return sq / len(folds)
+
+
 def fit_correction_ridge(model, head: str, systems, n_folds: int = 5, seed: int = 0,
                          lambdas: Sequence[float] = LAMBDAS, repeats: int = 10) -> dict:
-    """Set the output layers of ``head``'s correction nets by ridge regression (module docstring).
+    """Set the correction of ``head`` (output layers of its correction nets, its pair term) by ridge
+    regression (module docstring), the feature set and :math:`\\lambda` chosen by cross-validation.
+
+    The candidate feature sets are the head's blocks alone (per-element descriptor sums; pair
+    basis sums) and together; each is standardised and scored over the same repeated folds and
+    :math:`\\lambda` grid, and the lowest cross-validated error wins.  The blocks it does not use
+    stay zero.
 
     Parameters
     ----------
     model : Model
-        Holds ``head`` with correction nets; its descriptor and hidden layers are used as they are.
+        Holds ``head`` with correction nets and/or a pair term; its descriptor and the nets' hidden
+        layers are used as they are.
     head : str
         The correction head.
     systems : list of System
         Training frames (every frame with an energy label is used).
     n_folds : int
-        Folds of the cross-validation of :math:`\\lambda` (at most the number of frames).
+        Folds of the cross-validation (at most the number of frames).
     seed : int
         Seed of the fold assignments.
     repeats : int
@@ -120,51 +158,65 @@ def fit_correction_ridge(model, head: str, systems, n_folds: int = 5, seed: int 
     Returns
     -------
     dict
-        ``lambda`` (``inf``: no correction was better in cross-validation), ``cv_rmse`` and ``train_rmse`` (eV per frame), ``frames``, ``features``.
+        ``features`` (the chosen blocks, e.g. ``"pair"``), ``lambda`` (``inf``: no correction was
+        better in cross-validation), ``cv_rmse`` and ``train_rmse`` (eV per frame), ``frames``,
+        ``n_features``, ``cv_rmse_by_features`` (the best of each candidate).
     """
     from mtzoo.heads.energy import fit_energy_bias
 
     hd = model.heads[head]
-    if getattr(hd, "corrections", None) is None:
-        raise ValueError(f"head '{head}' has no correction nets (correction_neuron) to fit")
-    phi, pred, label, counts = _features(model, head, systems)
-    nframes = phi.shape[0]
+    if getattr(hd, "corrections", None) is None and getattr(hd, "pair", None) is None:
+        raise ValueError(f"head '{head}' has no correction nets (correction_neuron) or pair term (pair_correction) to fit")
+    blocks, pred, label, counts = _features(model, head, systems)
+    nframes = label.shape[0]
     if nframes < 2:
         raise ValueError(f"ridge fit of head '{head}': needs at least 2 frames with energies, got {nframes}")
     y = label - pred
-    sd = phi.std(0)
-    keep = sd > 1e-12 * max(float(np.abs(phi).max()), 1.0)
-    mu = phi[:, keep].mean(0)
-    a = (phi[:, keep] - mu) / sd[keep]
-    scale = float(np.mean(np.linalg.svd(a, compute_uv=False) ** 2)) if a.size else 1.0
+    rng = np.random.default_rng(seed)
+    # repeated k-fold: the choice on a few dozen frames is noisy; the same folds for every candidate
+    folds = [rng.permutation(nframes) % max(2, min(n_folds, nframes)) for _ in range(repeats)]
+    names = list(blocks)
+    candidates = [[n] for n in names] + ([names] if len(names) > 1 else [])
     # lambda = inf (no correction, only the bias) competes too: on too few or unrepresentative frames
     # the cross-validation then keeps the old level plus the shift
-    lambdas = [*lambdas, np.inf]
-    lams = [lam * scale for lam in lambdas]
-    rng = np.random.default_rng(seed)
-    sq = np.zeros(len(lams))
-    for _ in range(repeats):  # repeated k-fold: the choice of lambda on a few dozen frames is noisy
-        folds = rng.permutation(nframes) % max(2, min(n_folds, nframes))
-        for f in np.unique(folds):
-            tr, te = folds != f, folds == f
-            ym = y[tr].mean()
-            for k, w in enumerate(_ridge_path(a[tr], y[tr] - ym, lams)):
-                sq[k] += np.sum((a[te] @ w + ym - y[te]) ** 2)
-    sq /= repeats
-    best = int(np.argmin(sq))
-    w = _ridge_path(a, y - y.mean(), [lams[best]])[0]
-    w_full = np.zeros(phi.shape[1])
-    w_full[keep] = w / sd[keep]
-    resid = y - phi @ w_full
+    grid = [*lambdas, np.inf]
+    best = None
+    by_features = {}
+    for cand in candidates:
+        phi = np.concatenate([blocks[n] for n in cand], 1)
+        a, keep, mu, sd = _standardise(phi)
+        scale = float(np.mean(np.linalg.svd(a, compute_uv=False) ** 2)) if a.size else 1.0
+        lams = [lam * scale for lam in grid]
+        sq = _cv_errors(a, y, lams, folds)
+        k = int(np.argmin(sq))
+        by_features["+".join(cand)] = float(np.sqrt(sq[k] / nframes))
+        if best is None or sq[k] < best[0] * (1 - 1e-12):
+            best = (sq[k], cand, k, a, keep, sd, lams)
+    sq_best, cand, k, a, keep, sd, lams = best
+    w = _ridge_path(a, y - y.mean(), [lams[k]])[0]
+    w_all = np.zeros(keep.shape[0])
+    w_all[keep] = w / sd[keep]
+    widths = {n: blocks[n].shape[1] for n in cand}
+    parts, lo = {}, 0
+    for n in cand:
+        parts[n] = w_all[lo:lo + widths[n]]
+        lo += widths[n]
+    resid = y - sum(blocks[n] @ parts[n] for n in cand)
     delta = fit_energy_bias(counts, resid)
-    m = hd.corrections[0].layers[-1].weight.shape[0]
     with torch.no_grad():
-        for t, net in enumerate(hd.corrections):
-            last = net.layers[-1]
-            last.weight.copy_(torch.as_tensor(w_full[t * m:(t + 1) * m, None], dtype=last.weight.dtype))
-            if last.bias is not None:
-                last.bias.zero_()
+        if hd.corrections is not None:
+            m = hd.corrections[0].layers[-1].weight.shape[0]
+            wd = parts.get("descriptor", np.zeros(len(hd.corrections) * m))
+            for t, net in enumerate(hd.corrections):
+                last = net.layers[-1]
+                last.weight.copy_(torch.as_tensor(wd[t * m:(t + 1) * m, None], dtype=last.weight.dtype))
+                if last.bias is not None:
+                    last.bias.zero_()
+        if getattr(hd, "pair", None) is not None:
+            wp = parts.get("pair", np.zeros(blocks["pair"].shape[1]))
+            hd.pair.set_pair_weights(torch.as_tensor(wp.reshape(-1, hd.pair.n_basis)))
         hd.bias_atom_e.add_(torch.as_tensor(delta, dtype=hd.bias_atom_e.dtype, device=hd.bias_atom_e.device))
     fit = resid - counts @ delta
-    return {"lambda": float(lambdas[best]), "cv_rmse": float(np.sqrt(sq[best] / nframes)),
-            "train_rmse": float(np.sqrt(np.mean(fit**2))), "frames": int(nframes), "features": int(keep.sum())}
+    return {"features": "+".join(cand), "lambda": float(grid[k]), "cv_rmse": float(np.sqrt(sq_best / nframes)),
+            "train_rmse": float(np.sqrt(np.mean(fit**2))), "frames": int(nframes), "n_features": int(keep.sum()),
+            "cv_rmse_by_features": by_features}
