@@ -10,7 +10,25 @@ DeePMD-kit input files and data systems are read as they are.
 >>> model.predict(atoms)["forces"]                    # doctest: +SKIP
 """
 
-__version__ = "0.1.0"
+
+def _version() -> str:
+    """The installed distribution's version (``pyproject.toml``'s ``version``, the one source)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("mtzoo")
+    except PackageNotFoundError:  # a source tree on sys.path without `pip install`: read pyproject.toml
+        import tomllib
+        from pathlib import Path
+
+        pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
+        try:
+            return str(tomllib.loads(pyproject.read_text())["project"]["version"])
+        except (OSError, KeyError, tomllib.TOMLDecodeError):
+            return "0+unknown"
+
+
+__version__ = _version()
 
 __all__ = ["MTZooCalculator", "Model", "build_model", "compress", "evaluate", "finetune", "freeze", "list_pretrained",
            "load_model", "load_pretrained", "load_systems", "model_from_deepmd", "save_model", "train"]
