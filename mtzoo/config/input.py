@@ -76,7 +76,7 @@ _VALIDATING_DEFAULTS = {
 
 
 def _validating_off(value: Any) -> bool:
-    """``validating`` is accepted when absent/null or with DeePMD's defaults only."""
+    """absent, null, or only DeePMD-kit's defaults."""
     if value is None:
         return True
     if not isinstance(value, dict):
@@ -88,6 +88,7 @@ def _validating_off(value: Any) -> bool:
 
 
 def _nvnmd_off(value: Any) -> bool:
+    """absent, null, or enable false."""
     return value is None or (isinstance(value, dict) and value.get("enable", False) is False)
 
 
