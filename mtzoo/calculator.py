@@ -65,8 +65,9 @@ class MTZooCalculator(Calculator):
     device : str or torch.device
         Where the model runs (default ``"cpu"``).
     compress : bool or dict
-        Run a copy of the model with tabulated embedding nets (``mtzoo compress``: same energies
-        and forces to ~1e-9 relative, about 3x faster; se_e2_a / se_e2_r models; a dict gives ``rmin``/``tol``).
+        Run a copy of the model with tabulated embedding nets (``mtzoo compress``, se_e2_a / se_e2_r
+        models; a dict gives ``rmin``/``tol``): the same energies and forces to about the table
+        tolerance, faster (measured accuracy and speed-up: the README's ``mtzoo compress`` paragraph).
     **kwargs
         Passed to :class:`ase.calculators.calculator.Calculator` (``label``, ``directory`` ...).
 

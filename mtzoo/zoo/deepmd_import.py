@@ -142,7 +142,15 @@ def _fitting_config(f: dict, atom_exclude_types=()) -> dict:
 
 
 def model_from_deepmd(data: dict | str | Path, head: str = "default") -> Model:
-    """mtzoo model equal to a DeePMD-kit se_e2_a, se_e2_r, se_e3 or hybrid model with an ``ener``, ``dipole`` or ``polar`` fitting.
+    """mtzoo model equal to a DeePMD-kit standard model (:data:`SUPPORTED_DESCRIPTORS`, :data:`SUPPORTED_FITTINGS`).
+
+    Descriptors: se_e2_a (``se_a``), se_e2_r (``se_r``), se_e3 (``se_at``, ``se_t``, ``se_a_3be``),
+    se_atten (``dpa1``), se_atten_v2, and hybrid of these; fittings: ``ener``, ``dipole`` and
+    ``polar``.  Not imported (a ``ValueError`` saying what): spin, ``pair_exclude_types``,
+    ``atom_exclude_types`` on an energy model, fittings with ``numb_fparam``, ``numb_aparam`` or
+    ``dim_case_embd``, compressed se_atten, se_atten with ``lmax`` != 1, ``use_econf_tebd`` or
+    ``attn_mask``, and se_atten with a non-zero ``davg`` unless ``tebd_input_mode`` is
+    ``"strip"`` with ``smooth_type_embedding`` (always so for se_atten_v2).
 
     Parameters
     ----------
