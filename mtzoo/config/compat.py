@@ -25,7 +25,7 @@ import sys
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from mtzoo.config.base import Section, Variant, _section_class, _section_dict_class, _type_hints, show
+from mtzoo.config.base import Variant, _section_class, _section_dict_class, _type_hints, show
 
 __all__ = ["LAYOUTS", "Rejected", "markdown_table", "rejected_keys", "unimplemented_types"]
 
