@@ -79,7 +79,7 @@ def main(argv=None) -> int:
     ap.add_argument("--skin", type=float, default=1.0, help="Verlet skin, Angstrom (default 1.0)")
     ap.add_argument("--dtype", choices=["float32", "float64"], default=None, help="default: the model's")
     ap.add_argument("--compress", action="store_true",
-                    help="tabulate the embedding nets (se_e2_a / se_e2_r models; same forces to ~1e-9 relative, faster)")
+                    help="tabulate the embedding nets (se_e2_a / se_e2_r models; same forces within 1e-8 of the largest, as tests/test_compress.py asserts; faster)")
     ap.add_argument("--train-steps", type=int, default=300, help="steps of the demo model (no --model)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)

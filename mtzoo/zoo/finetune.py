@@ -137,7 +137,7 @@ def choose_defaults(n_train: int, strategy: str, head_mode: str, energy_only: bo
 
 
 def finetune(base, data_train, data_valid=None, head_name: str = "new", strategy: str = "freeze",
-             init_from: str | None = None, steps: int | None = None, replay_weight: float = 1.0,
+             init_from: str | None = None, steps: int | None = None, replay_weight: float | dict[str, float] = 1.0,
              lr: float | None = None, seed: int = 1, workdir: str | Path = "finetune", output: str | Path | None = None,
              trainable_layers: list[bool] | None = None, replay_root: str | Path | None = None,
              progress: bool | None = False, log=None, head_mode: str | None = None, valid_fraction: float = 0.2,
