@@ -265,6 +265,8 @@ class InputConfig(Section):
     training : TrainingConfig
         Data and training-loop options; required.
 
+    Notes
+    -----
     The loss type must fit the fitting type (``ener`` -> ``ener``, ``dipole``/``polar``
     -> ``tensor``).  :meth:`tasks` gives both layouts as a list of
     :class:`~mtzoo.config.multitask.TaskConfig`.  ``validating`` and ``nvnmd`` are

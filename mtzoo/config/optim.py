@@ -70,6 +70,8 @@ class LearningRateConfig(Variant):
         How to scale the learning rate with the number of workers (``"linear"``,
         ``"sqrt"``, ``"none"``); accepted and ignored (mtzoo trains in one process).
 
+    Notes
+    -----
     Whatever the schedule, the loss prefactors follow the rate as in DeePMD-kit,
     :math:`p(t) = p_\text{limit} + (p_\text{start} - p_\text{limit})\,\eta(t)/\eta_0`
     (:class:`~mtzoo.config.train.EnerLossConfig`); prefactors with ``start_pref ==
