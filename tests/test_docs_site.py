@@ -64,7 +64,7 @@ def _text(page: Path) -> str:
 
 
 def test_site_builds_without_warnings(site: Path):
-    for page in ("index", "api", "cli", "performance", "descriptors", "installation"):
+    for page in ("index", "api", "cli", "choosing-a-descriptor", "performance", "descriptors", "installation"):
         assert (site / f"{page}.html").is_file(), page
     # every Markdown page of docs/ is part of the site
     for md in DOCS.glob("*.md"):
