@@ -346,6 +346,8 @@ EXAMPLE_TESTS = {
     "data/make_molecules.py": [test_make_molecules_smoke],
     "data/make_peer_sets.py": [test_make_peer_sets_assembles_the_bundled_sets],
     "lammps/make_data.py": [test_lammps_make_data],
+    # tests/test_zoo_v2_data.py (split, label cache round trip, --assemble equals the shipped set, --smoke)
+    "data/make_zoo_v2.py": ["test_zoo_v2_data.py"],
 }
 
 
