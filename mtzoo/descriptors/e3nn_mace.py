@@ -47,8 +47,10 @@ channels :math:`C`).  One layer :math:`t`:
   fixed degrees, the couplings through every intermediate :math:`l_{12}` span all
   :math:`L`-components of :math:`A_{l_1}\otimes A_{l_2}\otimes A_{l_3}`, so these paths span the
   symmetric tensors MACE's generalised Clebsch-Gordan basis spans (with some redundancy).  The
-  weights :math:`w^{(z)}_{\eta c}` (initialised :math:`\mathcal N(0, 1/|\mathcal P(L)|)`, so that
-  :math:`B` is :math:`O(1)`) depend on the element, so :math:`B` is a body-order
+  weights :math:`w^{(z)}_{\eta c}` (initialised :math:`\mathcal N(0, 1/|\mathcal P(L)|^2)`, i.e.
+  ``randn / |P(L)|`` as MACE's symmetric contraction; against ``randn / sqrt(|P(L)|)`` it lowered
+  the ethanol base's force MAE from 35.0 to 32.3 meV/A and its energy MAE from 9.9 to 7.9
+  meV/molecule, medians of 3 seeds, docs/descriptors.md) depend on the element, so :math:`B` is a body-order
   :math:`\nu_{\max}+1` (ACE) basis on each layer.
 * SC is a species-dependent self-connection (e3nn ``FullyConnectedTensorProduct`` with the
   one-hot), the residual of MACE's later layers.
@@ -160,7 +162,7 @@ class ProductBasis(nn.Module):
             # component normalisation: the coupled output has unit mean square for unit inputs
             self.register_buffer(self._cg_name(key), o3.wigner_3j(*key) * math.sqrt(2 * key[2] + 1))
         self.weights = nn.ParameterList(
-            nn.Parameter(torch.randn(ntypes, len(paths), self.channels) / math.sqrt(len(paths))) for paths in self.paths)
+            nn.Parameter(torch.randn(ntypes, len(paths), self.channels) / len(paths)) for paths in self.paths)
 
     @staticmethod
     def _cg_name(key: tuple[int, int, int]) -> str:
