@@ -165,3 +165,17 @@ def test_ridge_fit_with_pair_features_is_the_closed_form_solution(tmp_path):
     np.testing.assert_allclose(_energies(new, valid, "d3zero"), pred0_v + phi_v @ w_full + counts_v @ delta,
                                rtol=0, atol=1e-8)
     assert _counts(valid, new.type_map).shape == counts_v.shape
+
+
+def test_cli_no_pair_correction_leaves_the_term_out(tmp_path):
+    from test_finetune import D3ZERO, _energy_only_copy
+
+    from mtzoo.cli.main import main
+    from mtzoo.zoo.frozen import load_model
+
+    train = _energy_only_copy(D3ZERO / "train", tmp_path / "train")
+    for flag, has_pair in (([], True), (["--no-pair-correction"], False)):
+        out = tmp_path / f"ft{len(flag)}.pth"
+        main(["finetune", "-m", "agau-emt-d3-v1", "--train", str(train), "--head", "d3zero", "--init-from", "emt_d3bj",
+              "-w", str(tmp_path / f"w{len(flag)}"), "-o", str(out), *flag])
+        assert (load_model(out).heads["d3zero"].pair is not None) is has_pair

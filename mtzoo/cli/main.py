@@ -175,6 +175,7 @@ def _finetune(args) -> None:
                     seed=args.seed, workdir=args.workdir, output=args.output, replay_root=args.replay_root,
                     progress=None, head_mode=args.head_mode, valid_fraction=args.valid_fraction,
                     batch_size=args.batch_size, replay_data=replay_data or None,
+                    pair_correction=False if args.no_pair_correction else None,
                     log=lambda msg: print(msg, file=sys.stderr))
     print(f"saved fine-tuned model to {path} (strategy {args.strategy}, new head '{args.head}')")
 
@@ -311,6 +312,9 @@ def build_parser() -> argparse.ArgumentParser:
     ft.add_argument("--head-mode", choices=["correction", "copy"], default=None,
                     help="with --init-from: correction (default) = frozen copy of the old head + a zero-initialised "
                          "correction net (learns the difference between the levels); copy = train the copied net")
+    ft.add_argument("--no-pair-correction", action="store_true",
+                    help="leave the two-body term out of the correction head (default: off, i.e. the term is "
+                         "included with the closed-form ridge fit and the cross-validation decides whether it is used)")
     ft.add_argument("--steps", type=_positive_int, default=None,
                     help="training steps (default: chosen from the data and the strategy, and logged: 200 epochs of "
                          "the new data, clipped to 1000-8000; a correction head of a frozen model on energy-only "
