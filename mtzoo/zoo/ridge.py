@@ -23,6 +23,12 @@ counts (:func:`~mtzoo.heads.energy.fit_energy_bias`).  This is the exact minimis
 energy loss for that :math:`\lambda`: gradient descent from zero on 25-200 energies stops far from
 it (measured in docs/finetuning.md), and the cross-validation uses every frame instead of
 holding some out for early stopping.
+
+A head with a pair term (:class:`~mtzoo.heads.pair.PairCorrection`) adds a second block of
+columns, the per-frame sums of its basis per element pair
+(:meth:`~mtzoo.heads.pair.PairCorrection.frame_features`), in which the energy is linear too.
+:func:`fit_correction_ridge` scores each block alone and both together over the same folds and
+keeps the set with the lowest cross-validated error; the blocks not chosen stay zero.
 """
 
 from __future__ import annotations
