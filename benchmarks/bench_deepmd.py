@@ -20,7 +20,7 @@ the same machine load:
   same input, timed the same way, and also the bare ``train_step`` (draw a batch + one step).
 
 Writes ``benchmarks/results/YYYY-MM-DD-water-se_e2_a.json`` (medians, paired ratios deepmd/mtzoo,
-machine, git commit) and prints a table.  See ``benchmarks/README.md``.
+machine, git commit, the command line in ``command``) and prints a table.  See ``benchmarks/README.md``.
 
     python benchmarks/bench_deepmd.py [--shared ../shared] [--peer-python PY] [--repeat 9] [--calls 5]
         [--train-rounds 1] [--out benchmarks/results/]
@@ -37,6 +37,7 @@ import argparse
 import datetime
 import json
 import platform
+import shlex
 import subprocess
 import sys
 import time
@@ -345,6 +346,8 @@ def main() -> None:
     result = {
         "benchmark": "water-se_e2_a speed, mtzoo vs DeePMD-kit", "date": datetime.date.today().isoformat(),
         "commit": git_commit(), "machine": info, "precision": "float64",
+        # the command line that wrote this file (as the other benchmarks record theirs)
+        "command": " ".join(shlex.quote(a) for a in ["python", "benchmarks/bench_deepmd.py", *sys.argv[1:]]),
         "input": "examples/water/se_e2_a/input_torch.json", "frame": "examples/water/data/data_0 frame 0 (x1, x2x2x2)",
         "inference": cases, "compression": compress_info,
         "training": None if tr is None else {"s_per_step_median": tr, "speedup_deepmd_over_mtzoo": tr["deepmd"] / tr["mtzoo"],
