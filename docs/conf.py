@@ -50,6 +50,12 @@ autodoc_typehints_description_target = "documented_params"
 # an override without a docstring of its own shows none (not torch.nn.Module.forward's text)
 autodoc_inherit_docstrings = False
 
+# nitpicky cross-references stay off: with no intersphinx (no network at build time) every torch,
+# numpy, pathlib and ase type in a signature is an unresolved reference, and many docstrings of
+# mtzoo/ put prose in their numpy type fields ("str, optional, see ..."); list them with
+# `python -m sphinx -n -b html docs /tmp/site` before turning it on.
+nitpicky = False
+
 myst_heading_anchors = 3
 myst_enable_extensions = ["dollarmath"]
 
