@@ -1,4 +1,5 @@
-"""Command line: ``mtzoo train | freeze | compress | test | finetune | export-lammps | zoo list | zoo show``.
+"""Command line: ``mtzoo train | freeze | compress | test | finetune | export-lammps | model-devi | simplify |
+zoo list | zoo show``.
 
 Errors in user input (config, data, files) print one line ``mtzoo: error: ...`` and exit 2;
 no traceback.  ``--debug`` shows the traceback.
@@ -44,6 +45,10 @@ def _train(args) -> None:
     result = train(args.input, workdir=args.workdir, restart=args.restart, init_frz_model=args.init_frz_model,
                    progress=False if args.no_progress else None, allow_input_change=args.allow_input_change,
                    device=args.device)
+    from mtzoo.training.distributed import from_env
+
+    if not from_env().main:  # torchrun: one report, from rank 0
+        return
     valid = result.get("valid") or {}
     per_step = result.get("s_per_step_median")
     timing = f" ({per_step * 1000:.1f} ms/step median)" if per_step is not None else " (no step taken)"
@@ -223,6 +228,38 @@ def _zoo_show(args) -> None:
     print(f"  model card: {e['model_card']}; licence {e.get('license', '?')}")
 
 
+def _model_devi(args) -> None:
+    from mtzoo.data.readers import load_systems
+    from mtzoo.simplify.model_devi import model_devi, write_model_devi_out
+    from mtzoo.zoo.frozen import load_model
+
+    if args.head and len(args.models) != 1:
+        raise ValueError("--head takes one model (-m M) whose heads form the committee; with several models, "
+                         "give each model's head as M:HEAD")
+    if args.head:
+        model = load_model(args.models[0])
+        committee = [(model, h) for h in args.head]
+    else:
+        committee = []
+        for item in args.models:
+            path, sep, head = item.rpartition(":") if ":" in item and not Path(item).exists() else (item, "", "")
+            committee.append((load_model(path), head or None))
+    systems = load_systems(args.system)
+    devis = model_devi(committee, systems, batch_size=args.batch_size)
+    out = write_model_devi_out(devis, args.output, [s.name for s in systems])
+    worst = max(float(d[:, 4].max()) for d in devis if len(d))
+    print(f"model deviation of {len(committee)} members on {sum(len(d) for d in devis)} frames of {len(systems)} "
+          f"systems -> {out} (largest max_devi_f {worst:.4e} eV/A)")
+
+
+def _simplify(args) -> None:
+    from mtzoo.simplify.loop import format_summary, simplify
+
+    workdir = args.workdir if args.workdir is not None else "."
+    summary = simplify(args.input, workdir, log=lambda msg: print(msg, file=sys.stderr))
+    print(format_summary(summary))
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse with the CLI's one-line ``mtzoo: error: ...`` (exit 2) for bad arguments (subcommands too)."""
 
@@ -353,6 +390,25 @@ def build_parser() -> argparse.ArgumentParser:
                     help="file for pair_style mliap unified: *.pt/*.pth are read by torch.load, other names by "
                          "pickle (default: model.mliap.pkl, which every LAMMPS version reads)")
     lx.set_defaults(func=_export_lammps)
+    md = sub.add_parser("model-devi", help="model deviation of a committee of models (DeePMD-kit's model_devi.out)")
+    md.add_argument("-m", "--models", nargs="+", required=True,
+                    help="committee: two or more model files (MODEL:HEAD picks a head of a multi-head file), or one "
+                         "file with --head (required)")
+    md.add_argument("--head", nargs="+", default=None,
+                    help="with one model: its heads that predict the same level form the committee (default: "
+                         "none, one member per model file)")
+    md.add_argument("-s", "--system", nargs="+", required=True,
+                    help="DeePMD systems (or parent folders) or ASE files to evaluate (required)")
+    md.add_argument("-o", "--output", default="model_devi.out",
+                    help="file to write, DeePMD-kit's layout (default: model_devi.out)")
+    md.add_argument("--batch-size", type=_positive_int, default=8, help="frames per model call (default 8)")
+    md.set_defaults(func=_model_devi)
+    sp = sub.add_parser("simplify", help="DP-GEN's simplify loop: relabel only the frames a committee disagrees on")
+    sp.add_argument("input", help="simplify.json (DP-GEN's simplify keys; docs/simplify.md)")
+    sp.add_argument("-o", "--workdir", default=None,
+                    help="run folder (iter.*, record.simplify; a run found there is resumed; default: the current "
+                         "folder)")
+    sp.set_defaults(func=_simplify)
     z = sub.add_parser("zoo", help="pretrained models shipped with mtzoo")
     zsub = z.add_subparsers(dest="zoo_command", required=True)
     zl = zsub.add_parser("list", help="list the pretrained models")
