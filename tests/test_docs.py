@@ -348,6 +348,8 @@ EXAMPLE_TESTS = {
     "lammps/make_data.py": [test_lammps_make_data],
     # tests/test_zoo_v2_data.py (split, label cache round trip, --assemble equals the shipped set, --smoke)
     "data/make_zoo_v2.py": ["test_zoo_v2_data.py"],
+    # tests/test_simplify.py::test_example_runs_end_to_end (tiny settings: two iterations, EMT + D3 labels)
+    "simplify/run.py": ["test_simplify.py"],
 }
 
 
