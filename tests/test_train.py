@@ -13,7 +13,8 @@ import torch
 from conftest import AGAU
 from mtzoo import keys as K
 from mtzoo.config import parse_input
-from mtzoo.training.trainer import Trainer, lcurve_header
+from mtzoo.training.lcurve import lcurve_header
+from mtzoo.training.trainer import Trainer
 from mtzoo.zoo.frozen import freeze, load_model
 
 

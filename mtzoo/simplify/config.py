@@ -2,33 +2,33 @@
 
 Keys (DP-GEN names; "mtzoo" marks keys DP-GEN does not have):
 
-=============================  ======================================================================
-``type_map``                   elements, in the old model's order (required)
-``pick_data``                  pool of frames at the old level: DeePMD systems or parent folders,
-                               one path or a list (required)
-``training_iter0_model_path``  the old model file (required; DP-GEN: the iteration-0 models)
-``training_iter0_model_head``  its head (mtzoo; default: the only head)
-``numb_models``                committee size (default 4, at least 2)
-``training_init_model``        true: from iteration 2 on, member k starts from member k of the
-                               previous iteration; false (default): every iteration starts from
-                               the old model
-``default_training_param``     the fine-tuning settings, in DeePMD-kit input.json layout (below)
-``train_param``                instead: a JSON file holding them (relative to simplify.json)
-``init_pick_number``           frames picked at random and labelled in iteration 0 (required)
-``iter_pick_number``           most candidates labelled per iteration (required)
-``f_trust_lo``, ``f_trust_hi`` force-deviation window (eV/A) of candidates (required);
-                               alias ``model_devi_f_trust_lo`` / ``_hi``
-``e_trust_lo``, ``e_trust_hi`` energy-deviation window (eV/atom; default 1e10: off)
-``fp_task_max``                most frames labelled per iteration (default ``iter_pick_number``)
-``fp_task_min``                fewer candidates than this: they are not labelled and the loop
-                               stops (default 1)
-``labeled``                    the pool already carries the new level's labels: fp copies them
-``fp_calculator``              the labeller (mtzoo): ``"emt"``, ``"emt+d3"`` (= ``"emt+d3bj"``),
-                               ``"emt+d3zero"`` or an entry point ``"module:callable"`` that
-                               returns an ASE calculator (required unless ``labeled``)
-``seed``                       seed of the picks and of the members (mtzoo; default 1)
-``max_iter``                   stop after this many iterations (mtzoo; default 20)
-=============================  ======================================================================
+================================  ======================================================================
+``type_map``                      elements, in the old model's order (required)
+``pick_data``                     pool of frames at the old level: DeePMD systems or parent folders,
+                                  one path or a list (required)
+``training_iter0_model_path``     the old model file (required; DP-GEN: the iteration-0 models)
+``training_iter0_model_head``     its head (mtzoo; default: the only head)
+``numb_models``                   committee size (default 4, at least 2)
+``training_init_model``           true: from iteration 2 on, member k starts from member k of the
+                                  previous iteration; false (default): every iteration starts from
+                                  the old model
+``default_training_param``        the fine-tuning settings, in DeePMD-kit input.json layout (below)
+``train_param``                   instead: a JSON file holding them (relative to simplify.json)
+``init_pick_number``              frames picked at random and labelled in iteration 0 (required)
+``iter_pick_number``              most candidates labelled per iteration (required)
+``f_trust_lo``, ``f_trust_hi``    force-deviation window (eV/A) of candidates (required);
+                                  alias ``model_devi_f_trust_lo`` / ``_hi``
+``e_trust_lo``, ``e_trust_hi``    energy-deviation window (eV/atom; default 1e10: off)
+``fp_task_max``                   most frames labelled per iteration (default ``iter_pick_number``)
+``fp_task_min``                   fewer candidates than this: they are not labelled and the loop
+                                  stops (default 1)
+``labeled``                       the pool already carries the new level's labels: fp copies them
+``fp_calculator``                 the labeller (mtzoo): ``"emt"``, ``"emt+d3"`` (= ``"emt+d3bj"``),
+                                  ``"emt+d3zero"`` or an entry point ``"module:callable"`` that
+                                  returns an ASE calculator (required unless ``labeled``)
+``seed``                          seed of the picks and of the members (mtzoo; default 1)
+``max_iter``                      stop after this many iterations (mtzoo; default 20)
+================================  ======================================================================
 
 ``default_training_param`` reads, from DeePMD-kit's input.json layout (the architecture is the
 old model's; other keys are ignored): ``model.descriptor.trainable`` (default false),

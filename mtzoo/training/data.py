@@ -136,22 +136,37 @@ class GraphSet:
 
 
 class BatchSampler:
-    """Seeded DeePMD-style batch sampler over a :class:`GraphSet` with a checkpointable state."""
+    """Seeded DeePMD-style batch sampler over a :class:`GraphSet` with a checkpointable state.
 
-    def __init__(self, data: GraphSet, probs: np.ndarray, seed: int | None) -> None:
+    With ``world_size`` :math:`N > 1` (data-parallel training, :mod:`mtzoo.training.distributed`)
+    every rank draws the same system and the same global batch of :math:`N B` frames from the same
+    generator, and returns its own frames :math:`[rB, (r+1)B)`; the state is the global one, so a
+    checkpoint resumes with any :math:`N`.
+    """
+
+    def __init__(self, data: GraphSet, probs: np.ndarray, seed: int | None, rank: int = 0,
+                 world_size: int = 1) -> None:
         self.data, self.probs = data, probs
+        self.rank, self.world_size = int(rank), int(world_size)
         self.rng = np.random.default_rng(seed)
         self.order: list[np.ndarray | None] = [None] * len(data.systems)
         self.cursor = [0] * len(data.systems)
+        if self.world_size > 1:
+            for s, b, p in zip(data.systems, data.batch_size, probs):
+                if p > 0 and s.nframes < b * self.world_size:
+                    raise ConfigError(f"{data.where}: system {s.name} has {s.nframes} frames, fewer than batch_size "
+                                      f"{b} x {self.world_size} processes (each process needs its own frames)")
 
     def next(self) -> Batch:
         k = int(self.rng.choice(len(self.probs), p=self.probs))
         bs, n = self.data.batch_size[k], self.data.systems[k].nframes
-        if self.order[k] is None or self.cursor[k] + bs > n:
+        step = bs * self.world_size
+        if self.order[k] is None or self.cursor[k] + step > n:
             self.order[k] = self.rng.permutation(n)
             self.cursor[k] = 0
-        idx = self.order[k][self.cursor[k]: self.cursor[k] + bs]
-        self.cursor[k] += bs
+        start = self.cursor[k] + self.rank * bs
+        idx = self.order[k][start: start + bs]
+        self.cursor[k] += step
         graphs = self.data.graphs(k)
         return collate([graphs[i] for i in idx])
 

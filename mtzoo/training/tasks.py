@@ -66,16 +66,18 @@ def attach_losses(tasks: list[Task], cfg, model: Model) -> None:
         t.loss = make_loss(losses[t.name], cfg.learning_rate.start_lr, model.heads[t.name])
 
 
-def build_tasks(cfg, type_map, rcut: float, base: Path | None) -> list[Task]:
-    """Load the data of every task and set up its samplers (seeds derived from ``training.seed``)."""
-    seed = cfg.training.seed
+def build_tasks(cfg, type_map, rcut: float, base: Path | None, seed: int | None = None, rank: int = 0,
+                world_size: int = 1) -> list[Task]:
+    """Load the data of every task and set up its samplers (seeds derived from ``training.seed``, or
+    ``seed`` when given; the training samplers of data-parallel rank ``rank`` of ``world_size``)."""
+    seed = cfg.training.seed if seed is None else seed
     tasks = []
     for i, tc in enumerate(cfg.tasks()):
         where = "training.training_data" if not cfg.multi_task else f"training.data_dict.{tc.name}.training_data"
         train = GraphSet.from_config(tc.training_data, type_map, rcut, base, where)
         probs = system_probs(tc.training_data.auto_prob, tc.training_data.sys_probs, train.nbatches(), where)
         s = None if seed is None else [seed, i]
-        task = Task(tc.name, float(tc.weight), None, train, BatchSampler(train, probs, s))
+        task = Task(tc.name, float(tc.weight), None, train, BatchSampler(train, probs, s, rank, world_size))
         if tc.validation_data is not None:
             vwhere = where.replace("training_data", "validation_data")
             task.valid = GraphSet.from_config(tc.validation_data, type_map, rcut, base, vwhere)
@@ -96,6 +98,9 @@ def epoch_batches(task: Task) -> int:
     been drawn :math:`n_i` times or more in expectation.
     """
     n = np.asarray(task.train.nbatches(), dtype=np.float64)
+    if task.sampler.world_size > 1:  # global batches of world_size x batch_size frames
+        n = np.asarray([max(1, s.nframes // (b * task.sampler.world_size))
+                        for s, b in zip(task.train.systems, task.train.batch_size)], dtype=np.float64)
     p = np.asarray(task.sampler.probs, dtype=np.float64)
     return int(np.ceil(np.max(n[p > 0] / p[p > 0])))
 
@@ -182,9 +187,13 @@ def model_from_input(cfg, tasks: list[Task]) -> Model:
 
 def compute_statistics(model: Model, cfg, tasks: list[Task], heads: list[str] | None = None,
                        descriptor: bool = True) -> None:
-    """Descriptor statistics from every task's data; each head's output statistics from its own data."""
+    """Descriptor statistics from every task's data; each head's output statistics from its own data.
+
+    In data-parallel runs the statistics use ``data_stat_nbatch`` *global* batches (``world_size``
+    times the per-process ``batch_size``), so N processes with batch B see the frames of one
+    process with batch N x B."""
     if descriptor:
-        graphs = [g for t in tasks for g in t.train.stat_graphs(cfg.model.data_stat_nbatch)]
+        graphs = [g for t in tasks for g in t.train.stat_graphs(cfg.model.data_stat_nbatch * t.sampler.world_size)]
         model.descriptor.compute_stats(graphs, protection=cfg.model.data_stat_protect)
     for t in tasks:
         if heads is not None and t.name not in heads:

@@ -32,6 +32,7 @@ The training recipe (keys in :mod:`mtzoo.config.optim` and
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import sys
@@ -48,8 +49,10 @@ from mtzoo.config import ConfigError, complete_input, load_input, parse_input
 from mtzoo.data.graph import collate
 from mtzoo.model import build_model, model_config
 from mtzoo.nn.common import keep_freed_memory
+from mtzoo.training import distributed
 from mtzoo.training.checkpoint import atomic_save, atomic_write_text, load_checkpoint, save_checkpoint, versions
 from mtzoo.training.ema import ParameterEMA
+from mtzoo.training.lcurve import lcurve_header, lcurve_line, remove_stale_temporaries, truncate_lcurve
 from mtzoo.training.lr import make_schedule
 from mtzoo.training.optim import clip_gradients, make_optimizer
 from mtzoo.training.scheduler import TaskScheduler
@@ -77,6 +80,23 @@ class Progress:
     def close(self) -> None:
         if self.enabled:
             sys.stderr.write("\n")
+
+
+class StepLoss(torch.nn.Module):
+    """The loss of one optimizer step, :math:`\\sum_k w_k L_k`, over the step's (task, batch, weight)
+    items, as one module call: what :class:`~torch.nn.parallel.DistributedDataParallel` wraps
+    (one forward per backward, whatever the task schedule).  Returns ``(total, metrics by task)``."""
+
+    def __init__(self, model: torch.nn.Module, forward_loss) -> None:
+        super().__init__()
+        self.model, self._forward_loss = model, forward_loss
+
+    def forward(self, items, lr: float):
+        metrics, total = {}, 0.0
+        for task, batch, weight in items:
+            loss, metrics[task.name] = self._forward_loss(task, batch, lr, create_graph=True)
+            total = total + weight * loss
+        return total, metrics
 
 
 class Trainer:
@@ -115,13 +135,17 @@ class Trainer:
         self.state0 = load_checkpoint(restart) if restart is not None else None
         if self.state0 is not None:
             cfg = checked_restart_input(cfg, self.state0, str(restart), source, allow_input_change)
-        self.cfg, self.workdir, self.log = cfg, Path(workdir), log
+        self.cfg, self.workdir = cfg, Path(workdir)
+        tcfg = cfg.training
+        self.dist, self.device = distributed.setup(training_device(device if device is not None else tcfg.device))
+        self.log = log if self.dist.main else (lambda *a, **k: None)
+        seed = distributed.shared_seed(tcfg.seed, self.dist)
         keep_freed_memory()  # large per-step buffers stay in the heap (10-15 % faster steps; see its docstring)
         self.workdir.mkdir(parents=True, exist_ok=True)
-        tcfg = cfg.training
         type_map = list(cfg.model.type_map) if frozen is None else frozen["model_config"]["type_map"]
         rcut = float(cfg.model.descriptor.rcut)
-        self.tasks: dict[str, Task] = {t.name: t for t in build_tasks(cfg, type_map, rcut, base)}
+        self.tasks: dict[str, Task] = {t.name: t for t in build_tasks(cfg, type_map, rcut, base, seed, self.dist.rank,
+                                                                         self.dist.world_size)}
         # where each task's data was, for replay from the frozen model (mtzoo finetune)
         self.data_paths = {"input_dir": None if base is None else str(base),
                            "training": {n: [str(Path(s.name).resolve()) for s in t.train.systems]
@@ -138,33 +162,36 @@ class Trainer:
         if self.state0 is not None:  # the raw weights (a run with EMA saves the averaged ones as "model")
             self.model = build_model(self.state0["model_config"])
             self.model.load_state_dict(self.state0.get("raw_model", self.state0["model"]))
-        elif frozen is not None:
+        elif frozen is not None:  # statistics on rank 0 only, then broadcast
             self.model = model_from_frozen(frozen, cfg, self.new_heads)
-            compute_statistics(self.model, cfg, list(self.tasks.values()), heads=self.new_heads, descriptor=False)
+            if self.dist.main:
+                compute_statistics(self.model, cfg, list(self.tasks.values()), heads=self.new_heads, descriptor=False)
         else:
             self.model = model_from_input(cfg, list(self.tasks.values()))
-            compute_statistics(self.model, cfg, list(self.tasks.values()))
-        self.device = training_device(device if device is not None else tcfg.device)
+            if self.dist.main:
+                compute_statistics(self.model, cfg, list(self.tasks.values()))
         self.model.to(self.device)
+        distributed.broadcast_module(self.model, self.dist)
         attach_losses(list(self.tasks.values()), cfg, self.model)
         names = list(self.tasks)
         self.scheduler = TaskScheduler(names, [self.tasks[n].weight for n in names],
-                                       getattr(tcfg, "task_schedule", "stochastic"), tcfg.seed)
+                                       getattr(tcfg, "task_schedule", "stochastic"), seed)
         self._epoch_steps = None  # numb_steps resolved from training.numb_epoch
         if tcfg.numb_steps is None:
             self._epoch_steps = epoch_steps(list(self.tasks.values()), tcfg.numb_epoch,
                                            self.scheduler.steps_per_task_step())
             checked_warmup(cfg.learning_rate, self._epoch_steps, source)
-            log(f"training.numb_epoch {tcfg.numb_epoch:g}: {self._epoch_steps} steps")
+            self.log(f"training.numb_epoch {tcfg.numb_epoch:g}: {self._epoch_steps} steps")
         self.lr = make_schedule(cfg.learning_rate, self.numb_steps)
         self._trainable = [p for p in self.model.parameters() if p.requires_grad]
+        self._step_loss = distributed.wrap(StepLoss(self.model, self._forward_loss), self.dist, self.device)
         self.optimizer = make_optimizer(cfg.optimizer, self._trainable, self.lr(0), self.device)
         self.ema = ParameterEMA(self.model, tcfg.ema_decay) if tcfg.enable_ema else None
         self.step = 0
         self.best: dict = {}  # best validation score so far (training.best_metric)
         self.bias_changed = False  # training.change_bias_after_training done (kept in checkpoints)
-        if tcfg.seed is not None:
-            torch.manual_seed(tcfg.seed)
+        if seed is not None:
+            torch.manual_seed(seed)
         if self.state0 is not None:
             self.optimizer.load_state_dict(self.state0["optimizer"])
             self.lr.load_state_dict(self.state0.get("lr_schedule") or {})
@@ -211,10 +238,7 @@ class Trainer:
         for g in self.optimizer.param_groups:
             g["lr"] = lr
         self.optimizer.zero_grad(set_to_none=True)
-        metrics, total = {}, 0.0
-        for task, batch, weight in items:
-            loss, metrics[task.name] = self._forward_loss(task, batch, lr, create_graph=True)
-            total = total + weight * loss
+        total, metrics = self._step_loss(items, lr)  # through DDP (gradients averaged) on several processes
         # only the trainable parameters' gradients: autograd skips the branches that lead
         # nowhere else (the edge vectors' second derivatives), 2-5 % of a force-training step
         torch.autograd.backward(total, inputs=self._trainable)
@@ -305,6 +329,8 @@ class Trainer:
         if score is None or score >= self.best.get("value", math.inf):
             return
         self.best = {"value": score, "step": self.step, "metric": self.cfg.training.best_metric}
+        if not self.dist.main:
+            return
         t = self.cfg.training
         stem = Path(t.save_ckpt).name.removesuffix(".pt")
         path = self.workdir / Path(t.save_ckpt).parent / f"{stem}.best.pt"
@@ -328,7 +354,7 @@ class Trainer:
             self.log(f"change_bias_after_training: head '{name}' bias shifted by "
                      + ", ".join(f"{self.model.type_map[k]} {v * 1000:+.2f} meV" for k, v in enumerate(shift) if v))
         best = self.best_checkpoint()
-        if best is not None and shifts:
+        if best is not None and shifts and self.dist.main:
             state = load_checkpoint(best)
             model = build_model(state["model_config"])
             model.load_state_dict(state["model"])
@@ -337,7 +363,10 @@ class Trainer:
             state["model"] = model.state_dict()
             atomic_save(state, best)
 
-    def save(self) -> Path:
+    def save(self) -> Path | None:
+        """Write a checkpoint (rank 0 only: other processes return None)."""
+        if not self.dist.main:
+            return None
         t = self.cfg.training
         return save_checkpoint(self._checkpoint_state(), self.workdir, t.save_ckpt, self.step, t.max_ckpt_keep)
 
@@ -365,15 +394,18 @@ class Trainer:
             line; for single-task runs the task's metrics directly), ``wall_s``, ``s_per_step_median``.
         """
         t = self.cfg.training
-        atomic_write_text(json.dumps(self.cfg.to_dict(), indent=2) + "\n", self.workdir / "out.json")
-        remove_stale_temporaries(self.workdir)
+        main = self.dist.main
         lcurve_path = self.workdir / t.disp_file
         resumed = self.state0 is not None and lcurve_path.exists()
-        if resumed:  # rows written after the checkpoint are trained again: drop them
-            truncate_lcurve(lcurve_path, self.step)
-        fout = open(lcurve_path, "a" if resumed else "w")
+        if main:
+            atomic_write_text(json.dumps(self.cfg.to_dict(), indent=2) + "\n", self.workdir / "out.json")
+            remove_stale_temporaries(self.workdir)
+            if resumed:  # rows written after the checkpoint are trained again: drop them
+                truncate_lcurve(lcurve_path, self.step)
+        distributed.barrier(self.dist)
+        fout = open(lcurve_path, "a" if resumed else "w") if main else io.StringIO()
         header_written = resumed
-        bar = Progress(self.numb_steps, self.step, self.progress)
+        bar = Progress(self.numb_steps, self.step, self.progress if main else False)
         t0, last, step_times = time.perf_counter(), {}, []
         single = not self.cfg.multi_task
         try:
@@ -384,11 +416,13 @@ class Trainer:
                 step_metrics = self._step(items, lr)
                 step_times.append(time.perf_counter() - ts)
                 self.step += 1
-                for n, m in step_metrics.items():
-                    if not math.isfinite(m["rmse"]):
-                        raise FloatingPointError(f"step {self.step}: loss of task '{n}' is {m['rmse']} (labels and "
-                                                 "geometries are checked at load, so training diverged: lower "
-                                                 "learning_rate.start_lr, or the force prefactor)")
+                bad = [n for n, m in step_metrics.items() if not math.isfinite(m["rmse"])]
+                if distributed.any_rank(bool(bad), self.dist, self.device):
+                    n = bad[0] if bad else next(iter(step_metrics))
+                    where = "" if bad else " on another process"
+                    raise FloatingPointError(f"step {self.step}: loss of task '{n}' is not finite{where} (labels and "
+                                             "geometries are checked at load, so training diverged: lower "
+                                             "learning_rate.start_lr, or the force prefactor)")
                 if self.step % t.disp_freq == 0 or self.step == 1:
                     train, valid = self._display(lr, step_metrics)
                     if not header_written:
@@ -512,59 +546,13 @@ def checked_restart_input(cfg, state: dict, restart: str, source: str, allow: bo
     return parse_input({**new, "model": old_input["model"]}, source=source)
 
 
-def truncate_lcurve(path: Path, step: int) -> None:
-    """Drop the rows of ``lcurve.out`` after ``step`` (written after the checkpoint a run resumes from)."""
-    lines = path.read_text().splitlines(keepends=True)
-    keep = []
-    for line in lines:
-        fields = line.split()
-        if line.startswith("#") or not fields:
-            keep.append(line)
-            continue
-        try:
-            row_step = int(fields[0])
-        except ValueError:
-            keep.append(line)
-            continue
-        if row_step <= step:
-            keep.append(line)
-    if len(keep) != len(lines):
-        atomic_write_text("".join(keep), path)
-
-
-def remove_stale_temporaries(folder: Path) -> None:
-    """Delete ``.NAME.*.tmp`` files left by writes that a killed process never finished."""
-    for p in folder.glob(".*.tmp"):
-        p.unlink(missing_ok=True)
-    for sub in {p.parent for p in folder.glob("*/.*.tmp")}:
-        for p in sub.glob(".*.tmp"):
-            p.unlink(missing_ok=True)
-
-
-def lcurve_header(train: dict, valid: dict, single: bool) -> str:
-    """DeePMD-kit's lcurve header: ``step``, metric columns (``_val``/``_trn``; per task in multi-task), ``lr``."""
-    s = "# {:5s}".format("step")
-    for name, metrics in train.items():
-        suffix = "" if single else f"_{name}"
-        for k in sorted(metrics):
-            s += ("   %11s %11s" % (f"{k}_val{suffix}", f"{k}_trn{suffix}")) if name in valid else (
-                "   %11s" % f"{k}_trn{suffix}")
-    return s + "   {:8s}\n".format("lr") + "# If there is no available reference data, rmse_*_{val,trn} will print nan\n"
-
-
-def lcurve_line(step: int, lr: float, train: dict, valid: dict, single: bool) -> str:
-    s = f"{step:7d}"
-    for name, metrics in train.items():
-        for k in sorted(metrics):
-            s += ("   %11.2e %11.2e" % (valid[name].get(k, math.nan), metrics[k])) if name in valid else (
-                "   %11.2e" % metrics[k])
-    return s + f"   {lr:8.1e}\n"
-
-
 def train(input_file, workdir: str | Path = ".", restart=None, init_frz_model=None, progress: bool | None = None,
           allow_input_change: bool = False, device: str | None = None) -> dict:
     """Train from a DeePMD-kit input file (Python API of ``mtzoo train``); ``device`` overrides ``training.device``."""
     with warnings.catch_warnings():
         warnings.simplefilter("default")
-        return Trainer(input_file, workdir, restart=restart, init_frz_model=init_frz_model, progress=progress,
-                       allow_input_change=allow_input_change, device=device).run()
+        try:
+            return Trainer(input_file, workdir, restart=restart, init_frz_model=init_frz_model, progress=progress,
+                           allow_input_change=allow_input_change, device=device).run()
+        finally:
+            distributed.cleanup()
