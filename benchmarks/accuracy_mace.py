@@ -36,11 +36,16 @@ stage two, ``--swa``: from epoch ``E // 4 * 3`` energy weight 1000, lr 1e-3, and
     python -m mtzoo freeze -c run[/model.ckpt.best.pt] -o model.pth
 
 with ``input.json`` from :func:`mtzoo_input`: descriptor ``e3nn_mace`` (rcut 5, lmax 3, two layers,
-``32x0e + 32x1o``, correlation 3), fitting ``[16]`` silu, loss ``ener`` with constant prefactors
+``32x0e + 32x1o``, correlation 3), fitting ``[16]`` silu (``--descriptor se_e2_a``: DeePMD-kit's
+water-example se_e2_a, rcut 6, fitting ``[240, 240, 240]``, to compare recipes), loss ``ener`` with constant prefactors
 energy 1 / force 100, batch 5, validation batch 10 (``numb_btch`` covering the held-out frames
 once in expectation), one lcurve line per epoch, and the optimizer and schedule of ``--recipe``
 (:data:`RECIPES`):
 
+``deepmd``
+    DeePMD-kit's schedule of its example inputs: Adam, ``exp`` decay 1e-3 -> 3.51e-8 (every epoch),
+    energy prefactor 0.02 -> 1 and force prefactor 1000 -> 1 following the learning rate; the
+    last checkpoint is frozen.
 ``deepmd-exp``
     Adam, ``exp`` decay 5e-3 -> 5e-5 (decaying every epoch), no EMA; the last checkpoint is frozen.
 ``mace-like``
@@ -70,6 +75,8 @@ tested; a partial system is used as it is (counts in the JSON's ``data``).
     OMP_NUM_THREADS=1 python benchmarks/accuracy_mace.py                       # 3 seeds x 50, 200 epochs
     OMP_NUM_THREADS=1 python benchmarks/accuracy_mace.py --recipe mace-like --tag mace-like
     OMP_NUM_THREADS=1 python benchmarks/accuracy_mace.py --smoke               # pipeline check, minutes
+    # the recipes on se_e2_a (DeePMD-kit's sizes), mtzoo only
+    OMP_NUM_THREADS=1 python benchmarks/accuracy_mace.py --tools mtzoo --descriptor se_e2_a --recipe deepmd --tag se_e2_a-deepmd
     ... --train DIR [DIR ...] --test DIR [DIR ...]   # any DeePMD npy systems instead of --data-root
 """
 
@@ -103,6 +110,13 @@ VALID_FRACTION = 0.1
 
 #: ``--recipe``: overrides merged into the input of :func:`mtzoo_input` (dicts merged key by key).
 RECIPES: dict[str, dict] = {
+    # DeePMD-kit's schedule as in its example inputs, compressed to the run: exp decay 1e-3 -> 3.51e-8
+    # (decaying every epoch), energy prefactor 0.02 -> 1 and force 1000 -> 1 with the learning rate
+    "deepmd": {
+        "optimizer": {"type": "Adam"},
+        "learning_rate": {"type": "exp", "start_lr": 1e-3, "stop_lr": 3.51e-8},
+        "loss": {"start_pref_e": 0.02, "limit_pref_e": 1, "start_pref_f": 1000, "limit_pref_f": 1},
+    },
     "deepmd-exp": {
         "optimizer": {"type": "Adam"},
         "learning_rate": {"type": "exp", "start_lr": 5e-3, "stop_lr": 5e-5},
@@ -136,17 +150,30 @@ def nframes(sysdir: str | Path) -> int:
     return sum(np.load(s / "coord.npy", mmap_mode="r").shape[0] for s in sorted(Path(sysdir).glob("set.*")))
 
 
-def mtzoo_input(train_dirs: list[str], valid_dirs: list[str], epochs: int, seed: int, recipe: str) -> dict:
-    """mtzoo's input for one run: the benchmark's model and loss, ``epochs * (n_train // 5)`` steps
-    of batch 5, one lcurve line per epoch, and the overrides of ``RECIPES[recipe]``."""
+#: ``--descriptor``: the model of mtzoo's runs (``e3nn_mace``: MACE's sizes; ``se_e2_a``: DeePMD-kit's
+#: water-example sizes, as ``finetune_peers.deepmd_input``), seed filled in by :func:`mtzoo_input`
+MODELS: dict[str, dict] = {
+    "e3nn_mace": {"descriptor": {"type": "e3nn_mace", "rcut": 5.0, "lmax": 3, "num_layers": 2,
+                                 "hidden_irreps": "32x0e + 32x1o", "correlation": 3},
+                  "fitting_net": {"neuron": [16], "activation_function": "silu", "resnet_dt": False}},
+    "se_e2_a": {"descriptor": {"type": "se_e2_a", "sel": [12, 6, 1, 4], "rcut": 6.0, "rcut_smth": 0.5,
+                               "neuron": [25, 50, 100], "axis_neuron": 16, "resnet_dt": False},
+                "fitting_net": {"neuron": [240, 240, 240], "resnet_dt": True}},
+}
+
+
+def mtzoo_input(train_dirs: list[str], valid_dirs: list[str], epochs: int, seed: int, recipe: str,
+                descriptor: str = "e3nn_mace") -> dict:
+    """mtzoo's input for one run: the model of ``MODELS[descriptor]``, the benchmark's loss,
+    ``epochs * (n_train // 5)`` steps of batch 5, one lcurve line per epoch, and the overrides of
+    ``RECIPES[recipe]``."""
     per_epoch = max(1, sum(nframes(d) for d in train_dirs) // BATCH)
     steps = epochs * per_epoch
     n_valid = sum(nframes(d) for d in valid_dirs)
     inp = {
         "model": {"type_map": TYPE_MAP,
-                  "descriptor": {"type": "e3nn_mace", "rcut": 5.0, "lmax": 3, "num_layers": 2,
-                                 "hidden_irreps": "32x0e + 32x1o", "correlation": 3, "seed": seed},
-                  "fitting_net": {"neuron": [16], "activation_function": "silu", "resnet_dt": False, "seed": seed}},
+                  "descriptor": {**MODELS[descriptor]["descriptor"], "seed": seed},
+                  "fitting_net": {**MODELS[descriptor]["fitting_net"], "seed": seed}},
         "loss": {"type": "ener", "start_pref_e": 1, "limit_pref_e": 1, "start_pref_f": 100, "limit_pref_f": 100},
         "training": {"training_data": {"systems": list(map(str, train_dirs)), "batch_size": BATCH},
                      "validation_data": {"systems": list(map(str, valid_dirs)), "batch_size": VALID_BATCH,
@@ -265,7 +292,7 @@ def mtzoo_route(data: dict, tests: dict, epochs: int, seed: int, work: Path, a) 
     from mtzoo.evaluation import predict_system
     from mtzoo.zoo.frozen import load_model
 
-    inp = mtzoo_input(data["train_dirs"], data["valid_dirs"], epochs, seed, a.recipe)
+    inp = mtzoo_input(data["train_dirs"], data["valid_dirs"], epochs, seed, a.recipe, a.descriptor)
     (work / "input.json").write_text(json.dumps(inp, indent=1))
     mt = [sys.executable, "-m", "mtzoo"]
     wall = run(mt + ["train", "input.json", "-o", "run", "--no-progress"], work, work / "train.log")
@@ -349,6 +376,8 @@ def main(argv=None) -> int:
     ap.add_argument("--epochs", type=int, nargs="+", default=[50, 200], help="budgets, each a separate training")
     ap.add_argument("--tools", nargs="+", default=["mtzoo", "mace"], choices=sorted(ROUTES))
     ap.add_argument("--recipe", default="mtzoo", choices=sorted(RECIPES), help="mtzoo's optimizer and schedule")
+    ap.add_argument("--descriptor", default="e3nn_mace", choices=sorted(MODELS),
+                    help="mtzoo's model (se_e2_a: DeePMD-kit's sizes, to compare recipes; MACE runs are unaffected)")
     ap.add_argument("--mace-swa", action="store_true", help="add MACE's stage two (--swa)")
     ap.add_argument("--mace-python", default="/tmp/mtzoo-peers/mace/bin/python")
     ap.add_argument("--data-root", default=str(DATA), help="folder of <molecule>/{train,test} systems")
@@ -379,13 +408,15 @@ def main(argv=None) -> int:
     if "mtzoo" in a.tools:
         for ep in a.epochs:
             s = splits[a.seeds[0]]
-            check_recipe(mtzoo_input(s["train_dirs"], s["valid_dirs"], ep, a.seeds[0], a.recipe), a.recipe)
+            check_recipe(mtzoo_input(s["train_dirs"], s["valid_dirs"], ep, a.seeds[0], a.recipe, a.descriptor),
+                         a.recipe)
     date = datetime.date.today().isoformat()
     name = f"{date}-accuracy-mace{'-' + a.tag if a.tag else ''}{'-smoke' if a.smoke else ''}.json"
     out = Path(a.out) if a.out else (work if a.smoke else REPO / "benchmarks" / "results") / name
     payload = {"benchmark": "accuracy-mace", "date": date, "smoke": a.smoke,
                "command": "python benchmarks/accuracy_mace.py " + " ".join(sys.argv[1:] if argv is None else argv),
                "settings": {"seeds": a.seeds, "epochs": a.epochs, "tools": a.tools, "recipe": a.recipe,
+                            "descriptor": a.descriptor, "model": MODELS[a.descriptor],
                             "recipe_overrides": RECIPES[a.recipe], "mace_swa": a.mace_swa, "mace_args": MACE_BASE,
                             "batch_size": BATCH, "valid_fraction": VALID_FRACTION, "max_train": a.max_train,
                             "max_test": a.max_test, "threads": os.environ.get("OMP_NUM_THREADS")},
@@ -406,7 +437,7 @@ def main(argv=None) -> int:
                 rdir.mkdir(parents=True)
                 row = {"tool": tool, "epochs": ep, "seed": seed, "workdir": str(rdir)}
                 if tool == "mtzoo":
-                    row["recipe"] = a.recipe
+                    row["recipe"], row["descriptor"] = a.recipe, a.descriptor
                 try:
                     row.update(ROUTES[tool](splits[seed], tests, ep, seed, rdir, a))
                     row["wall_per_epoch_s"] = row["wall_s"] / ep

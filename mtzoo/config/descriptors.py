@@ -318,6 +318,8 @@ class E3nnMACEConfig(DescriptorConfig):
         Exponent p of the polynomial cut-off envelope.
     avg_num_neighbors : float or None
         Normalisation of the sum over neighbours; None (default): the mean from the training data.
+    first_layer_residual : bool
+        First layer with a residual self-connection instead of the element mixing of its atomic basis.
     precision, trainable, seed
         As for ``se_e2_a``.
     """
@@ -339,6 +341,9 @@ class E3nnMACEConfig(DescriptorConfig):
     avg_num_neighbors: float | None = option(
         None, check=gt(0), doc="Normalisation of the sum over neighbours; null: mean neighbour count in the data."
     )
+    first_layer_residual: bool = option(
+        False, doc="First layer with the residual self-connection of the later layers (MACE 0.3.16's default "
+                   "first block) instead of an element-dependent mixing of its atomic basis.")
     precision: str = option("default", check=check_precision, doc=_doc_precision)
     trainable: bool = option(True, doc="Whether the descriptor parameters are trainable.")
     seed: int | None = option(None, doc="Random seed for parameter initialization.")

@@ -198,10 +198,14 @@ class MACELayer(nn.Module):
     """
 
     def __init__(self, irreps_in: o3.Irreps, lmax: int, irreps_out: o3.Irreps, channels: int, ntypes: int,
-                 n_radial: int, radial_neurons: Sequence[int], correlation: int, first: bool) -> None:
+                 n_radial: int, radial_neurons: Sequence[int], correlation: int, first: bool,
+                 residual: bool = True) -> None:
         super().__init__()
         self.irreps_in, self.irreps_out, self.lmax, self.channels = o3.Irreps(irreps_in), o3.Irreps(irreps_out), lmax, channels
-        self.first = bool(first)
+        # MACE's first-layer variants: element-dependent mixing of A and no residual (mix_a), or the
+        # residual self-connection of the later layers (MACE >= 0.3.10's default first block)
+        self.residual = bool(residual)
+        self.mix_a = bool(first) and not self.residual
         irreps_sh = o3.Irreps.spherical_harmonics(lmax)
         wanted = {_natural(l) for l in range(lmax + 1)}
         irreps_mid, instr = [], []
@@ -219,7 +223,7 @@ class MACELayer(nn.Module):
         self.radial = FullyConnectedNet([n_radial, *radial_neurons, self.conv.weight_numel], torch.nn.functional.silu)
         self.linear_a = o3.Linear(irreps_mid, self.irreps_a)
         attr_irreps = o3.Irreps(f"{ntypes}x0e")
-        if self.first:  # MACE's first layer: element-dependent mixing of A, no residual
+        if self.mix_a:  # MACE's first layer: element-dependent mixing of A, no residual
             self.skip_a = o3.FullyConnectedTensorProduct(self.irreps_a, attr_irreps, self.irreps_a)
         else:
             self.self_connection = o3.FullyConnectedTensorProduct(self.irreps_in, attr_irreps, self.irreps_out)
@@ -233,7 +237,7 @@ class MACELayer(nn.Module):
         src, dst = edge_index[0], edge_index[1]
         msg = self.conv(self.linear_up(h)[src], sh, self.radial(radial))
         a = self.linear_a(scatter_sum(msg, dst, h.shape[0]) * inv_avg)
-        return self.skip_a(a, attr) if self.first else a
+        return self.skip_a(a, attr) if self.mix_a else a
 
     def forward(self, h: torch.Tensor, attr: torch.Tensor, atom_type: torch.Tensor, sh: torch.Tensor,
                 radial: torch.Tensor, edge_index: torch.Tensor, inv_avg: torch.Tensor,
@@ -242,7 +246,7 @@ class MACELayer(nn.Module):
         n = a.shape[0]
         blocks = [a[:, s].reshape(n, self.channels, 2 * ir.l + 1) for s, (_, ir) in zip(self.irreps_a.slices(), self.irreps_a)]
         out = self.linear_b(self.product(blocks, atom_type))
-        if not self.first:
+        if self.residual:
             out = out + self.self_connection(h, attr)
         return out
 
@@ -275,6 +279,11 @@ class DescrptE3nnMACE(Descriptor):
     avg_num_neighbors : float or None
         Normalisation :math:`\\bar n` of the neighbour sum; None: the training data's mean
         neighbour count (:meth:`compute_stats`).
+    first_layer_residual : bool
+        False (default): the first layer mixes its atomic basis per element and has no residual
+        (MACE's ``RealAgnosticInteractionBlock``); True: the first layer has the residual
+        self-connection :math:`\mathrm{SC}(h^{(0)}, \mathbf 1_z)` of the later layers instead
+        (MACE 0.3.16's default first block, ``RealAgnosticResidualInteractionBlock``).
     precision, trainable, seed : as for ``e3nn_mp``.
 
     Shapes
@@ -289,8 +298,8 @@ class DescrptE3nnMACE(Descriptor):
     def __init__(self, ntypes: int, rcut: float = 5.0, lmax: int = 3, num_layers: int = 2,
                  hidden_irreps: str = "32x0e + 32x1o", correlation: int = 3, n_radial: int = 8,
                  radial_neurons: Sequence[int] = (64, 64, 64), envelope_exponent: int = 5,
-                 avg_num_neighbors: float | None = None, precision: str = "default", trainable: bool = True,
-                 seed: int | None = None) -> None:
+                 avg_num_neighbors: float | None = None, first_layer_residual: bool = False,
+                 precision: str = "default", trainable: bool = True, seed: int | None = None) -> None:
         super().__init__()
         irreps_hidden = o3.Irreps(hidden_irreps).simplify()
         muls = {mul for mul, _ in irreps_hidden}
@@ -309,6 +318,7 @@ class DescrptE3nnMACE(Descriptor):
         self.hidden_irreps, self.correlation, self.n_radial = str(irreps_hidden), int(correlation), int(n_radial)
         self.radial_neurons = [int(n) for n in radial_neurons]
         self.envelope_exponent = int(envelope_exponent)
+        self.first_layer_residual = bool(first_layer_residual)
         self.avg_num_neighbors_fixed = None if avg_num_neighbors is None else float(avg_num_neighbors)
         self.precision, self.trainable, self.seed = precision, bool(trainable), seed
         self.dtype = to_dtype(precision)
@@ -321,7 +331,8 @@ class DescrptE3nnMACE(Descriptor):
             layers, irreps = [], o3.Irreps(f"{channels}x0e")
             for t in range(self.num_layers):
                 layers.append(MACELayer(irreps, self.lmax, irreps_hidden, channels, ntypes, self.n_radial,
-                                        self.radial_neurons, self.correlation, first=t == 0))
+                                        self.radial_neurons, self.correlation, first=t == 0,
+                                        residual=t > 0 or self.first_layer_residual))
                 irreps = layers[-1].irreps_out
             self.layers = nn.ModuleList(layers)
         self.irreps_out: o3.Irreps = irreps
@@ -341,6 +352,7 @@ class DescrptE3nnMACE(Descriptor):
         return {"type": "e3nn_mace", "rcut": self.rcut, "lmax": self.lmax, "num_layers": self.num_layers,
                 "hidden_irreps": self.hidden_irreps, "correlation": self.correlation, "n_radial": self.n_radial,
                 "radial_neurons": self.radial_neurons, "envelope_exponent": self.envelope_exponent,
+                "first_layer_residual": self.first_layer_residual,
                 "avg_num_neighbors": self.avg_num_neighbors_fixed, "precision": self.precision,
                 "trainable": self.trainable, "seed": self.seed}
 
