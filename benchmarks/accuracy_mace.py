@@ -163,10 +163,10 @@ MODELS: dict[str, dict] = {
 
 
 def mtzoo_input(train_dirs: list[str], valid_dirs: list[str], epochs: int, seed: int, recipe: str,
-                descriptor: str = "e3nn_mace") -> dict:
+                descriptor: str = "e3nn_mace", overrides: dict | None = None) -> dict:
     """mtzoo's input for one run: the model of ``MODELS[descriptor]``, the benchmark's loss,
     ``epochs * (n_train // 5)`` steps of batch 5, one lcurve line per epoch, and the overrides of
-    ``RECIPES[recipe]``."""
+    ``RECIPES[recipe]``, then ``overrides`` (``--overrides``)."""
     per_epoch = max(1, sum(nframes(d) for d in train_dirs) // BATCH)
     steps = epochs * per_epoch
     n_valid = sum(nframes(d) for d in valid_dirs)
@@ -180,7 +180,7 @@ def mtzoo_input(train_dirs: list[str], valid_dirs: list[str], epochs: int, seed:
                                          "numb_btch": max(1, math.ceil(n_valid / VALID_BATCH))},
                      "numb_steps": steps, "seed": seed, "disp_freq": per_epoch, "save_freq": steps},
     }
-    inp = _merge(inp, RECIPES[recipe])
+    inp = _merge(_merge(inp, RECIPES[recipe]), overrides or {})
     if inp["learning_rate"].get("type", "exp") == "exp":
         inp["learning_rate"].setdefault("decay_steps", per_epoch)
     return inp
@@ -292,7 +292,8 @@ def mtzoo_route(data: dict, tests: dict, epochs: int, seed: int, work: Path, a) 
     from mtzoo.evaluation import predict_system
     from mtzoo.zoo.frozen import load_model
 
-    inp = mtzoo_input(data["train_dirs"], data["valid_dirs"], epochs, seed, a.recipe, a.descriptor)
+    inp = mtzoo_input(data["train_dirs"], data["valid_dirs"], epochs, seed, a.recipe, a.descriptor,
+                      json.loads(a.overrides))
     (work / "input.json").write_text(json.dumps(inp, indent=1))
     mt = [sys.executable, "-m", "mtzoo"]
     wall = run(mt + ["train", "input.json", "-o", "run", "--no-progress"], work, work / "train.log")
@@ -376,6 +377,8 @@ def main(argv=None) -> int:
     ap.add_argument("--epochs", type=int, nargs="+", default=[50, 200], help="budgets, each a separate training")
     ap.add_argument("--tools", nargs="+", default=["mtzoo", "mace"], choices=sorted(ROUTES))
     ap.add_argument("--recipe", default="mtzoo", choices=sorted(RECIPES), help="mtzoo's optimizer and schedule")
+    ap.add_argument("--overrides", default="{}", help="JSON merged into mtzoo's input after the recipe "
+                    "(e.g. '{\"loss\": {\"start_pref_e\": 0.111, \"limit_pref_e\": 0.111}}')")
     ap.add_argument("--descriptor", default="e3nn_mace", choices=sorted(MODELS),
                     help="mtzoo's model (se_e2_a: DeePMD-kit's sizes, to compare recipes; MACE runs are unaffected)")
     ap.add_argument("--mace-swa", action="store_true", help="add MACE's stage two (--swa)")
@@ -408,8 +411,8 @@ def main(argv=None) -> int:
     if "mtzoo" in a.tools:
         for ep in a.epochs:
             s = splits[a.seeds[0]]
-            check_recipe(mtzoo_input(s["train_dirs"], s["valid_dirs"], ep, a.seeds[0], a.recipe, a.descriptor),
-                         a.recipe)
+            check_recipe(mtzoo_input(s["train_dirs"], s["valid_dirs"], ep, a.seeds[0], a.recipe, a.descriptor,
+                                     json.loads(a.overrides)), a.recipe)
     date = datetime.date.today().isoformat()
     name = f"{date}-accuracy-mace{'-' + a.tag if a.tag else ''}{'-smoke' if a.smoke else ''}.json"
     out = Path(a.out) if a.out else (work if a.smoke else REPO / "benchmarks" / "results") / name
@@ -417,6 +420,7 @@ def main(argv=None) -> int:
                "command": "python benchmarks/accuracy_mace.py " + " ".join(sys.argv[1:] if argv is None else argv),
                "settings": {"seeds": a.seeds, "epochs": a.epochs, "tools": a.tools, "recipe": a.recipe,
                             "descriptor": a.descriptor, "model": MODELS[a.descriptor],
+                            "overrides": json.loads(a.overrides),
                             "recipe_overrides": RECIPES[a.recipe], "mace_swa": a.mace_swa, "mace_args": MACE_BASE,
                             "batch_size": BATCH, "valid_fraction": VALID_FRACTION, "max_train": a.max_train,
                             "max_test": a.max_test, "threads": os.environ.get("OMP_NUM_THREADS")},

@@ -78,6 +78,11 @@ class DataConfig(Section):
     sys_probs : list of float or None
         Explicit probability of each system (alias ``sys_weights``); overrides
         ``auto_prob``.
+    mixed_batch : bool or None
+        mtzoo extension: draw every batch from all systems' frames together (one shuffled pass
+        over every frame, ``batch_size`` frames per batch, as MACE and NequIP do) instead of from
+        one system at a time (DeePMD-kit; the default).  Needs one integer ``batch_size``;
+        ``auto_prob`` and ``sys_probs`` do not apply (every frame is drawn once per pass).
     """
 
     systems: list[str] = option(
@@ -101,6 +106,12 @@ class DataConfig(Section):
     sys_probs: list[float] | None = option(
         None, aliases=("sys_weights",), check=each(ge(0), nonempty=True),
         doc="The probability of each system (same length as systems).",
+    )
+    mixed_batch: bool | None = option(
+        None, omit_none=True,
+        doc="mtzoo extension: true draws each batch from the frames of all systems together (one shuffled "
+            "pass over every frame, as MACE and NequIP); false or absent: one system per batch (DeePMD-kit). "
+            "Needs one integer batch_size.",
     )
 
     _unsupported: ClassVar[dict[str, Any]] = {"rglob_patterns": None, "min_pair_dist": 0.0}

@@ -282,7 +282,7 @@ class DescrptE3nnMACE(Descriptor):
     first_layer_residual : bool
         False (default): the first layer mixes its atomic basis per element and has no residual
         (MACE's ``RealAgnosticInteractionBlock``); True: the first layer has the residual
-        self-connection :math:`\mathrm{SC}(h^{(0)}, \mathbf 1_z)` of the later layers instead
+        self-connection :math:`\\mathrm{SC}(h^{(0)}, \\mathbf 1_z)` of the later layers instead
         (MACE 0.3.16's default first block, ``RealAgnosticResidualInteractionBlock``).
     precision, trainable, seed : as for ``e3nn_mp``.
 

@@ -136,28 +136,44 @@ class GraphSet:
 
 
 class BatchSampler:
-    """Seeded DeePMD-style batch sampler over a :class:`GraphSet` with a checkpointable state.
+    r"""Seeded DeePMD-style batch sampler over a :class:`GraphSet` with a checkpointable state.
 
     With ``world_size`` :math:`N > 1` (data-parallel training, :mod:`mtzoo.training.distributed`)
     every rank draws the same system and the same global batch of :math:`N B` frames from the same
     generator, and returns its own frames :math:`[rB, (r+1)B)`; the state is the global one, so a
     checkpoint resumes with any :math:`N`.
+
+    With ``mixed=True`` (``mixed_batch``, an mtzoo extension) the frames of all systems form one
+    pool: one permutation of all :math:`\sum_k n_k` frames per pass, consecutive
+    :math:`B` (:math:`N B`) frames per batch, so a batch mixes systems (of any sizes) and every
+    frame is drawn once per pass; ``probs`` are not used.
     """
 
     def __init__(self, data: GraphSet, probs: np.ndarray, seed: int | None, rank: int = 0,
-                 world_size: int = 1) -> None:
+                 world_size: int = 1, mixed: bool = False) -> None:
         self.data, self.probs = data, probs
-        self.rank, self.world_size = int(rank), int(world_size)
+        self.rank, self.world_size, self.mixed = int(rank), int(world_size), bool(mixed)
         self.rng = np.random.default_rng(seed)
-        self.order: list[np.ndarray | None] = [None] * len(data.systems)
-        self.cursor = [0] * len(data.systems)
-        if self.world_size > 1:
+        npool = 1 if self.mixed else len(data.systems)
+        self.order: list[np.ndarray | None] = [None] * npool
+        self.cursor = [0] * npool
+        if self.mixed:
+            if len(set(data.batch_size)) != 1:
+                raise ConfigError(f"{data.where}.mixed_batch: needs one integer batch_size for all systems, "
+                                  f"got {data.batch_size} (from a list or 'auto')")
+            self._offsets = np.cumsum([0] + [s.nframes for s in data.systems])
+            if self._offsets[-1] < data.batch_size[0] * self.world_size:
+                raise ConfigError(f"{data.where}: {self._offsets[-1]} frames in all, fewer than batch_size "
+                                  f"{data.batch_size[0]} x {self.world_size} processes")
+        elif self.world_size > 1:
             for s, b, p in zip(data.systems, data.batch_size, probs):
                 if p > 0 and s.nframes < b * self.world_size:
                     raise ConfigError(f"{data.where}: system {s.name} has {s.nframes} frames, fewer than batch_size "
                                       f"{b} x {self.world_size} processes (each process needs its own frames)")
 
     def next(self) -> Batch:
+        if self.mixed:
+            return self._next_mixed()
         k = int(self.rng.choice(len(self.probs), p=self.probs))
         bs, n = self.data.batch_size[k], self.data.systems[k].nframes
         step = bs * self.world_size
@@ -170,11 +186,26 @@ class BatchSampler:
         graphs = self.data.graphs(k)
         return collate([graphs[i] for i in idx])
 
+    def _next_mixed(self) -> Batch:
+        bs, n = self.data.batch_size[0], int(self._offsets[-1])
+        step = bs * self.world_size
+        if self.order[0] is None or self.cursor[0] + step > n:
+            self.order[0] = self.rng.permutation(n)
+            self.cursor[0] = 0
+        start = self.cursor[0] + self.rank * bs
+        idx = self.order[0][start: start + bs]
+        self.cursor[0] += step
+        k = np.searchsorted(self._offsets, idx, side="right") - 1  # system of each pooled frame
+        return collate([self.data.graphs(int(s))[int(i - self._offsets[s])] for s, i in zip(k, idx)])
+
     def state_dict(self) -> dict:
         return {"rng": self.rng.bit_generator.state, "cursor": list(self.cursor),
                 "order": [None if o is None else o.tolist() for o in self.order]}
 
     def load_state_dict(self, state: dict) -> None:
+        if len(state["order"]) != len(self.order):
+            raise ConfigError(f"{self.data.where}: the checkpoint's sampler has {len(state['order'])} frame pools, "
+                              f"this input {len(self.order)} (mixed_batch or the systems changed since the checkpoint)")
         self.rng.bit_generator.state = state["rng"]
         self.cursor = list(state["cursor"])
         self.order = [None if o is None else np.asarray(o, dtype=np.int64) for o in state["order"]]

@@ -77,12 +77,14 @@ def build_tasks(cfg, type_map, rcut: float, base: Path | None, seed: int | None 
         train = GraphSet.from_config(tc.training_data, type_map, rcut, base, where)
         probs = system_probs(tc.training_data.auto_prob, tc.training_data.sys_probs, train.nbatches(), where)
         s = None if seed is None else [seed, i]
-        task = Task(tc.name, float(tc.weight), None, train, BatchSampler(train, probs, s, rank, world_size))
+        task = Task(tc.name, float(tc.weight), None, train,
+                    BatchSampler(train, probs, s, rank, world_size, bool(tc.training_data.mixed_batch)))
         if tc.validation_data is not None:
             vwhere = where.replace("training_data", "validation_data")
             task.valid = GraphSet.from_config(tc.validation_data, type_map, rcut, base, vwhere)
             vp = system_probs(tc.validation_data.auto_prob, tc.validation_data.sys_probs, task.valid.nbatches(), vwhere)
-            task.valid_sampler = BatchSampler(task.valid, vp, None if seed is None else [seed, i, 1])
+            task.valid_sampler = BatchSampler(task.valid, vp, None if seed is None else [seed, i, 1],
+                                              mixed=bool(tc.validation_data.mixed_batch))
             task.numb_btch = int(tc.validation_data.numb_btch)
         tasks.append(task)
     return tasks
@@ -95,8 +97,13 @@ def epoch_batches(task: Task) -> int:
 
     with :math:`n_i` = ``max(1, nframes_i // batch_size_i)`` the batches of system :math:`i` per
     pass of the sampler and :math:`p_i` its probability: after :math:`N` draws every system has
-    been drawn :math:`n_i` times or more in expectation.
+    been drawn :math:`n_i` times or more in expectation.  With ``mixed_batch``: one pass over
+    all frames, :math:`\max(1, \lfloor \sum_i n_i / (N B) \rfloor)` batches of :math:`B` frames
+    on :math:`N` processes.
     """
+    if task.sampler.mixed:
+        total = sum(s.nframes for s in task.train.systems)
+        return max(1, total // (task.train.batch_size[0] * task.sampler.world_size))
     n = np.asarray(task.train.nbatches(), dtype=np.float64)
     if task.sampler.world_size > 1:  # global batches of world_size x batch_size frames
         n = np.asarray([max(1, s.nframes // (b * task.sampler.world_size))
