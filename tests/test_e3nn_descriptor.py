@@ -1,6 +1,6 @@
-"""e3nn descriptors (``e3nn_mp``, ``e3nn_mace``) and their native tensor heads: derivatives,
-symmetry, smoothness, batching, training, freeze/load and the config schema (float64; helpers
-from tests/physics.py).
+"""e3nn descriptors (``e3nn_mp``, ``e3nn_mace``) and their native tensor heads: contracts, training,
+freeze/load and the config schema (float64).  Their physics checks (derivatives, symmetry,
+smoothness, batching) run on these models in tests/test_physics.py.
 
 Models are small (``8x0e + 4x1o + 2x2e`` resp. ``6x0e + 6x1o + 6x2e``, lmax 2, two layers; the
 MACE-class one with correlation 3) with per-type polar scales and a random ``out_bias``, so that
@@ -16,7 +16,6 @@ import numpy as np
 import pytest
 import torch
 
-import physics
 from conftest import AGAU, WATER, molecule_system, water_frames
 from mtzoo import keys as K
 from mtzoo.config import parse_input
@@ -26,6 +25,7 @@ from mtzoo.data.readers import load_systems, read_deepmd
 from mtzoo.descriptors.e3nn_mp import DescrptE3nnMP
 from mtzoo.heads import E3nnDipoleHead, E3nnPolarHead, EnergyHead, fit_energy_bias
 from mtzoo.model import build_model, model_config
+from mtzoo.testing import check_tensor_equivariance
 from mtzoo.training.loss import TensorLoss
 from mtzoo.zoo.frozen import load_model, save_model
 
@@ -74,46 +74,6 @@ def test_contract_and_dispatch():
     feats = d(vec, batch[K.EDGE_INDEX], batch[K.ATOM_TYPE])
     assert feats[K.DESCRIPTOR].shape == (9, 8) and feats[K.EQUIVARIANT].shape == (9, d.irreps_out.dim)
     assert torch.equal(feats[K.DESCRIPTOR], feats[K.EQUIVARIANT][:, :8])
-
-
-@pytest.mark.parametrize("kind", list(DESCS))
-@pytest.mark.parametrize("system", list(FRAMES))
-def test_forces_virial_fd(system, kind):
-    model, frame = _model(system, kind), FRAMES[system][1]()
-    err_f = physics.check_forces_fd(model, frame, "e", max_atoms=6)
-    err_v = physics.check_virial_fd(model, frame, "e")
-    print(f"{system}: FD forces {err_f:.1e}, virial {err_v:.1e}")
-
-
-@pytest.mark.parametrize("kind", list(DESCS))
-@pytest.mark.parametrize("system", list(FRAMES))
-def test_invariance(system, kind):
-    err = physics.check_invariance(_model(system, kind), FRAMES[system][1](), "e", rtol=1e-11)
-    print(f"{system}: invariance {err:.1e}")
-
-
-@pytest.mark.parametrize("kind", list(DESCS))
-@pytest.mark.parametrize("system", list(FRAMES))
-@pytest.mark.parametrize("head", ["mu", "alpha"])
-def test_tensor_equivariance_exact(system, head, kind):
-    err = physics.check_tensor_equivariance(_model(system, kind), FRAMES[system][1](), head, rtol=1e-12)
-    print(f"{head} on {system}: equivariance {err:.1e}")
-
-
-@pytest.mark.parametrize("kind", list(DESCS))
-def test_cutoff_smoothness_and_isolated_atoms(kind):
-    model = _model("molecule", kind)
-    errs = physics.check_cutoff_smoothness(model, "e", pairs=[("C", "O"), ("H", "H")])
-    physics.check_isolated_atom(model, "e")
-    print(errs)
-
-
-@pytest.mark.parametrize("kind", list(DESCS))
-def test_batch_independence(kind):
-    model = _model("molecule", kind)
-    mol = physics.as_frame(molecule_system())
-    rattled = mol.replace(pos=mol.pos + np.random.default_rng(1).normal(scale=0.05, size=mol.pos.shape))
-    physics.check_batch_independence(model, [mol, rattled, mol.replace(pos=mol.pos[:5], symbols=mol.symbols[:5])], "e")
 
 
 def test_polar_symmetric_and_sel_type():
@@ -244,7 +204,7 @@ def test_constants_are_float64_whatever_the_default_dtype(tmp_path, kind):
     assert any(not torch.equal(sd[k], m64.state_dict()[k]) for k in consts)
     m64.load_state_dict(sd)
     assert all(torch.equal(m64.state_dict()[k], m32.state_dict()[k]) for k in consts)
-    physics.check_tensor_equivariance(m64.eval(), molecule_system(), "mu", rtol=1e-12)
+    check_tensor_equivariance(m64.eval(), molecule_system(), "mu", rtol=1e-12)
 
 
 # ------------------------------------------------------------------------------------------

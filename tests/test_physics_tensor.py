@@ -1,14 +1,13 @@
-"""Dipole and polarizability heads: exact equivariance (tests/physics.py), build-time contracts,
-type selection, config round trip, the tensor loss and the tensor evaluation.
+"""Dipole and polarizability heads: build-time contracts, type selection, config round trip, the
+tensor loss and the tensor evaluation.  Their exact equivariance is checked in tests/test_physics.py.
 
-Models: se_e2_a + dipole / polar (fit_diag true and false, per-type scale, shift_diag) with
-statistics from compute_stats plus random offsets, random fitting biases, a random polar
-constant_matrix and out_bias, so that every term of the head is exercised.
+Models (physics.tensor_model): se_e2_a + dipole / polar (fit_diag true and false, per-type scale,
+shift_diag) with statistics from compute_stats plus random offsets, random fitting biases, a
+random polar constant_matrix and out_bias, so that every term of the head is exercised.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import math
 
@@ -16,65 +15,13 @@ import numpy as np
 import pytest
 import torch
 
-import physics
-from conftest import molecule_system, water_frames
 from mtzoo import keys as K
 from mtzoo.data.graph import collate, system_graphs
 from mtzoo.descriptors.base import Descriptor
 from mtzoo.heads import DipoleHead, PolarHead, build_head
 from mtzoo.model import Model, build_model, model_config
 from mtzoo.training.loss import TensorLoss
-
-HEAD = "default"
-SYSTEMS = {"water": (["O", "H"], 4.0, [24, 48]), "molecule": (["C", "H", "O"], 4.0, [10, 10, 10])}
-HEADS = {
-    "dipole": {"type": "dipole"},
-    "polar-diag": {"type": "polar", "fit_diag": True},
-    "polar-full": {"type": "polar", "fit_diag": False, "scale": "random", "shift_diag": True},
-}
-
-
-def _frame(system: str):
-    if system == "water":  # DeePMD's example with ../shared, generated water without
-        return water_frames(1)
-    return molecule_system()
-
-
-@functools.lru_cache(maxsize=None)
-def _model(system: str, head: str, type_one_side: bool = False, sel_type: tuple | None = None) -> Model:
-    type_map, rcut, sel = SYSTEMS[system]
-    nt = len(type_map)
-    rng = np.random.default_rng(3)
-    hcfg = {**HEADS[head], "neuron": [12, 12], "seed": 2, "sel_type": None if sel_type is None else list(sel_type)}
-    if hcfg.get("scale") == "random":
-        hcfg["scale"] = rng.uniform(0.5, 2.0, size=nt).tolist()
-    desc = {"type": "se_e2_a", "sel": sel, "rcut": rcut, "rcut_smth": 0.5, "neuron": [6, 12], "axis_neuron": 4,
-            "type_one_side": type_one_side, "seed": 1}
-    model = build_model({"type_map": type_map, "descriptor": desc, "heads": {HEAD: hcfg}})
-    with torch.no_grad():
-        model.descriptor.compute_stats(system_graphs(_frame(system), type_map, rcut))
-        model.descriptor.davg[..., 0] += torch.as_tensor(rng.uniform(0.05, 0.3, size=(nt, nt)))
-        h = model.heads[HEAD]
-        h.bias_atom_e.copy_(torch.as_tensor(rng.normal(size=h.bias_atom_e.shape)))
-        if isinstance(h, PolarHead):
-            h.constant_matrix.copy_(torch.as_tensor(rng.normal(size=nt)))
-            h.out_bias.copy_(torch.as_tensor(rng.normal(size=(nt, 3, 3))))
-    return model.eval()
-
-
-# ------------------------------------------------------------------------------------------
-# exact equivariance, invariance, batching
-# ------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("system", list(SYSTEMS))
-@pytest.mark.parametrize("head", list(HEADS))
-def test_tensor_equivariance(system, head):
-    err = physics.check_tensor_equivariance(_model(system, head), _frame(system), HEAD, rtol=1e-12)
-    print(f"{head} on {system}: worst relative error {err:.2e}")
-
-
-def test_tensor_equivariance_type_one_side_and_sel_type():
-    model = _model("molecule", "polar-full", True, (0, 2))
-    physics.check_tensor_equivariance(model, _frame("molecule"), HEAD, rtol=1e-12)
+from physics import HEAD, TENSOR_HEADS as HEADS, tensor_frame as _frame, tensor_model as _model
 
 
 # ------------------------------------------------------------------------------------------
