@@ -261,3 +261,7 @@ def tensor_model(system: str, head: str, type_one_side: bool = False, sel_type: 
             h.constant_matrix.copy_(torch.as_tensor(rng.normal(size=nt)))
             h.out_bias.copy_(torch.as_tensor(rng.normal(size=(nt, 3, 3))))
     return model.eval()
+
+
+#: the se_e2_a cases and frames of test_compress, test_inference_paths and test_training_kernels
+se_a_frames = functools.partial(frames_for, n_agau=3)

@@ -19,7 +19,9 @@ import physics
 from mtzoo import keys as K
 from mtzoo.nn.mlp import EmbeddingNet
 from mtzoo.nn.tabulate import check_compress, eval_table, hermite_coefficients, net_derivatives, tabulate_net
-from test_physics_se_e2_a import CASES, HEAD, frames_for, model_for
+from physics import HEAD, SE_A_SYSTEMS, SE_A_VARIANTS, se_a_frames as frames_for, se_a_model as model_for
+
+CASES = [pytest.param(s, v, id=f"{s}-{v}") for s in SE_A_SYSTEMS for v in SE_A_VARIANTS]
 
 
 @pytest.fixture(params=["compiled", "torch"])
@@ -241,19 +243,17 @@ SE_R_CASES = [pytest.param(s, v, id=f"{s}-{v}") for s in ("agau", "molecule") fo
 @pytest.mark.parametrize("system,variant", SE_R_CASES)
 def test_compressed_se_e2_r(system, variant, request):
     """se_e2_r tables: equal to the nets, forces = finite differences, smooth at rcut."""
-    import test_physics_descriptors as tpd
-
-    exact = tpd.model_for(system, variant)
+    exact = physics.se_model(system, variant)
     model = copy.deepcopy(exact)
     from mtzoo.zoo.compress import compress_model
 
     info = compress_model(model)
     assert info["compressed"] == ["se_e2_r"] and info["max_deviation"] <= 1e-10
-    frames = [physics.as_frame(f, exact.type_map) for f in tpd.frames_for(system)]
+    frames = [physics.as_frame(f, exact.type_map) for f in physics.frames_for(system)]
     ref, got = physics.evaluate(exact, frames, HEAD), physics.evaluate(model, frames, HEAD)
     errs = {key: physics._assert_close(f"compressed {key}", got[key], ref[key], rtol=1e-8)
             for key in (K.ENERGY, K.FORCES, K.VIRIAL)}
-    errs["forces_fd"] = physics.check_forces_fd(model, tpd.frames_for(system)[0], HEAD, h=1e-5, rtol=1e-6, max_atoms=6)
+    errs["forces_fd"] = physics.check_forces_fd(model, physics.frames_for(system)[0], HEAD, h=1e-5, rtol=1e-6, max_atoms=6)
     errs["cutoff"] = physics.check_cutoff_smoothness(model, HEAD, step=1e-6, tol=1e-8)
     physics.report(request, "compressed_se_e2_r", errs)
 
@@ -315,7 +315,7 @@ def test_compiled_kernels_with_channel_remainders(monkeypatch, m1):
     ops give."""
     from mtzoo.model import build_model
     from mtzoo.nn.tabulate import fused_extension
-    from test_physics_se_e2_a import SYSTEMS
+    SYSTEMS = physics.SE_A_SYSTEMS
 
     if fused_extension() is None:
         pytest.skip("compiled kernels unavailable here (no compiler?)")

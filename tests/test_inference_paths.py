@@ -67,8 +67,8 @@ def test_fitting_net_input_grad_equals_autograd(act, path, monkeypatch):
 
 
 def _models():
-    from test_physics_se_atten import model_for as atten_model
-    from test_physics_se_e2_a import frames_for, model_for
+    from physics import atten_model
+    from physics import se_a_frames as frames_for, se_a_model as model_for
 
     yield "se_e2_a one-side", model_for("agau", "one_side"), frames_for("agau")
     yield "se_e2_a two-side", model_for("agau", "two_side"), frames_for("agau")
@@ -97,7 +97,7 @@ def test_compressed_descriptor_pullback_equals_autograd(variant):
     dE/dD equals autograd's vector-Jacobian product; close contacts (inside rmin) decline it."""
     from mtzoo.model import edge_vectors
     from mtzoo.nn.tabulate import fused_extension
-    from test_physics_se_e2_a import frames_for, model_for
+    from physics import se_a_frames as frames_for, se_a_model as model_for
 
     if fused_extension() is None:
         pytest.skip("compiled kernels unavailable here (no compiler?)")
@@ -122,7 +122,7 @@ def test_compressed_descriptor_pullback_equals_autograd(variant):
 
 def test_model_by_hand_with_atoms_not_grouped_by_type():
     """Atoms of both types interleaved (the heads' sort-and-put-back path)."""
-    from test_physics_se_e2_a import frames_for, model_for
+    from physics import se_a_frames as frames_for, se_a_model as model_for
 
     model = model_for("agau", "one_side")
     frame = physics.as_frame(frames_for("agau")[0], model.type_map)
@@ -185,7 +185,7 @@ def test_by_hand_sees_weights_changed_in_place():
     """After an optimizer step that updates the weights in place without bumping autograd's
     version counters (fused Adam), the by-hand forces use the new weights (the packed weights of
     the AVX-512 matrix product are compared with the weights at every call and repacked)."""
-    from test_physics_se_e2_a import frames_for, model_for
+    from physics import se_a_frames as frames_for, se_a_model as model_for
 
     model = copy.deepcopy(model_for("agau", "one_side"))
     batch = collate([physics.frame_graph(model, physics.as_frame(frames_for("agau")[0], model.type_map))])
@@ -239,7 +239,7 @@ def test_folded_first_layer_follows_weight_changes():
     """The compressed model's inference path runs the fitting nets on the folded descriptor with
     cached folded weights; a change of the first layer's weights (in place) is picked up."""
     from mtzoo.nn.tabulate import fused_extension
-    from test_physics_se_e2_a import frames_for, model_for
+    from physics import se_a_frames as frames_for, se_a_model as model_for
 
     model = copy.deepcopy(model_for("agau", "one_side"))
     model.descriptor.enable_compression()

@@ -113,7 +113,7 @@ def _loss_and_grads(model, batch, kernels: bool, share: bool = True):
 def test_model_training_gradients_compiled_equal_bmm(variant, share):
     """Outputs and the parameter gradients of a force loss (double backward) agree to 1e-12."""
     _need_ext()
-    from test_physics_se_e2_a import frames_for, model_for
+    from physics import se_a_frames as frames_for, se_a_model as model_for
 
     model = copy.deepcopy(model_for("agau", variant))
     batch = collate([physics.frame_graph(model, physics.as_frame(f, model.type_map)) for f in frames_for("agau")])
