@@ -72,3 +72,16 @@ def test_card_block_flags_a_head_no_better_than_its_baseline(build_zoo):
     assert "| `e` | **all** | 2 | 2.00 / 1.00 | 2.00 / 1.00 | 0.500 / 2.00 | 0.500 / 2.00 |" in text
     assert "`e` energy 2.00, force 0.25" in text
     assert "`e` energy on `x/valid` (2.00 vs 1.00 meV/atom RMSE)" in " ".join(text.split())
+
+
+def test_test_command_per_split(build_zoo):
+    """Held-out frames (``valid``) and held-out molecules (``test``) give one ``mtzoo test`` each;
+    a split no head names gives none (the card keeps no block for it)."""
+    recipe = {"heads": {"a": {"valid": ["d/x/valid"], "test": ["d/y/test"]}, "b": {"valid": ["d/x/valid"]}}}
+    model = build_zoo.MODELS / "m.pth"
+    valid = build_zoo.test_command(recipe, model, ["a", "b"], "valid")
+    assert valid[3:6] == ["test", "-m", "mtzoo/zoo/models/m.pth"]
+    assert valid[6:] == ["-s", "a=d/x/valid", "b=d/x/valid"]
+    assert build_zoo.test_command(recipe, model, ["a", "b"], "test")[6:] == ["-s", "a=d/y/test"]
+    assert build_zoo.test_command(recipe, model, ["b"], "test") is None
+    assert build_zoo.SPLITS == {"valid": "test", "test": "test_molecules"}

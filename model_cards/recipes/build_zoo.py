@@ -5,10 +5,12 @@ train the DeePMD-kit input it holds (data paths relative to the repository root)
 united model into ``mtzoo/zoo/models/<name>.pth``, record its SHA-256, heads, elements, cutoff
 and check energies (every head on :func:`mtzoo.zoo.registry.check_frame`) in
 ``mtzoo/zoo/models/index.json``, run ``mtzoo test`` per head on the recipe's validation data
-and paste the command and its output into the model card (between the
+(``heads.<head>.valid``: held-out frames) and, where the recipe names them, on held-out molecules
+(``heads.<head>.test``), and paste the commands and their output into the model card (between the
 ``<!-- build_zoo:... -->`` markers), with every error beside two trivial baselines on the same
 frames (:func:`trivial_baselines`: a per-element composition fit of each per-frame label, and
-zero force).
+zero force); with ``compare_with`` (zoo names), also those models' errors on the same systems
+(:func:`compare_markdown`).
 
 Run from anywhere::
 
@@ -103,17 +105,22 @@ def build(recipe_path: Path, steps: int | None, workdir: Path, reuse: bool = Fal
         "check": {"frame": f"mtzoo.zoo.registry.check_frame('{kind}')", "kind": kind, "dtype": "float64",
                   "energy": energies, "tensor": tensors, "units": recipe["units"]},
     }
-    # mtzoo test per head on its own validation data
-    cmd = [sys.executable, "-m", "mtzoo", "test", "-m", str(out.relative_to(REPO)), "-s"]
-    cmd += [f"{h}={p}" for h in model.head_names() for p in recipe["heads"][h]["valid"]]
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, check=True)
-    shown = "mtzoo test " + " ".join(cmd[4:])
-    json_out = subprocess.run(cmd + ["--json"], cwd=REPO, env=env, capture_output=True, text=True, check=True)
-    entry["test"] = {"command": shown, "result": _summary(json.loads(json_out.stdout))}
+    # mtzoo test per head on its own validation data (held-out frames), and on the recipe's
+    # held-out molecules where it names them ("test")
+    pasted, env = {}, dict(os.environ, OMP_NUM_THREADS="1")
+    for split, block in SPLITS.items():
+        cmd = test_command(recipe, out, model.head_names(), split)
+        if cmd is None:
+            continue
+        proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, check=True)
+        json_out = subprocess.run(cmd + ["--json"], cwd=REPO, env=env, capture_output=True, text=True, check=True)
+        shown = "mtzoo test " + " ".join(cmd[4:])
+        entry[block] = {"command": shown, "result": _summary(json.loads(json_out.stdout))}
+        pasted[block] = f"```console\n$ OMP_NUM_THREADS=1 {shown}\n{proc.stdout.rstrip()}\n```"
     card = REPO / recipe["model_card"]
     text = card.read_text()
-    text = _replace_block(text, "test", f"```console\n$ OMP_NUM_THREADS=1 {shown}\n{proc.stdout.rstrip()}\n```")
+    for block, body in pasted.items():
+        text = _replace_block(text, block, body)
     text = _replace_block(text, "file", "| | |\n|---|---|\n"
                                         f"| file | `mtzoo/zoo/models/{out.name}` ({entry['size_bytes']} bytes) |\n"
                                         f"| sha256 | `{entry['sha256']}` |\n"
@@ -123,10 +130,62 @@ def build(recipe_path: Path, steps: int | None, workdir: Path, reuse: bool = Fal
              for h, t in tensors.items() for k, v in t.items()]
     text = _replace_block(text, "check", f"Frame: `check_frame('{kind}')`, float64.\n\n"
                                          "| head | output | value |\n|---|---|---|\n" + "\n".join(rows))
+    if recipe.get("compare_with"):
+        text = _replace_block(text, "compare", compare_markdown(recipe, entry, model.head_names(), env))
     card.write_text(text)
     write_card_baselines(recipe, model)
-    print(proc.stdout, flush=True)
+    print("\n\n".join(pasted.values()), flush=True)
     return entry
+
+
+def compare_markdown(recipe: dict, entry: dict, heads: list[str], env: dict) -> str:
+    """The card's ``compare`` block: ``mtzoo test`` of each model of ``recipe["compare_with"]`` (zoo
+    names) on this model's held-out systems, for the heads both have, beside this model's totals."""
+    from mtzoo.zoo.frozen import load_model
+
+    rows, commands = [], []
+    for other in recipe["compare_with"]:
+        other_file = MODELS / f"{other}.pth"
+        common = [h for h in heads if h in load_model(other_file).head_names()]
+        for split, block in SPLITS.items():
+            cmd = test_command(recipe, other_file, common, split)
+            if cmd is None or block not in entry:
+                continue
+            res = _summary(json.loads(subprocess.run(cmd + ["--json"], cwd=REPO, env=env, capture_output=True,
+                                                     text=True, check=True).stdout))
+            commands.append(f"`{other}` ({', '.join(f'`{h}`' for h in common)})")
+            what = "held-out frames" if split == "valid" else "held-out molecules"
+            for h in common:
+                for metric, r in res[h].items():
+                    mine = entry[block]["result"].get(h, {}).get(metric)
+                    if not isinstance(r, dict) or not isinstance(mine, dict):
+                        continue
+                    scale, unit = (1e3, "meV/atom") if metric == "energy_per_atom" else (1.0, recipe["units"].get(
+                        metric, "eV/A" if metric == "force" else "label units"))
+                    rows.append(f"| `{h}` | {what} | {metric} ({unit}) | {_fmt(scale * mine['rmse'])} / "
+                                f"{_fmt(scale * mine['mae'])} | {_fmt(scale * r['rmse'])} / {_fmt(scale * r['mae'])} |")
+    others = ", ".join(f"`{o}`" for o in recipe["compare_with"])
+    return "\n".join([f"RMSE / MAE of this model and of {others} on this model's held-out systems (all frames of "
+                      "each split together), by `mtzoo test`:", "",
+                      f"| head | split | error | {recipe['name']} | {others} |", "|---|---|---|---|---|", *rows,
+                      "", textwrap.fill("The other models' figures: the `mtzoo test` commands pasted above with "
+                                        "`-m mtzoo/zoo/models/<name>.pth`, for the heads both models have: "
+                                        + "; ".join(dict.fromkeys(commands)) + ".", 100)])
+
+
+#: recipe key of each head's held-out systems -> card block of its pasted ``mtzoo test`` (and key of
+#: ``index.json``): ``valid`` held-out frames of the training molecules, ``test`` held-out molecules
+#: (optional)
+SPLITS = {"valid": "test", "test": "test_molecules"}
+
+
+def test_command(recipe: dict, model_file: Path, heads: list[str], split: str) -> list[str] | None:
+    """``mtzoo test`` over every head's ``split`` systems of the recipe, or None when no head has them."""
+    pairs = [f"{h}={p}" for h in heads for p in recipe["heads"][h].get(split, [])]
+    if not pairs:
+        return None
+    path = model_file.relative_to(REPO) if model_file.is_absolute() else model_file
+    return [sys.executable, "-m", "mtzoo", "test", "-m", str(path), "-s", *pairs]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -245,14 +304,15 @@ _ENERGY_COLUMNS = {"energy_per_atom": ("energy", 1e3, "meV/atom", "composition f
                    "virial_per_atom": ("virial", 1e3, "meV/atom", "composition fit")}
 
 
-def head_baselines(model, recipe: dict, head: str) -> dict:
+def head_baselines(model, recipe: dict, head: str, split: str = "valid") -> dict:
     """The head's errors (:func:`mtzoo.evaluation.evaluate`) and :func:`trivial_baselines` on the
-    recipe's held-out systems for ``head``, the baselines fitted on the head's training systems."""
+    recipe's held-out systems ``split`` for ``head`` (``valid``: held-out frames; ``test``: held-out
+    molecules), the baselines fitted on the head's training systems."""
     from mtzoo.data.readers import load_systems
     from mtzoo.evaluation import evaluate
 
     train = load_systems(recipe["input"]["training"]["data_dict"][head]["training_data"]["systems"])
-    test = load_systems(recipe["heads"][head]["valid"])
+    test = load_systems(recipe["heads"][head][split])
     return {"model": evaluate(model, test, head=head, progress=False),
             "baseline": trivial_baselines(train, test, list(model.type_map))}
 
@@ -334,11 +394,17 @@ def baselines_markdown(results: dict[str, dict], units: dict) -> str:
 
 
 def write_card_baselines(recipe: dict, model) -> dict:
-    """Evaluate every head against its baselines and write the card's ``baselines`` block."""
-    results = {h: head_baselines(model, recipe, h) for h in model.head_names()}
+    """Evaluate every head against its baselines and write the card's ``baselines`` block (held-out
+    frames), and its ``baselines_molecules`` block when the recipe names held-out molecules."""
     card = REPO / recipe["model_card"]
-    card.write_text(_replace_block(card.read_text(), "baselines", baselines_markdown(results, recipe["units"])))
-    return results
+    out = {}
+    for split, block in (("valid", "baselines"), ("test", "baselines_molecules")):
+        heads = [h for h in model.head_names() if recipe["heads"][h].get(split)]
+        if not heads:
+            continue
+        out[split] = {h: head_baselines(model, recipe, h, split) for h in heads}
+        card.write_text(_replace_block(card.read_text(), block, baselines_markdown(out[split], recipe["units"])))
+    return out["valid"]
 
 
 def rebuild_card(recipe_path: Path) -> None:

@@ -223,8 +223,10 @@ def _zoo_show(args) -> None:
     for h in e["heads"]:
         units = ", ".join(f"{k} {v}" for k, v in h.get("units", {}).items())
         print(f"    {h['name']}: {h['level_of_theory']} ({units})")
-    for h, r in (e.get("test") or {}).get("result", {}).items():
-        print(f"  test {h}: " + ", ".join(f"{k} RMSE {v['rmse']:.3e}" for k, v in r.items() if isinstance(v, dict)))
+    for key, what in (("test", "held-out frames"), ("test_molecules", "held-out molecules")):
+        for h, r in (e.get(key) or {}).get("result", {}).items():
+            print(f"  test {h} ({what}): "
+                  + ", ".join(f"{k} RMSE {v['rmse']:.3e}" for k, v in r.items() if isinstance(v, dict)))
     print(f"  model card: {e['model_card']}; licence {e.get('license', '?')}")
 
 
