@@ -34,6 +34,8 @@ DESC = {"type": "e3nn_mp", "rcut": 3.5, "lmax": 2, "num_layers": 2, "hidden_irre
 DESC_MACE = {"type": "e3nn_mace", "rcut": 3.5, "lmax": 2, "num_layers": 2, "hidden_irreps": "6x0e + 6x1o + 6x2e",
              "correlation": 3, "n_radial": 6, "radial_neurons": [16], "seed": 1}
 DESCS = {"e3nn_mp": DESC, "e3nn_mace": DESC_MACE}
+#: MACE's own choices: a scalar-only last layer and an unscaled atomic basis (energy heads only)
+DESC_MACE_SCALAR = {**DESC_MACE, "scalar_last_layer": True, "normalize_atomic_basis": False}
 HEADS = {"e": {"type": "ener", "neuron": [8, 8], "seed": 2}, "mu": {"type": "dipole", "seed": 3},
          "alpha": {"type": "polar", "seed": 4, "scale": "random"}}
 
@@ -57,6 +59,17 @@ def _model(system: str, kind: str = "e3nn_mp"):
         model.descriptor.compute_stats(system_graphs(frame(), type_map, DESCS[kind]["rcut"]))
         model.heads["e"].bias_atom_e.copy_(torch.as_tensor(rng.normal(size=nt)))
         model.heads["alpha"].out_bias.copy_(torch.as_tensor(rng.normal(size=(nt, 3, 3))))
+    return model.eval()
+
+
+@functools.lru_cache(maxsize=None)
+def mace_scalar_model(system: str = "molecule"):
+    """An energy-only e3nn_mace model with ``DESC_MACE_SCALAR`` (physics cases in tests/test_physics.py)."""
+    type_map, frame = FRAMES[system]
+    model = build_model({"type_map": type_map, "descriptor": DESC_MACE_SCALAR, "heads": {"e": HEADS["e"]}})
+    with torch.no_grad():
+        model.descriptor.compute_stats(system_graphs(frame(), type_map, DESC_MACE_SCALAR["rcut"]))
+        model.heads["e"].bias_atom_e.copy_(torch.as_tensor(np.random.default_rng(5).normal(size=len(type_map))))
     return model.eval()
 
 
@@ -236,6 +249,47 @@ def test_mace_contract_and_config():
         bad["model"]["descriptor"][key] = value
         with pytest.raises(ConfigError, match=msg):
             parse_input(bad)
+
+
+def test_mace_scalar_last_layer_and_unscaled_basis(tmp_path):
+    """``scalar_last_layer``: the last layer outputs 0e only (the descriptor keeps the scalars of
+    every layer); ``normalize_atomic_basis: false`` leaves ``a_scale`` at 1.  Both survive freezing,
+    a file without them loads as before (full last layer, scaled basis), and a tensor head on a
+    scalar-only descriptor is refused with the key to change."""
+    model = mace_scalar_model()
+    d = model.descriptor
+    assert str(d.irreps_out) == "6x0e" and d.dim_out == 12
+    assert torch.equal(d.a_scale, torch.ones_like(d.a_scale)) and float(d.avg_num_neighbors) > 1
+    cfg = model_config(model)
+    assert cfg["descriptor"]["scalar_last_layer"] is True and cfg["descriptor"]["normalize_atomic_basis"] is False
+    again = load_model(save_model(model, tmp_path / "scalar.pth"))
+    assert model_config(again) == cfg
+    batch = collate(system_graphs(molecule_system(), model.type_map, model.rcut))
+    assert torch.equal(again(batch, head="e")[K.ENERGY], model(batch, head="e")[K.ENERGY])
+    legacy = build_model({"type_map": ["C", "H", "O"], "descriptor": DESC_MACE, "heads": {"e": HEADS["e"]}})
+    assert str(legacy.descriptor.irreps_out) == "6x0e+6x1o+6x2e" and legacy.descriptor.scalar_last_layer is False
+    with pytest.raises(ValueError, match="needs equivariant features .* with 1o .*\"scalar_last_layer\": false"):
+        build_model({**cfg, "heads": {"mu": {"type": "dipole"}}})
+    with pytest.raises(ValueError, match="with 0e and 2e channels; descriptor 'e3nn_mace' provides 6x0e\\+6x1o$"):
+        build_model({**cfg, "descriptor": {**DESC_MACE, "hidden_irreps": "6x0e + 6x1o"}, "heads": {"a": {"type": "polar"}}})
+
+
+def test_mace_scalar_last_layer_default_follows_the_heads():
+    """``scalar_last_layer: null`` (the schema's default) becomes true for energy heads only and false
+    when a dipole head reads the equivariant features."""
+    from mtzoo.training.tasks import model_from_input
+
+    cfg = {"model": {"type_map": ["O", "H"], "descriptor": {"type": "e3nn_mace", "seed": 1, "lmax": 1,
+                                                           "hidden_irreps": "4x0e + 4x1o"},
+                     "fitting_net": {"neuron": [8]}},
+           "learning_rate": {"start_lr": 1e-3}, "loss": {"type": "ener"},
+           "training": {"training_data": {"systems": ["x"]}, "numb_steps": 10}}
+    assert parse_input(cfg).model.descriptor.scalar_last_layer is None
+    energy = model_from_input(parse_input(cfg), []).descriptor
+    assert energy.scalar_last_layer is True and str(energy.irreps_out) == "4x0e"
+    cfg["model"]["fitting_net"], cfg["loss"] = {"type": "dipole"}, {"type": "tensor", "pref": 1, "pref_atomic": 0}
+    dipole = model_from_input(parse_input(cfg), []).descriptor
+    assert dipole.scalar_last_layer is False and str(dipole.irreps_out) == "4x0e+4x1o"
 
 
 def _multiplicity_in_sym_power(lmax: int, nu: int, target) -> int:

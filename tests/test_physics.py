@@ -48,6 +48,7 @@ from mtzoo.testing import (as_frame, check_batch_independence, check_cutoff_smoo
 from test_e3nn_descriptor import DESCS as E3NN_DESCS
 from test_e3nn_descriptor import FRAMES as E3NN_FRAMES
 from test_e3nn_descriptor import _model as e3nn_model
+from test_e3nn_descriptor import mace_scalar_model
 
 HEAD = physics.HEAD
 FD = {"h": 1e-5, "rtol": 1e-6}
@@ -131,6 +132,12 @@ def _e3nn_cases() -> list[Case]:
             out.append(Case(f"{kind}-{system}", kind, model, lambda f=frame: [f()], checks, head="e"))
             out += [Case(f"{kind}-{system}-{head}", kind, model, lambda f=frame: [f()],
                          {"tensor_equivariance": {"rtol": 1e-12}}, head=head) for head in ("mu", "alpha")]
+    # e3nn_mace with MACE's scalar-only last layer and unscaled atomic basis
+    out.append(Case("e3nn_mace-scalar_last-molecule", "e3nn_mace", mace_scalar_model,
+                    lambda: [E3NN_FRAMES["molecule"][1]()],
+                    {"forces_fd": {"max_atoms": 6}, "virial_fd": {}, "invariance": {"rtol": 1e-11},
+                     "cutoff_smoothness": {"pairs": [("C", "O"), ("H", "H")]}, "isolated_atom": {},
+                     "batch_independence": {"batch": "rattled_plus_head"}}, head="e"))
     return out
 
 

@@ -320,6 +320,12 @@ class E3nnMACEConfig(DescriptorConfig):
         Normalisation of the sum over neighbours; None (default): the mean from the training data.
     first_layer_residual : bool
         First layer with a residual self-connection instead of the element mixing of its atomic basis.
+    scalar_last_layer : bool or None
+        Last layer with ``0e`` outputs only (MACE's); None: true when every head of the model is an
+        energy head (resolved when the model is built), false when a dipole or polarizability
+        head reads the equivariant features.
+    normalize_atomic_basis : bool
+        Scale each layer's atomic basis to unit mean square on the training data.
     precision, trainable, seed
         As for ``se_e2_a``.
     """
@@ -344,6 +350,13 @@ class E3nnMACEConfig(DescriptorConfig):
     first_layer_residual: bool = option(
         False, doc="First layer with the residual self-connection of the later layers (MACE 0.3.16's default "
                    "first block) instead of an element-dependent mixing of its atomic basis.")
+    scalar_last_layer: bool | None = option(
+        None, doc="Last layer with 0e outputs only, as MACE's (about a quarter less work per step); null: true "
+                  "when every head is an energy head, false when a dipole or polarizability head needs the "
+                  "equivariant features.")
+    normalize_atomic_basis: bool = option(
+        True, doc="Scale each layer's atomic basis to unit mean square on the training data at the start "
+                  "(false: unscaled, as MACE's).")
     precision: str = option("default", check=check_precision, doc=_doc_precision)
     trainable: bool = option(True, doc="Whether the descriptor parameters are trainable.")
     seed: int | None = option(None, doc="Random seed for parameter initialization.")

@@ -299,6 +299,7 @@ class DescrptE3nnMACE(Descriptor):
                  hidden_irreps: str = "32x0e + 32x1o", correlation: int = 3, n_radial: int = 8,
                  radial_neurons: Sequence[int] = (64, 64, 64), envelope_exponent: int = 5,
                  avg_num_neighbors: float | None = None, first_layer_residual: bool = False,
+                 scalar_last_layer: bool = False, normalize_atomic_basis: bool = True,
                  precision: str = "default", trainable: bool = True, seed: int | None = None) -> None:
         super().__init__()
         irreps_hidden = o3.Irreps(hidden_irreps).simplify()
@@ -319,6 +320,7 @@ class DescrptE3nnMACE(Descriptor):
         self.radial_neurons = [int(n) for n in radial_neurons]
         self.envelope_exponent = int(envelope_exponent)
         self.first_layer_residual = bool(first_layer_residual)
+        self.scalar_last_layer, self.normalize_atomic_basis = bool(scalar_last_layer), bool(normalize_atomic_basis)
         self.avg_num_neighbors_fixed = None if avg_num_neighbors is None else float(avg_num_neighbors)
         self.precision, self.trainable, self.seed = precision, bool(trainable), seed
         self.dtype = to_dtype(precision)
@@ -330,7 +332,9 @@ class DescrptE3nnMACE(Descriptor):
             self.radial_basis = BesselEnvelope(self.rcut, self.n_radial, self.envelope_exponent)
             layers, irreps = [], o3.Irreps(f"{channels}x0e")
             for t in range(self.num_layers):
-                layers.append(MACELayer(irreps, self.lmax, irreps_hidden, channels, ntypes, self.n_radial,
+                last_scalars = self.scalar_last_layer and t == self.num_layers - 1
+                irreps_t = o3.Irreps(f"{channels}x0e") if last_scalars else irreps_hidden
+                layers.append(MACELayer(irreps, self.lmax, irreps_t, channels, ntypes, self.n_radial,
                                         self.radial_neurons, self.correlation, first=t == 0,
                                         residual=t > 0 or self.first_layer_residual))
                 irreps = layers[-1].irreps_out
@@ -352,7 +356,8 @@ class DescrptE3nnMACE(Descriptor):
         return {"type": "e3nn_mace", "rcut": self.rcut, "lmax": self.lmax, "num_layers": self.num_layers,
                 "hidden_irreps": self.hidden_irreps, "correlation": self.correlation, "n_radial": self.n_radial,
                 "radial_neurons": self.radial_neurons, "envelope_exponent": self.envelope_exponent,
-                "first_layer_residual": self.first_layer_residual,
+                "first_layer_residual": self.first_layer_residual, "scalar_last_layer": self.scalar_last_layer,
+                "normalize_atomic_basis": self.normalize_atomic_basis,
                 "avg_num_neighbors": self.avg_num_neighbors_fixed, "precision": self.precision,
                 "trainable": self.trainable, "seed": self.seed}
 
@@ -388,6 +393,8 @@ class DescrptE3nnMACE(Descriptor):
             mean = mean_neighbour_count(graphs, self.rcut)
             if mean is not None:
                 self.avg_num_neighbors.fill_(mean)
+        if not self.normalize_atomic_basis:
+            return
         chosen, n = [], 0
         for g in graphs:
             if n >= max_atoms:

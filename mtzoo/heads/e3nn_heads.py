@@ -94,9 +94,15 @@ class E3nnTensorHead(Head):
 
     def check_descriptor(self, descriptor) -> None:
         irreps = getattr(descriptor, "irreps_out", None)
-        if irreps is None or o3.Irreps(irreps) != self.irreps_in:
-            raise ValueError(f"the e3nn '{self.head_type}' head needs equivariant features with irreps "
-                             f"{self.irreps_in}; descriptor '{descriptor.type_name}' provides {irreps}")
+        have = set() if irreps is None else {ir for _, ir in o3.Irreps(irreps)}
+        missing = [str(ir) for _, ir in self.target if ir not in have]
+        if irreps is None or o3.Irreps(irreps) != self.irreps_in or missing:
+            hint = ("; it was built with scalar_last_layer (0e outputs only, chosen when every head is an energy "
+                    "head): train the descriptor with \"scalar_last_layer\": false to add this head"
+                    if getattr(descriptor, "scalar_last_layer", False) else "")
+            raise ValueError(f"the e3nn '{self.head_type}' head needs equivariant features {self.irreps_in} with "
+                             f"{' and '.join(str(ir) for _, ir in self.target)} channels; descriptor "
+                             f"'{descriptor.type_name}' provides {irreps}{hint}")
 
     def get_config(self) -> dict:
         return {"type": self.head_type, "neuron": self.neuron, "resnet_dt": self.resnet_dt,

@@ -188,6 +188,9 @@ def model_from_input(cfg, tasks: list[Task]) -> Model:
     """Shared descriptor of ``cfg.model`` and one head per task (random weights)."""
     mcfg = cfg.model
     desc = resolve_sel(mcfg.descriptor.to_dict(), tasks, mcfg.ntypes)
+    if "scalar_last_layer" in desc and desc["scalar_last_layer"] is None:
+        # e3nn_mace: the last layer's equivariant outputs are read only by tensor heads
+        desc["scalar_last_layer"] = all(tc.fitting.default_loss != "tensor" for tc in cfg.tasks())
     heads = {tc.name: head_config(tc.fitting, mcfg.atom_exclude_types) for tc in cfg.tasks()}
     return build_model({"type_map": list(mcfg.type_map), "descriptor": desc, "heads": heads})
 
