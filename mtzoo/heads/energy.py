@@ -247,3 +247,33 @@ def energy_bias_from_systems(systems, type_map, rcond=None, atom_ener=None, pred
     if not counts:
         return None
     return fit_energy_bias(np.concatenate(counts), np.concatenate(energies), rcond, atom_ener)
+
+
+def undetermined_compositions(type_counts: np.ndarray, type_map: Sequence[str]) -> str | None:
+    r"""A message when the frames' compositions do not determine every per-element energy.
+
+    With :math:`C` the ``[nframes, ntypes]`` atom counts, the per-element energies of the elements
+    present are fixed by a least-squares fit only when :math:`\mathrm{rank}\, C` equals their
+    number; otherwise a molecule whose composition is not a combination of the frames' ones gets
+    an energy offset along the null space of :math:`C` that no frame constrains.  Returns None when
+    every per-element energy is determined, else one sentence naming the compositions seen.
+    """
+    c = np.asarray(type_counts, dtype=np.float64)
+    present = np.flatnonzero(c.any(0))
+    if present.size == 0:
+        return None
+    rank = int(np.linalg.matrix_rank(c[:, present]))
+    if rank >= present.size:
+        return None
+    rows = np.unique(c[:, present].astype(int), axis=0)
+    names = [_hill_formula({type_map[t]: int(n) for t, n in zip(present, row) if n}) for row in rows]
+    return (f"the frames have {len(rows)} composition(s) ({', '.join(names)}) for {present.size} elements "
+            f"({', '.join(type_map[t] for t in present)}): {present.size - rank} combination(s) of the per-element "
+            "energies are not determined, so molecules of other compositions get an energy offset that no frame "
+            "constrains (the old level's, shifted by the minimum-norm fit); add frames of other compositions")
+
+
+def _hill_formula(counts: dict[str, int]) -> str:
+    """Chemical formula in Hill order (C, H, then the others alphabetically; all alphabetical without C)."""
+    order = (["C", "H"] if "C" in counts else []) + sorted(e for e in counts if "C" not in counts or e not in ("C", "H"))
+    return "".join(f"{e}{counts[e] if counts[e] > 1 else ''}" for e in order if e in counts)

@@ -444,10 +444,15 @@ def _shifted_bias(path: Path, init_from: str, systems, old_bias):
     import numpy as np
 
     from mtzoo.evaluation import predict_system
-    from mtzoo.heads.energy import energy_bias_from_systems
+    from mtzoo.heads.energy import energy_bias_from_systems, undetermined_compositions
     from mtzoo.zoo.frozen import load_model
 
     base = load_model(path, uncompress=True)
+    counts = [np.bincount(s.model_types(list(base.type_map)), minlength=len(base.type_map))
+              for s in systems if K.ENERGY in s.labels and s.masks[K.ENERGY].any()]
+    msg = undetermined_compositions(np.array(counts), base.type_map) if counts else None
+    if msg is not None:
+        warnings.warn(f"finetune: {msg}", stacklevel=3)
     shift = energy_bias_from_systems(systems, base.type_map,
                                      predict=lambda s: predict_system(base, s, head=init_from)["energy"])
     old = np.asarray(old_bias, dtype=np.float64)

@@ -42,6 +42,8 @@ from mtzoo import keys as K
 
 #: the grid of :math:`\lambda` (relative to the mean squared singular value of A)
 LAMBDAS = 10.0 ** np.arange(-6.0, 2.01, 0.5)
+#: column scaling before the penalty (:func:`_standardise`)
+SCALING = "block"
 
 
 def _features(model, head: str, systems, batch_frames: int = 32) -> tuple[dict, np.ndarray, np.ndarray, np.ndarray]:
@@ -113,11 +115,31 @@ def _ridge_path(a: np.ndarray, y: np.ndarray, lambdas: Sequence[float]) -> list[
     return [vt.T @ (s / (s**2 + lam) * uty) if np.isfinite(lam) else np.zeros(a.shape[1]) for lam in lambdas]
 
 
-def _standardise(phi: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Centred, unit-variance columns of ``phi`` (constant columns dropped): ``a``, ``keep``, ``mu``, ``sd``."""
+def _standardise(phi: np.ndarray, widths: Sequence[int] | None = None,
+                 scaling: str = "block") -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    r"""Centred and scaled columns of ``phi`` (constant columns dropped): ``a``, ``keep``, ``mu``, ``sd``.
+
+    ``scaling="column"``: every column to unit variance.  ``"block"``: every column of a block (the
+    consecutive ``widths``) divided by the largest standard deviation in that block, so a column that
+    barely varies on the training frames stays small and its weight is held down by the penalty
+    instead of being amplified (a column with spread :math:`10^{-8}` scaled to unit variance turns
+    a molecule outside the training set into errors of :math:`10^9` meV; docs/finetuning.md).
+    """
     sd = phi.std(0)
     keep = sd > 1e-12 * max(float(np.abs(phi).max()) if phi.size else 0.0, 1.0)
     mu = phi[:, keep].mean(0)
+    if scaling == "block":
+        scale = sd.copy()
+        lo = 0
+        for width in (widths if widths is not None else [phi.shape[1]]):
+            part = slice(lo, lo + width)
+            kept = sd[part][keep[part]]
+            if kept.size:
+                scale[part] = kept.max()
+            lo += width
+        sd = scale
+    elif scaling != "column":
+        raise ValueError(f"scaling must be 'block' or 'column', got {scaling!r}")
     return (phi[:, keep] - mu) / sd[keep], keep, mu, sd
 
 
@@ -190,7 +212,7 @@ def fit_correction_ridge(model, head: str, systems, n_folds: int = 5, seed: int 
     by_features = {}
     for cand in candidates:
         phi = np.concatenate([blocks[n] for n in cand], 1)
-        a, keep, mu, sd = _standardise(phi)
+        a, keep, mu, sd = _standardise(phi, [blocks[n].shape[1] for n in cand], SCALING)
         scale = float(np.mean(np.linalg.svd(a, compute_uv=False) ** 2)) if a.size else 1.0
         lams = [lam * scale for lam in grid]
         sq = _cv_errors(a, y, lams, folds)
