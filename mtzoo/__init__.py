@@ -10,25 +10,7 @@ DeePMD-kit input files and data systems are read as they are.
 >>> model.predict(atoms)["forces"]                    # doctest: +SKIP
 """
 
-
-def _version() -> str:
-    """The installed distribution's version (``pyproject.toml``'s ``version``, the one source)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("mtzoo")
-    except PackageNotFoundError:  # a source tree on sys.path without `pip install`: read pyproject.toml
-        import tomllib
-        from pathlib import Path
-
-        pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
-        try:
-            return str(tomllib.loads(pyproject.read_text())["project"]["version"])
-        except (OSError, KeyError, tomllib.TOMLDecodeError):
-            return "0+unknown"
-
-
-__version__ = _version()
+from mtzoo._version import __version__  # noqa: F401  (mtzoo.__version__)
 
 __all__ = ["MTZooCalculator", "Model", "build_model", "compress", "evaluate", "finetune", "freeze", "list_pretrained",
            "load_model", "load_pretrained", "load_systems", "model_from_deepmd", "save_model", "train"]

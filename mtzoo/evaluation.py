@@ -88,7 +88,7 @@ def evaluate(model: Model, systems: Sequence[System], head: str | None = None, n
     head = model.resolve_head(head)
     if not _is_energy_head(model, head):
         return _evaluate_tensor(model, systems, head, nframes, batch_size)
-    from mtzoo.training.trainer import Progress
+    from mtzoo.progress import Progress
 
     bar = Progress(len(systems), 0, progress, unit="systems")
     rows, pooled = [], {m: [] for m in UNITS}

@@ -27,52 +27,9 @@ from torch import nn
 from mtzoo import keys as K
 from mtzoo.descriptors.base import Descriptor
 from mtzoo.heads.base import Head
-from mtzoo.nn.scatter import scatter_sum
+from mtzoo.nn.geometry import MIN_DISTANCE, check_overlaps, edge_vectors  # noqa: F401  (re-exported)
 from mtzoo.nn.extension import compiled
-
-
-def edge_vectors(pos: torch.Tensor, edge_index: torch.Tensor, cell_shift: torch.Tensor, cell: torch.Tensor,
-                 batch: torch.Tensor | None) -> torch.Tensor:
-    """:math:`\\mathbf r_e = \\mathbf x_j - \\mathbf x_i + \\mathbf S_e \\mathbf h_{b(i)}`.
-
-    Shapes
-    ------
-    pos ``[N, 3]``, edge_index ``[2, E]``, cell_shift ``[E, 3]``, cell ``[B, 3, 3]``,
-    batch ``[N]`` or None (one frame) -> ``[E, 3]``.
-    """
-    if not (pos.requires_grad or cell.requires_grad) and pos.dtype == torch.float64 and pos.device.type == "cpu":
-        ext = compiled()  # one compiled pass; nothing to differentiate (forces come from dE/dr_e)
-        if ext is not None:
-            return ext.edge_vectors(pos, edge_index, cell_shift.to(torch.float64), cell.to(torch.float64),
-                                    batch if batch is not None else edge_index.new_empty(0))
-    src, dst = edge_index[0], edge_index[1]
-    vec = pos.index_select(0, src) - pos.index_select(0, dst)
-    if cell.shape[0] == 1 or batch is None:
-        return vec + cell_shift.to(pos.dtype) @ cell[0].to(pos.dtype)
-    return vec + torch.bmm(cell_shift.to(pos.dtype).unsqueeze(1), cell.to(pos.dtype)[batch[dst]]).squeeze(1)
-
-
-#: Atoms closer than this (Angstrom) are an error: no interatomic potential gives meaningful
-#: energies there, and coincident atoms make the edge's 1/r infinite (NaN energy and forces).
-MIN_DISTANCE = 0.2
-
-
-def check_overlaps(vec: torch.Tensor, edge_index: torch.Tensor, where: str = "") -> None:
-    """Raise ``ValueError`` naming the pair when an edge is shorter than :data:`MIN_DISTANCE`.
-
-    ``vec`` ``[E, 3]`` edge vectors, ``edge_index`` ``[2, E]`` (atom indices of the batch).
-    One fused norm and a reduction over the edges: 78 us for 20,000 float64 edges on a CPU core
-    (``vec.pow(2).sum(-1)`` took 300 us), under 1 % of a 192-atom energy+force call.
-    """
-    if vec.shape[0] == 0:
-        return
-    r = torch.linalg.vector_norm(vec.detach(), dim=-1)
-    if bool(r.min() >= MIN_DISTANCE):
-        return
-    k = int(torch.argmin(r))
-    j, i = int(edge_index[0, k]), int(edge_index[1, k])
-    raise ValueError(f"{where}atoms {min(i, j)} and {max(i, j)} are {float(r[k]):.3g} A apart "
-                     f"(closer than {MIN_DISTANCE} A): overlapping atoms have no meaningful energy or forces")
+from mtzoo.nn.scatter import scatter_sum
 
 
 class Model(nn.Module):
@@ -338,3 +295,44 @@ def build_model(config: Mapping) -> Model:
     heads = {name: build_head(cfg, len(type_map), desc) for name, cfg in config["heads"].items()}
     share_named_layers(heads)
     return Model(type_map, desc, heads)
+
+
+#: Descriptors that can be tabulated (and hybrids of them: their members that are compressible).
+COMPRESSIBLE = ("se_e2_a", "se_e2_r")
+
+
+def compress_model(model: Model, rmin: float = 0.5, tol: float = 1e-10, max_bins: int = 20000) -> dict:
+    """Tabulate the embedding nets of ``model``'s descriptor in place.
+
+    Parameters
+    ----------
+    model : Model
+        A trained model whose descriptor is one of :data:`COMPRESSIBLE`, or a hybrid with such
+        members (those are compressed; the others stay exact).
+    rmin : float
+        Shortest neighbour distance (Angstrom) covered by the tables; closer pairs are evaluated
+        by the nets themselves (exact), so this only trades table size against speed.
+    tol : float
+        Largest deviation of a table from its net per embedding channel (checked at seven
+        interior points of every bin).
+    max_bins : int
+        Limit on bins per net.
+
+    Returns
+    -------
+    dict
+        ``descriptor``, ``compressed`` (the descriptors tabulated), ``bins`` per net,
+        ``max_deviation``, ``rmin``, ``tol``.
+    """
+    desc = model.descriptor
+    name = getattr(desc, "type_name", type(desc).__name__)
+    members = list(desc.descrpt_list) if name == "hybrid" else [desc]
+    todo = [d for d in members if getattr(d, "type_name", "") in COMPRESSIBLE]
+    if not todo:
+        kinds = [getattr(d, "type_name", type(d).__name__) for d in members]
+        raise ValueError(f"compression is implemented for {list(COMPRESSIBLE)} descriptors (and hybrids holding "
+                         f"them); this model's is '{name}'" + (f" with members {kinds}" if name == "hybrid" else ""))
+    infos = [d.enable_compression(rmin=rmin, tol=tol, max_bins=max_bins) for d in todo]
+    return {"descriptor": name, "compressed": [d.type_name for d in todo],
+            "bins": [b for i in infos for b in i["bins"]], "max_deviation": max(i["max_deviation"] for i in infos),
+            "rmin": rmin, "tol": tol}

@@ -189,7 +189,7 @@ def test_training_flows_start_from_a_compressed_file(tmp_path):
     import torch as _torch
 
     from mtzoo.zoo.compress import compress
-    from mtzoo.zoo.finetune import resolve_model_path
+    from mtzoo.zoo.registry import resolve_model_path
     from mtzoo.zoo.frozen import load_model
     from mtzoo.training.tasks import load_frozen_state
 

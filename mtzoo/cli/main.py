@@ -271,7 +271,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from mtzoo import __version__
+    from mtzoo._version import __version__
 
     p = _Parser(prog="mtzoo", description="Multi-fidelity machine-learned interatomic potentials")
     p.add_argument("--version", action="version", version=f"mtzoo {__version__}",
@@ -423,6 +423,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # the command owns its process: opt in to the allocator settings (nn/common.py: keep_freed_memory)
+    os.environ.setdefault("MTZOO_MALLOC_TUNING", "1")
     import torch
 
     if args.threads:

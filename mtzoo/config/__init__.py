@@ -32,6 +32,7 @@ checks), :mod:`~mtzoo.config.input` (the whole file), :mod:`~mtzoo.config.comple
 """
 
 from mtzoo.config.base import ConfigError, Registry, Section, Variant
+from mtzoo.config import descriptors as _descriptors  # noqa: F401  (registers the other descriptor schemas)
 from mtzoo.config.data import DataConfig, TaskDataConfig, ValidationDataConfig
 from mtzoo.config.input import (
     DEEPMD_V3_MULTI_TASK_KEYS,

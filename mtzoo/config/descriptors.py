@@ -2,7 +2,7 @@
 
 Key names, defaults and aliases follow DeePMD-kit 3.2 (``descrpt_se_r_args``,
 ``descrpt_se_t_args``, ``descrpt_hybrid_args`` in ``deepmd/utils/argcheck.py``).  Registered in
-:data:`mtzoo.config.model.DESCRIPTORS` when :mod:`mtzoo.config.model` is imported.
+:data:`mtzoo.config.model.DESCRIPTORS` when :mod:`mtzoo.config` is imported (its ``__init__`` imports this module).
 Neither descriptor has axis vectors, so a ``dipole``/``polar`` fitting on them is rejected
 (:attr:`provides_rot`).
 """

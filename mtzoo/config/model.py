@@ -618,6 +618,3 @@ class ModelConfig(Variant):
                 )
         check_shared_layers(self.heads, self.descriptor, lambda name: self.head_path(name, path))
 
-
-# the other descriptor schemas register themselves in DESCRIPTORS
-from mtzoo.config import descriptors  # noqa: E402,F401  (registers the other descriptor schemas)

@@ -109,7 +109,7 @@ def frame_to_graph(system: System, iframe: int, atom_type: np.ndarray, rcut: flo
 
 def _check_overlaps(system: System, iframe: int, pos, cell, edge_index, shift) -> None:
     """DataError naming the system, frame and atoms when two atoms are closer than ``MIN_DISTANCE``."""
-    from mtzoo.model import MIN_DISTANCE
+    from mtzoo.nn.geometry import MIN_DISTANCE
 
     if not edge_index.shape[1]:
         return

@@ -387,7 +387,7 @@ class DescrptE3nnMACE(Descriptor):
         layer's atomic basis has unit mean square at initialisation.
         """
         from mtzoo.data.graph import collate
-        from mtzoo.model import edge_vectors
+        from mtzoo.nn.geometry import edge_vectors
 
         if self.avg_num_neighbors_fixed is None:
             mean = mean_neighbour_count(graphs, self.rcut)

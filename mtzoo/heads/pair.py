@@ -27,7 +27,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from mtzoo.nn.scatter import scatter_sum
 
 
 class PairCorrection(nn.Module):

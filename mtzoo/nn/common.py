@@ -153,10 +153,13 @@ def keep_freed_memory() -> bool:
     228-244 ms without, in four A/B pairs.  Inference of the compressed model (192 atoms):
     16.2-20.0 ms against 17.1-21.1 ms without, 1.0-1.5 ms faster in each of three interleaved
     process pairs.  The settings are process-wide and stay (glibc's dynamic default cannot be
-    restored: setting the "defaults" back explicitly made steps 1.6x slower); they are applied
-    once by :class:`~mtzoo.training.trainer.Trainer`, by :class:`~mtzoo.calculator.MTZooCalculator`
-    and when a compressed descriptor builds its tables.  A no-op off Linux/glibc or with
-    ``MTZOO_MALLOC_TUNING=0``.  Returns whether the settings were applied.
+    restored: setting the "defaults" back explicitly made steps 1.6x slower), so they are
+    **opt-in**: applied only when ``MTZOO_MALLOC_TUNING=1``.  The ``mtzoo`` command owns its process
+    and sets it (``MTZOO_MALLOC_TUNING=0 mtzoo ...`` opts out), as do the benchmark scripts; a
+    script that imports mtzoo (an MD run with the ASE calculator, say) keeps glibc's defaults
+    unless it sets the variable.  Called by :class:`~mtzoo.training.trainer.Trainer`,
+    :class:`~mtzoo.calculator.MTZooCalculator` and a compressed descriptor building its tables;
+    a no-op off Linux/glibc.  Returns whether the settings are applied.
     """
     global _MALLOC_TUNED
     import ctypes
@@ -165,7 +168,7 @@ def keep_freed_memory() -> bool:
 
     if _MALLOC_TUNED:
         return True
-    if os.environ.get("MTZOO_MALLOC_TUNING", "1") == "0" or not sys.platform.startswith("linux"):
+    if os.environ.get("MTZOO_MALLOC_TUNING", "0") != "1" or not sys.platform.startswith("linux"):
         return False
     try:
         libc = ctypes.CDLL("libc.so.6")

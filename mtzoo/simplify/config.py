@@ -47,7 +47,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from mtzoo.config.base import ConfigError
 

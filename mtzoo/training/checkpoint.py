@@ -55,9 +55,9 @@ def versions() -> dict[str, str]:
     import e3nn
     import torch_geometric
 
-    import mtzoo
+    from mtzoo._version import __version__
 
-    return {"mtzoo": str(mtzoo.__version__), "torch": str(torch.__version__), "torch_geometric": str(torch_geometric.__version__),
+    return {"mtzoo": str(__version__), "torch": str(torch.__version__), "torch_geometric": str(torch_geometric.__version__),
             "e3nn": str(e3nn.__version__)}
 
 

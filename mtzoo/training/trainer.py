@@ -35,7 +35,6 @@ from __future__ import annotations
 import io
 import json
 import math
-import sys
 import time
 import warnings
 from contextlib import nullcontext
@@ -49,6 +48,7 @@ from mtzoo.config import ConfigError, complete_input, load_input, parse_input
 from mtzoo.data.graph import collate
 from mtzoo.model import build_model, model_config
 from mtzoo.nn.common import keep_freed_memory
+from mtzoo.progress import Progress
 from mtzoo.training import distributed
 from mtzoo.training.checkpoint import atomic_save, atomic_write_text, load_checkpoint, save_checkpoint, versions
 from mtzoo.training.ema import ParameterEMA
@@ -58,28 +58,6 @@ from mtzoo.training.optim import clip_gradients, make_optimizer
 from mtzoo.training.scheduler import TaskScheduler
 from mtzoo.training.tasks import (Task, attach_losses, build_tasks, compute_statistics, epoch_steps, load_frozen_state,
                                model_from_frozen, model_from_input, warn_untrained)
-
-
-class Progress:
-    """A one-line progress bar on interactive terminals; silent otherwise."""
-
-    def __init__(self, total: int, start: int, enabled: bool | None = None, unit: str = "steps") -> None:
-        self.total, self.t0, self.start, self.unit = total, time.perf_counter(), start, unit
-        self.enabled = sys.stderr.isatty() if enabled is None else enabled
-
-    def update(self, step: int, text: str = "") -> None:
-        if not self.enabled:
-            return
-        frac = step / max(self.total, 1)
-        rate = (step - self.start) / max(time.perf_counter() - self.t0, 1e-9)
-        eta = (self.total - step) / rate if rate > 0 else float("inf")
-        bar = "#" * int(30 * frac)
-        sys.stderr.write(f"\r[{bar:<30}] {step}/{self.total} {rate:.1f} {self.unit}/s eta {eta:.0f}s {text}  ")
-        sys.stderr.flush()
-
-    def close(self) -> None:
-        if self.enabled:
-            sys.stderr.write("\n")
 
 
 class StepLoss(torch.nn.Module):

@@ -45,21 +45,6 @@ STRATEGIES = ("multitask", "freeze", "full")
 __all__ = ["STRATEGIES", "finetune"]
 
 
-def resolve_model_path(base, what: str = "base model") -> Path:
-    """Model file of ``base`` (zoo name, checksum verified, or a path); ``what`` names it in the error."""
-    from mtzoo.zoo.registry import _index, get_entry, verify
-
-    from mtzoo.training.checkpoint import as_path
-
-    if isinstance(base, str) and base in [e["name"] for e in _index()]:
-        return verify(get_entry(base))
-    p = as_path(base, what)
-    if not p.exists():
-        raise FileNotFoundError(f"{what} '{base}' is neither a pretrained model of the zoo "
-                                f"(available: {[e['name'] for e in _index()]}) nor an existing file")
-    return p
-
-
 def _resolve_replay(paths: list[str], head: str, roots: list[Path], extra: list[Path] = ()) -> list[str]:
     out = []
     for p in paths:
@@ -215,6 +200,7 @@ def finetune(base, data_train, data_valid=None, head_name: str = "new", strategy
     from mtzoo.training.tasks import load_frozen_state
     from mtzoo.training.trainer import Trainer
     from mtzoo.zoo.frozen import load_model, save_model
+    from mtzoo.zoo.registry import resolve_model_path
 
     say = log if log is not None else (lambda *a: None)
     if strategy not in STRATEGIES:

@@ -86,7 +86,7 @@ def load_pretrained(name_or_path: str | Path, head: str | None = None, dtype=Non
         Another ``index.json`` (its files next to it); default: the package's.
     compress : bool or dict
         Tabulate the descriptor's embedding nets for faster inference
-        (:func:`mtzoo.zoo.compress.compress_model`; a dict gives its ``rmin``/``tol``).
+        (:func:`mtzoo.model.compress_model`; a dict gives its ``rmin``/``tol``).
 
     Returns
     -------
@@ -120,7 +120,7 @@ def load_pretrained(name_or_path: str | Path, head: str | None = None, dtype=Non
     if dtype is not None:
         model = cast_model(model, dtype)
     if compress:
-        from mtzoo.zoo.compress import compress_model
+        from mtzoo.model import compress_model
 
         compress_model(model, **(compress if isinstance(compress, dict) else {}))
     return model.to(device).eval()
@@ -154,3 +154,16 @@ def check_frame(kind: str = "agau"):
         raise ValueError(f"check_frame: unknown kind '{kind}' (available: ['agau', 'hcno'])")
     atoms.rattle(stdev=0.05, seed=7)
     return atoms
+
+
+def resolve_model_path(base, what: str = "base model") -> Path:
+    """Model file of ``base`` (zoo name, checksum verified, or a path); ``what`` names it in the error."""
+    from mtzoo.training.checkpoint import as_path
+
+    if isinstance(base, str) and base in [e["name"] for e in _index()]:
+        return verify(get_entry(base))
+    p = as_path(base, what)
+    if not p.exists():
+        raise FileNotFoundError(f"{what} '{base}' is neither a pretrained model of the zoo "
+                                f"(available: {[e['name'] for e in _index()]}) nor an existing file")
+    return p

@@ -51,8 +51,7 @@ def _features(model, head: str, systems, batch_frames: int = 32) -> tuple[dict, 
     has), the head's energies ``[F]``, the labels ``[F]`` and atom counts ``[F, ntypes]`` of every
     frame with an energy label."""
     from mtzoo.data.graph import collate, system_graphs
-    from mtzoo.heads.base import apply_per_type
-    from mtzoo.model import edge_vectors
+    from mtzoo.nn.geometry import edge_vectors
 
     hd = model.heads[head]
     nets = hd.corrections if hd.corrections is not None else []

@@ -1,0 +1,89 @@
+"""The package's layering: the import contracts of ``.importlinter`` (docs/architecture.md, "Layers").
+
+``lint-imports`` (import-linter, in the ``test`` extra) reads every module's imports, including
+those inside functions, and fails on an import from a lower layer to a higher one or on a cycle
+between the modules of a package.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _lint_imports() -> str:
+    here = Path(sys.executable).parent / "lint-imports"
+    exe = str(here) if here.exists() else shutil.which("lint-imports")
+    if exe is None:
+        pytest.skip("import-linter is not installed (pip install -e '.[test]')")
+    return exe
+
+
+def test_import_contracts_hold():
+    proc = subprocess.run([_lint_imports(), "--no-cache"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-4000:]
+    assert "2 kept, 0 broken" in out, out[-2000:]
+
+
+def test_a_violation_is_caught(tmp_path):
+    """The checker is live: an upward import added to a copy of the package breaks the layers contract."""
+    copy = tmp_path / "src"
+    shutil.copytree(REPO / "mtzoo", copy / "mtzoo", ignore=shutil.ignore_patterns("__pycache__", "*.pth", "*.so"))
+    shutil.copy(REPO / ".importlinter", copy / ".importlinter")
+    keys = copy / "mtzoo" / "keys.py"
+    keys.write_text(keys.read_text() + "\n\ndef _upward():\n    from mtzoo.model import Model  # noqa: F401\n")
+    proc = subprocess.run([_lint_imports(), "--no-cache"], cwd=copy, capture_output=True, text=True, timeout=300,
+                          env={"PYTHONPATH": str(copy), "PATH": "/usr/bin:/bin"})
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0, out[-2000:]
+    assert "mtzoo.keys is not allowed to import mtzoo.model" in out, out[-2000:]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt: Linux only")
+@pytest.mark.parametrize(("value", "applied"), [(None, "False"), ("0", "False"), ("1", "True")])
+def test_allocator_settings_are_opt_in(value, applied):
+    """Process-wide malloc settings only when asked (``MTZOO_MALLOC_TUNING=1``; the ``mtzoo`` command
+    sets it for its own process): importing mtzoo into a user's script leaves the allocator alone."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "MTZOO_MALLOC_TUNING"}
+    if value is not None:
+        env["MTZOO_MALLOC_TUNING"] = value
+    code = "from mtzoo.nn.common import keep_freed_memory; print(keep_freed_memory())"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == applied
+
+
+def test_the_command_opts_in_to_the_allocator_settings(monkeypatch):
+    import os
+
+    from mtzoo.cli import main as cli
+
+    monkeypatch.delenv("MTZOO_MALLOC_TUNING", raising=False)
+    seen = {}
+    monkeypatch.setattr(cli, "build_parser", lambda: _Parser(seen))
+    assert cli.main([]) == 0
+    assert seen["env"] == "1"
+    os.environ.pop("MTZOO_MALLOC_TUNING", None)
+
+
+class _Parser:
+    """Stands in for the argument parser: a command that records the variable it ran under."""
+
+    def __init__(self, seen: dict) -> None:
+        self.seen = seen
+
+    def parse_args(self, argv):
+        import argparse
+        import os
+
+        return argparse.Namespace(threads=None, debug=False,
+                                  func=lambda args: self.seen.update(env=os.environ.get("MTZOO_MALLOC_TUNING")))
