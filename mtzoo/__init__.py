@@ -16,46 +16,30 @@ __all__ = ["MTZooCalculator", "Model", "build_model", "compress", "evaluate", "f
            "load_model", "load_pretrained", "load_systems", "model_from_deepmd", "save_model", "train"]
 
 
+#: public name -> (module, attribute), imported on first use: importing mtzoo stays cheap (torch,
+#: PyG and ASE load when a name is first used)
+_LAZY = {
+    "Model": ("mtzoo.model", "Model"),
+    "build_model": ("mtzoo.model", "build_model"),
+    "MTZooCalculator": ("mtzoo.calculator", "MTZooCalculator"),
+    "train": ("mtzoo.training.trainer", "train"),
+    "freeze": ("mtzoo.zoo.frozen", "freeze"),
+    "load_model": ("mtzoo.zoo.frozen", "load_model"),
+    "save_model": ("mtzoo.zoo.frozen", "save_model"),
+    "load_pretrained": ("mtzoo.zoo.registry", "load_pretrained"),
+    "list_pretrained": ("mtzoo.zoo.registry", "list_pretrained"),
+    "finetune": ("mtzoo.zoo.finetune", "finetune"),
+    "compress": ("mtzoo.zoo.compress", "compress"),
+    "evaluate": ("mtzoo.evaluation", "evaluate"),
+    "load_systems": ("mtzoo.data.readers", "load_systems"),
+    "model_from_deepmd": ("mtzoo.zoo.deepmd_import", "model_from_deepmd"),
+}
+
+
 def __getattr__(name: str):
-    # lazy: importing mtzoo stays cheap (torch, PyG and ASE load on first use)
-    if name in ("Model", "build_model"):
-        from mtzoo import model
+    if name not in _LAZY:
+        raise AttributeError(f"module 'mtzoo' has no attribute '{name}'")
+    import importlib
 
-        return getattr(model, name)
-    if name == "MTZooCalculator":
-        from mtzoo.calculator import MTZooCalculator
-
-        return MTZooCalculator
-    if name == "train":
-        from mtzoo.training.trainer import train
-
-        return train
-    if name in ("freeze", "load_model", "save_model"):
-        from mtzoo.zoo import frozen
-
-        return getattr(frozen, name)
-    if name in ("load_pretrained", "list_pretrained"):
-        from mtzoo.zoo import registry
-
-        return getattr(registry, name)
-    if name == "finetune":
-        from mtzoo.zoo.finetune import finetune
-
-        return finetune
-    if name == "compress":
-        from mtzoo.zoo.compress import compress
-
-        return compress
-    if name == "evaluate":
-        from mtzoo.evaluation import evaluate
-
-        return evaluate
-    if name == "load_systems":
-        from mtzoo.data.readers import load_systems
-
-        return load_systems
-    if name == "model_from_deepmd":
-        from mtzoo.zoo.deepmd_import import model_from_deepmd
-
-        return model_from_deepmd
-    raise AttributeError(f"module 'mtzoo' has no attribute '{name}'")
+    module, attr = _LAZY[name]
+    return getattr(importlib.import_module(module), attr)

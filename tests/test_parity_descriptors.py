@@ -14,7 +14,7 @@ import torch
 from conftest import molecule_system, water_frames
 from mtzoo import keys as K
 from mtzoo.data.graph import collate, system_graphs
-from mtzoo.descriptors.se_e2_r import load_deepmd_stats
+from mtzoo.descriptors.se_common import load_deepmd_stats
 from mtzoo.zoo.deepmd_import import model_from_deepmd
 
 dp = pytest.importorskip("deepmd.dpmodel", reason="deepmd-kit (test oracle) not importable")

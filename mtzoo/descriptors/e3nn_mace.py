@@ -80,8 +80,9 @@ from torch import nn
 
 from mtzoo import keys as K
 from mtzoo.descriptors.base import Descriptor, register
-from mtzoo.descriptors.e3nn_mp import BesselEnvelope, _keep_own_constants, mean_neighbour_count
-from mtzoo.nn.common import default_dtype, to_dtype
+from mtzoo.descriptors.e3nn_mp import (BesselEnvelope, edge_inputs, finish_init, mean_neighbour_count, set_common,
+                                        uvu_paths)
+from mtzoo.nn.common import default_dtype
 from mtzoo.nn.scatter import scatter_sum
 
 
@@ -208,14 +209,7 @@ class MACELayer(nn.Module):
         self.mix_a = bool(first) and not self.residual
         irreps_sh = o3.Irreps.spherical_harmonics(lmax)
         wanted = {_natural(l) for l in range(lmax + 1)}
-        irreps_mid, instr = [], []
-        for i1, (mul, ir1) in enumerate(self.irreps_in):
-            for i2, (_, ir2) in enumerate(irreps_sh):
-                for ir in ir1 * ir2:
-                    if ir in wanted:
-                        instr.append((i1, i2, len(irreps_mid), "uvu", True))
-                        irreps_mid.append((mul, ir))
-        irreps_mid = o3.Irreps(irreps_mid)
+        irreps_mid, instr = uvu_paths(self.irreps_in, irreps_sh, wanted)
         self.irreps_a = o3.Irreps([(channels, _natural(l)) for l in range(lmax + 1)])
         self.linear_up = o3.Linear(self.irreps_in, self.irreps_in)
         self.conv = o3.TensorProduct(self.irreps_in, irreps_sh, irreps_mid, instr, shared_weights=False,
@@ -315,16 +309,12 @@ class DescrptE3nnMACE(Descriptor):
         if int(num_layers) < 1:
             raise ValueError(f"e3nn_mace: num_layers must be >= 1, got {num_layers}")
         channels = muls.pop()
-        self.ntypes, self.rcut, self.lmax, self.num_layers = int(ntypes), float(rcut), int(lmax), int(num_layers)
-        self.hidden_irreps, self.correlation, self.n_radial = str(irreps_hidden), int(correlation), int(n_radial)
-        self.radial_neurons = [int(n) for n in radial_neurons]
+        set_common(self, ntypes, rcut, lmax, num_layers, n_radial, radial_neurons, avg_num_neighbors, precision,
+                   trainable, seed)
+        self.hidden_irreps, self.correlation = str(irreps_hidden), int(correlation)
         self.envelope_exponent = int(envelope_exponent)
         self.first_layer_residual = bool(first_layer_residual)
         self.scalar_last_layer, self.normalize_atomic_basis = bool(scalar_last_layer), bool(normalize_atomic_basis)
-        self.avg_num_neighbors_fixed = None if avg_num_neighbors is None else float(avg_num_neighbors)
-        self.precision, self.trainable, self.seed = precision, bool(trainable), seed
-        self.dtype = to_dtype(precision)
-        self.irreps_sh = o3.Irreps.spherical_harmonics(self.lmax)
         with torch.random.fork_rng(devices=[]), default_dtype(torch.float64):
             if seed is not None:
                 torch.manual_seed(int(seed))
@@ -347,10 +337,7 @@ class DescrptE3nnMACE(Descriptor):
         scal = [s for s, (_, ir) in zip(irreps.slices(), irreps) if ir == o3.Irrep("0e")][0]
         self.scalar_slice = (scal.start, scal.stop)
         self.dim_out = self.num_layers * (scal.stop - scal.start)
-        self.to(self.dtype)
-        if not self.trainable:
-            self.requires_grad_(False)
-        self._register_load_state_dict_pre_hook(_keep_own_constants, with_module=True)
+        finish_init(self)
 
     def get_config(self) -> dict:
         return {"type": "e3nn_mace", "rcut": self.rcut, "lmax": self.lmax, "num_layers": self.num_layers,
@@ -362,12 +349,7 @@ class DescrptE3nnMACE(Descriptor):
                 "trainable": self.trainable, "seed": self.seed}
 
     def forward(self, edge_vec: torch.Tensor, edge_index: torch.Tensor, atom_type: torch.Tensor) -> dict[str, torch.Tensor]:
-        vec = edge_vec.to(self.dtype)
-        attr = torch.nn.functional.one_hot(atom_type, self.ntypes).to(self.dtype)
-        r = torch.linalg.vector_norm(vec, dim=-1)
-        sh = o3.spherical_harmonics(self.irreps_sh, vec, normalize=True, normalization="component")
-        radial = self.radial_basis(r)
-        inv_avg = (1.0 / self.avg_num_neighbors).to(self.dtype)
+        attr, sh, radial, inv_avg = edge_inputs(self, edge_vec, atom_type)
         h = self.embedding(attr)
         a, b = self.scalar_slice
         scalars = []
@@ -407,12 +389,8 @@ class DescrptE3nnMACE(Descriptor):
         vec = edge_vectors(batch[K.POSITIONS], batch[K.EDGE_INDEX], batch[K.CELL_SHIFT], batch[K.CELL], batch[K.BATCH])
         if vec.shape[0] == 0:
             return
-        vec = vec.to(self.dtype)
         atom_type, edge_index = batch[K.ATOM_TYPE], batch[K.EDGE_INDEX]
-        attr = torch.nn.functional.one_hot(atom_type, self.ntypes).to(self.dtype)
-        sh = o3.spherical_harmonics(self.irreps_sh, vec, normalize=True, normalization="component")
-        radial = self.radial_basis(torch.linalg.vector_norm(vec, dim=-1))
-        inv_avg = (1.0 / self.avg_num_neighbors).to(self.dtype)
+        attr, sh, radial, inv_avg = edge_inputs(self, vec, atom_type)
         h = self.embedding(attr)
         for t, layer in enumerate(self.layers):
             rms = float(layer.atomic_basis(h, attr, sh, radial, edge_index, inv_avg).pow(2).mean().sqrt())

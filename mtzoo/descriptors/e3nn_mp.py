@@ -98,14 +98,7 @@ class Interaction(nn.Module):
         self.gate = _gate_for(irreps_hidden)
         target = self.gate.irreps_in  # scalars + gates + gated
         wanted = {ir for _, ir in target}
-        irreps_mid, instr = [], []
-        for i1, (mul, ir1) in enumerate(self.irreps_in):
-            for i2, (_, ir2) in enumerate(irreps_sh):
-                for ir in ir1 * ir2:
-                    if ir in wanted:
-                        instr.append((i1, i2, len(irreps_mid), "uvu", True))
-                        irreps_mid.append((mul, ir))
-        irreps_mid = o3.Irreps(irreps_mid)
+        irreps_mid, instr = uvu_paths(self.irreps_in, irreps_sh, wanted)
         self.linear_up = o3.Linear(self.irreps_in, self.irreps_in)
         self.tp = o3.TensorProduct(self.irreps_in, irreps_sh, irreps_mid, instr, shared_weights=False,
                                    internal_weights=False)
@@ -184,13 +177,9 @@ class DescrptE3nnMP(Descriptor):
         n_scalars = sum(mul for mul, ir in irreps_hidden if ir == o3.Irrep("0e"))
         if n_scalars == 0:
             raise ValueError(f"e3nn_mp: hidden_irreps '{hidden_irreps}' has no 0e channels (the invariant descriptor)")
-        self.ntypes, self.rcut, self.lmax, self.num_layers = int(ntypes), float(rcut), int(lmax), int(num_layers)
-        self.hidden_irreps, self.n_radial = str(irreps_hidden), int(n_radial)
-        self.radial_neurons = [int(n) for n in radial_neurons]
-        self.avg_num_neighbors_fixed = None if avg_num_neighbors is None else float(avg_num_neighbors)
-        self.precision, self.trainable, self.seed = precision, bool(trainable), seed
-        self.dtype = to_dtype(precision)
-        self.irreps_sh = o3.Irreps.spherical_harmonics(self.lmax)
+        set_common(self, ntypes, rcut, lmax, num_layers, n_radial, radial_neurons, avg_num_neighbors, precision,
+                   trainable, seed)
+        self.hidden_irreps = str(irreps_hidden)
         # e3nn's constants (Wigner 3j) are computed in the default dtype: build in float64 so that
         # they are exact to double precision whatever the caller's default (then cast to precision)
         with torch.random.fork_rng(devices=[]), default_dtype(torch.float64):
@@ -210,11 +199,8 @@ class DescrptE3nnMP(Descriptor):
         cols = [torch.arange(s.start, s.stop) for s, (_, ir) in zip(irreps.slices(), irreps) if ir == o3.Irrep("0e")]
         self.register_buffer("scalar_cols", torch.cat(cols), persistent=False)
         self.dim_out = int(self.scalar_cols.numel())
-        self.to(self.dtype)
+        finish_init(self)
         self.scalar_cols = self.scalar_cols.long()
-        if not self.trainable:
-            self.requires_grad_(False)
-        self._register_load_state_dict_pre_hook(_keep_own_constants, with_module=True)
 
     def get_config(self) -> dict:
         return {"type": "e3nn_mp", "rcut": self.rcut, "lmax": self.lmax, "num_layers": self.num_layers,
@@ -223,12 +209,7 @@ class DescrptE3nnMP(Descriptor):
                 "trainable": self.trainable, "seed": self.seed}
 
     def forward(self, edge_vec: torch.Tensor, edge_index: torch.Tensor, atom_type: torch.Tensor) -> dict[str, torch.Tensor]:
-        vec = edge_vec.to(self.dtype)
-        attr = torch.nn.functional.one_hot(atom_type, self.ntypes).to(self.dtype)
-        r = torch.linalg.norm(vec, dim=-1)
-        sh = o3.spherical_harmonics(self.irreps_sh, vec, normalize=True, normalization="component")
-        radial = self.radial_basis(r)
-        inv_avg = (1.0 / self.avg_num_neighbors).to(self.dtype)
+        attr, sh, radial, inv_avg = edge_inputs(self, edge_vec, atom_type)
         h = self.embedding(attr)
         for layer in self.layers:
             h = layer(h, attr, sh, radial, edge_index, inv_avg)
@@ -243,6 +224,57 @@ class DescrptE3nnMP(Descriptor):
         mean = mean_neighbour_count(graphs, self.rcut)
         if mean is not None:
             self.avg_num_neighbors.fill_(mean)
+
+
+def set_common(desc: nn.Module, ntypes: int, rcut: float, lmax: int, num_layers: int, n_radial: int,
+               radial_neurons: Sequence[int], avg_num_neighbors: float | None, precision: str, trainable: bool,
+               seed: int | None) -> None:
+    """Store the settings every e3nn descriptor (``e3nn_mp``, ``e3nn_mace``) has, as attributes of ``desc``,
+    with the precision's dtype and the edge harmonics' irreps :math:`l = 0 \dots l_{\max}`."""
+    desc.ntypes, desc.rcut, desc.lmax, desc.num_layers = int(ntypes), float(rcut), int(lmax), int(num_layers)
+    desc.n_radial, desc.radial_neurons = int(n_radial), [int(n) for n in radial_neurons]
+    desc.avg_num_neighbors_fixed = None if avg_num_neighbors is None else float(avg_num_neighbors)
+    desc.precision, desc.trainable, desc.seed = precision, bool(trainable), seed
+    desc.dtype = to_dtype(precision)
+    desc.irreps_sh = o3.Irreps.spherical_harmonics(desc.lmax)
+
+
+def finish_init(desc: nn.Module) -> None:
+    """Last step of an e3nn descriptor's constructor: cast to its precision, freeze it unless
+    ``trainable``, and keep its own e3nn constants when a state dict is loaded."""
+    desc.to(desc.dtype)
+    if not desc.trainable:
+        desc.requires_grad_(False)
+    desc._register_load_state_dict_pre_hook(_keep_own_constants, with_module=True)
+
+
+def uvu_paths(irreps_in: o3.Irreps, irreps_sh: o3.Irreps, wanted) -> tuple[o3.Irreps, list[tuple]]:
+    """Output irreps and instructions of the channel-wise (``uvu``) edge convolution
+    :math:`h_j \otimes Y(\hat{\mathbf r}_e)`: every product of an input irrep and a harmonic whose
+    result is in ``wanted``, with the input's multiplicity (one weight per channel and path, from the
+    radial MLP)."""
+    irreps_mid, instr = [], []
+    for i1, (mul, ir1) in enumerate(irreps_in):
+        for i2, (_, ir2) in enumerate(irreps_sh):
+            for ir in ir1 * ir2:
+                if ir in wanted:
+                    instr.append((i1, i2, len(irreps_mid), "uvu", True))
+                    irreps_mid.append((mul, ir))
+    return o3.Irreps(irreps_mid), instr
+
+
+def edge_inputs(desc: nn.Module, edge_vec: torch.Tensor, atom_type: torch.Tensor):
+    r"""The inputs every layer of an e3nn descriptor (``e3nn_mp``, ``e3nn_mace``) shares, in ``desc.dtype``.
+
+    Returns the element one-hot ``[N, ntypes]``, the spherical harmonics
+    :math:`Y^{l \le l_{\max}}(\hat{\mathbf r}_e)` ``[E, irreps_sh.dim]`` (component normalisation),
+    the radial basis :math:`B(r_e)` ``[E, n_radial]`` and :math:`1/\bar n` (a 0-d tensor).
+    """
+    vec = edge_vec.to(desc.dtype)
+    attr = torch.nn.functional.one_hot(atom_type, desc.ntypes).to(desc.dtype)
+    sh = o3.spherical_harmonics(desc.irreps_sh, vec, normalize=True, normalization="component")
+    radial = desc.radial_basis(torch.linalg.vector_norm(vec, dim=-1))
+    return attr, sh, radial, (1.0 / desc.avg_num_neighbors).to(desc.dtype)
 
 
 @torch.no_grad()

@@ -10,10 +10,70 @@ import numpy as np
 import torch
 
 from mtzoo import keys as K
-from mtzoo.nn.common import keep_freed_memory
+from mtzoo.nn.common import keep_freed_memory, to_dtype
 from mtzoo.nn.env import env_matrix
 from mtzoo.nn.scatter import scatter_sum
 from mtzoo.nn.tabulate import TabulatedNets, check_compress, tabulate_net
+
+
+def set_common(desc, ntypes: int, sel: Sequence[int], rcut: float, rcut_smth: float, neuron: Sequence[int],
+               resnet_dt: bool, exclude_types: Sequence[Sequence[int]], env_protection: float, set_davg_zero: bool,
+               activation_function: str, precision: str, trainable: bool, seed) -> None:
+    """Check ``sel`` and store the settings every se_* descriptor has (DeePMD-kit's keys) on ``desc``,
+    with the precision's dtype and ``nnei`` :math:`= \\sum` sel."""
+    if len(sel) != ntypes:
+        raise ValueError(f"sel has {len(sel)} entries, expected one per type ({ntypes})")
+    desc.ntypes, desc.rcut, desc.rcut_smth = ntypes, float(rcut), float(rcut_smth)
+    desc.sel, desc.neuron = [int(s) for s in sel], [int(n) for n in neuron]
+    desc.resnet_dt = bool(resnet_dt)
+    desc.exclude_types = [[int(a), int(b)] for a, b in exclude_types]
+    desc.env_protection, desc.set_davg_zero = float(env_protection), bool(set_davg_zero)
+    desc.activation_function, desc.precision = activation_function, precision
+    desc.trainable, desc.seed = bool(trainable), seed
+    desc.dtype = to_dtype(precision)
+    desc.nnei = sum(desc.sel)
+
+
+def register_env_buffers(desc, stat_shape: tuple[int, ...], warn_excluded: bool = True) -> None:
+    """The statistics buffers ``davg`` (zeros) and ``dstd`` (ones), ``[ntypes, ntypes, *stat_shape]``,
+    ``sel_t`` ``[ntypes]`` and the kept type pairs ``pair_keep`` ``[ntypes, ntypes]``, in ``desc.dtype``;
+    with ``warn_excluded``, :func:`warn_excluded_pairs` when ``exclude_types`` is set without
+    ``set_davg_zero``."""
+    nt = desc.ntypes
+    if warn_excluded and desc.exclude_types and not desc.set_davg_zero:
+        warn_excluded_pairs(desc.type_name, stacklevel=4)
+    desc.register_buffer("davg", torch.zeros(nt, nt, *stat_shape, dtype=desc.dtype))
+    desc.register_buffer("dstd", torch.ones(nt, nt, *stat_shape, dtype=desc.dtype))
+    desc.register_buffer("sel_t", torch.tensor(desc.sel, dtype=desc.dtype))
+    desc.register_buffer("pair_keep", pair_keep_table(nt, desc.exclude_types, desc.dtype))
+
+
+def common_config(desc, name: str) -> dict:
+    """The shared part of an se_* descriptor's :meth:`get_config` (``type`` = ``name``)."""
+    return {"type": name, "sel": desc.sel, "rcut": desc.rcut, "rcut_smth": desc.rcut_smth, "neuron": desc.neuron,
+            "resnet_dt": desc.resnet_dt, "exclude_types": desc.exclude_types, "env_protection": desc.env_protection,
+            "set_davg_zero": desc.set_davg_zero, "activation_function": desc.activation_function,
+            "precision": desc.precision, "trainable": desc.trainable, "seed": desc.seed}
+
+
+class EnvMatStats:
+    """Mixin of the se_* descriptors (se_e2_a, se_e2_r, se_e3): :meth:`compute_stats` by
+    :func:`env_mat_stats`, over the radial column only when ``radial_only`` (se_e2_r)."""
+
+    radial_only: bool = False
+
+    @torch.no_grad()
+    def compute_stats(self, graphs: Sequence, protection: float = 1e-2) -> None:
+        """Environment-matrix statistics per centre type (DeePMD ``EnvMatStatSe``; see
+        :func:`env_mat_stats`), warning when an atom has more neighbours of a type than ``sel``."""
+        env_mat_stats(self, graphs, protection, radial_only=self.radial_only, name=self.type_name)
+
+
+def load_deepmd_env_stats(desc, data: dict) -> None:
+    """Copy ``davg``/``dstd`` from a DeePMD-kit serialized se_* dict (``@variables``)."""
+    with torch.no_grad():
+        load_deepmd_stats(data["@variables"]["davg"], desc.sel, desc.davg, "davg")
+        load_deepmd_stats(data["@variables"]["dstd"], desc.sel, desc.dstd, "dstd")
 
 
 def pair_keep_table(ntypes: int, exclude_types: Sequence[Sequence[int]], dtype: torch.dtype) -> torch.Tensor:
@@ -24,13 +84,13 @@ def pair_keep_table(ntypes: int, exclude_types: Sequence[Sequence[int]], dtype: 
     return keep
 
 
-def warn_excluded_pairs(name: str) -> None:
+def warn_excluded_pairs(name: str, stacklevel: int = 3) -> None:
     """The DeePMD-kit behaviour mtzoo keeps for parity: excluded neighbours still take a ``sel`` slot."""
     warnings.warn(
         f"{name}: with exclude_types, an excluded neighbour still takes one of the sel slots, so the energy jumps "
         "when it crosses rcut unless the mean of the environment matrix is zero (DeePMD-kit behaves the same; "
         "mtzoo keeps parity). Set set_davg_zero: true to avoid the jump.",
-        stacklevel=3,
+        stacklevel=stacklevel,
     )
 
 

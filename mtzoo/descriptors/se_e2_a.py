@@ -42,9 +42,9 @@ import torch
 from torch import nn
 
 from mtzoo import keys as K
-from mtzoo.descriptors.se_common import TabulatedSe, env_mat_stats, load_deepmd_stats, pair_keep_table, warn_excluded_pairs
+from mtzoo.descriptors.se_common import (EnvMatStats, TabulatedSe, common_config, load_deepmd_env_stats,
+                                         register_env_buffers, set_common)
 from mtzoo.descriptors.base import Descriptor, register
-from mtzoo.nn.common import to_dtype
 from mtzoo.nn.contract import edge_contract
 from mtzoo.nn.env import env_matrix
 from mtzoo.nn.extension import compiled
@@ -138,7 +138,7 @@ def folded_index(m1: int, m2: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 @register("se_e2_a", "se_a")
-class DescrptSeA(TabulatedSe, Descriptor):
+class DescrptSeA(EnvMatStats, TabulatedSe, Descriptor):
     """se_e2_a descriptor (DeePMD-kit semantics; see module docstring for the equations).
 
     Parameters
@@ -177,18 +177,9 @@ class DescrptSeA(TabulatedSe, Descriptor):
                  precision: str = "default", trainable: bool = True, seed: int | Sequence[int] | None = None,
                  compress: dict | None = None) -> None:
         super().__init__()
-        if len(sel) != ntypes:
-            raise ValueError(f"sel has {len(sel)} entries, expected one per type ({ntypes})")
-        self.ntypes, self.rcut, self.rcut_smth = ntypes, float(rcut), float(rcut_smth)
-        self.sel = [int(s) for s in sel]
-        self.neuron, self.axis_neuron = [int(n) for n in neuron], int(axis_neuron)
-        self.resnet_dt, self.type_one_side = bool(resnet_dt), bool(type_one_side)
-        self.exclude_types = [[int(a), int(b)] for a, b in exclude_types]
-        self.env_protection, self.set_davg_zero = float(env_protection), bool(set_davg_zero)
-        self.activation_function, self.precision = activation_function, precision
-        self.trainable, self.seed = bool(trainable), seed
-        self.dtype = to_dtype(precision)
-        self.nnei = sum(self.sel)
+        set_common(self, ntypes, sel, rcut, rcut_smth, neuron, resnet_dt, exclude_types, env_protection,
+                   set_davg_zero, activation_function, precision, trainable, seed)
+        self.axis_neuron, self.type_one_side = int(axis_neuron), bool(type_one_side)
         self.dim_emb = self.neuron[-1]
         self.dim_out = self.dim_emb * self.axis_neuron
         self.dim_rot = self.dim_emb
@@ -199,28 +190,18 @@ class DescrptSeA(TabulatedSe, Descriptor):
                          seed=None if seed is None else [int(seed), k], trainable=trainable)
             for k in range(n_nets)
         )
-        self.register_buffer("davg", torch.zeros(ntypes, ntypes, 4, dtype=self.dtype))
-        self.register_buffer("dstd", torch.ones(ntypes, ntypes, 4, dtype=self.dtype))
-        self.register_buffer("sel_t", torch.tensor(self.sel, dtype=self.dtype))
-        self.register_buffer("pair_keep", pair_keep_table(ntypes, self.exclude_types, self.dtype))
+        register_env_buffers(self, (4,))
         # evaluate the embedding once for each pair of mirror edges (exact; see mirror_pairs)
         self.share_mirror_edges = True
         # contract on the edges with the compiled kernels (nn/contract.py) when they are built
         self.use_edge_kernels = True
-        if self.exclude_types and not self.set_davg_zero:
-            warn_excluded_pairs("se_e2_a")
         # tabulated embedding nets (see enable_compression); tables are rebuilt from the weights
         self.compress = None if compress is None else check_compress(compress)
         self._tables = None
 
     # ------------------------------------------------------------------------------------------
     def get_config(self) -> dict:
-        return {"type": "se_e2_a", "sel": self.sel, "rcut": self.rcut, "rcut_smth": self.rcut_smth,
-                "neuron": self.neuron, "axis_neuron": self.axis_neuron, "resnet_dt": self.resnet_dt,
-                "type_one_side": self.type_one_side, "exclude_types": self.exclude_types,
-                "env_protection": self.env_protection, "set_davg_zero": self.set_davg_zero,
-                "activation_function": self.activation_function, "precision": self.precision,
-                "trainable": self.trainable, "seed": self.seed,
+        return {**common_config(self, "se_e2_a"), "axis_neuron": self.axis_neuron, "type_one_side": self.type_one_side,
                 **({"compress": dict(self.compress)} if self.compress is not None else {})}
 
     def _net_index(self, ti: torch.Tensor, tj: torch.Tensor) -> torch.Tensor:
@@ -422,13 +403,6 @@ class DescrptSeA(TabulatedSe, Descriptor):
 
 
     # ------------------------------------------------------------------------------------------
-    def compute_stats(self, graphs: Sequence, protection: float = 1e-2) -> None:
-        """Environment-matrix statistics per centre type (DeePMD ``EnvMatStatSe``; see
-        :func:`~mtzoo.descriptors.se_common.env_mat_stats`), warning when an atom has more
-        neighbours of a type than ``sel``."""
-        env_mat_stats(self, graphs, protection, radial_only=False, name="se_e2_a")
-
-    # ------------------------------------------------------------------------------------------
     def load_deepmd(self, data: dict) -> None:
         """Copy weights and statistics from DeePMD-kit's serialized se_e2_a dict."""
         nt = self.ntypes
@@ -439,5 +413,4 @@ class DescrptSeA(TabulatedSe, Descriptor):
             else:  # DeePMD key (ti, tj) -> index ti + tj * nt
                 ti, tj = key % nt, key // nt
                 self.embeddings[ti * nt + tj].load_deepmd(net)
-        load_deepmd_stats(data["@variables"]["davg"], self.sel, self.davg, "davg")
-        load_deepmd_stats(data["@variables"]["dstd"], self.sel, self.dstd, "dstd")
+        load_deepmd_env_stats(self, data)

@@ -34,12 +34,11 @@ from torch import nn
 from mtzoo import keys as K
 from mtzoo.descriptors.base import Descriptor, register
 from mtzoo.descriptors.se_e2_a import mirror_pairs
-from mtzoo.nn.common import to_dtype
 from mtzoo.nn.env import env_matrix
 from mtzoo.nn.mlp import EmbeddingNet
 from mtzoo.nn.scatter import scatter_sum
-from mtzoo.descriptors.se_common import (TabulatedSe, env_mat_stats, load_deepmd_stats, pair_keep_table,
-                                         warn_excluded_pairs)
+from mtzoo.descriptors.se_common import (EnvMatStats, TabulatedSe, common_config, load_deepmd_env_stats,
+                                         register_env_buffers, set_common)
 from mtzoo.nn.tabulate import check_compress
 
 #: DeePMD-kit's constant rescaling of the se_e2_r output (``res_rescale``).
@@ -47,7 +46,7 @@ RES_RESCALE = 1.0 / 5.0
 
 
 @register("se_e2_r", "se_r")
-class DescrptSeR(TabulatedSe, Descriptor):
+class DescrptSeR(EnvMatStats, TabulatedSe, Descriptor):
     """se_e2_r descriptor (DeePMD-kit semantics; see module docstring for the equation).
 
     Parameters
@@ -71,24 +70,17 @@ class DescrptSeR(TabulatedSe, Descriptor):
     edge_vec ``[E, 3]``, edge_index ``[2, E]``, atom_type ``[N]`` -> ``descriptor`` ``[N, M]``.
     """
 
+    radial_only = True  # statistics of s only (EnvMatStats)
+
     def __init__(self, ntypes: int, sel: Sequence[int], rcut: float = 6.0, rcut_smth: float = 0.5,
                  neuron: Sequence[int] = (10, 20, 40), resnet_dt: bool = False, type_one_side: bool = False,
                  exclude_types: Sequence[Sequence[int]] = (), env_protection: float = 0.0,
                  set_davg_zero: bool = False, activation_function: str = "tanh", precision: str = "default",
                  trainable: bool = True, seed: int | Sequence[int] | None = None, compress: dict | None = None) -> None:
         super().__init__()
-        if len(sel) != ntypes:
-            raise ValueError(f"sel has {len(sel)} entries, expected one per type ({ntypes})")
-        self.ntypes, self.rcut, self.rcut_smth = ntypes, float(rcut), float(rcut_smth)
-        self.sel = [int(s) for s in sel]
-        self.neuron = [int(n) for n in neuron]
-        self.resnet_dt, self.type_one_side = bool(resnet_dt), bool(type_one_side)
-        self.exclude_types = [[int(a), int(b)] for a, b in exclude_types]
-        self.env_protection, self.set_davg_zero = float(env_protection), bool(set_davg_zero)
-        self.activation_function, self.precision = activation_function, precision
-        self.trainable, self.seed = bool(trainable), seed
-        self.dtype = to_dtype(precision)
-        self.nnei = sum(self.sel)
+        set_common(self, ntypes, sel, rcut, rcut_smth, neuron, resnet_dt, exclude_types, env_protection,
+                   set_davg_zero, activation_function, precision, trainable, seed)
+        self.type_one_side = bool(type_one_side)
         self.dim_out = self.neuron[-1]
         self.dim_rot = 0
         n_nets = ntypes if self.type_one_side else ntypes * ntypes
@@ -97,23 +89,14 @@ class DescrptSeR(TabulatedSe, Descriptor):
                          seed=None if seed is None else [int(seed), k], trainable=trainable)
             for k in range(n_nets)
         )
-        self.register_buffer("davg", torch.zeros(ntypes, ntypes, dtype=self.dtype))
-        self.register_buffer("dstd", torch.ones(ntypes, ntypes, dtype=self.dtype))
-        self.register_buffer("sel_t", torch.tensor(self.sel, dtype=self.dtype))
-        self.register_buffer("pair_keep", pair_keep_table(ntypes, self.exclude_types, self.dtype))
+        register_env_buffers(self, ())
         self.share_mirror_edges = True
-        if self.exclude_types and not self.set_davg_zero:
-            warn_excluded_pairs("se_e2_r")
         # tabulated embedding nets (TabulatedSe.enable_compression); rebuilt from the weights
         self.compress = None if compress is None else check_compress(compress)
         self._tables = None
 
     def get_config(self) -> dict:
-        return {"type": "se_e2_r", "sel": self.sel, "rcut": self.rcut, "rcut_smth": self.rcut_smth,
-                "neuron": self.neuron, "resnet_dt": self.resnet_dt, "type_one_side": self.type_one_side,
-                "exclude_types": self.exclude_types, "env_protection": self.env_protection,
-                "set_davg_zero": self.set_davg_zero, "activation_function": self.activation_function,
-                "precision": self.precision, "trainable": self.trainable, "seed": self.seed,
+        return {**common_config(self, "se_e2_r"), "type_one_side": self.type_one_side,
                 **({"compress": dict(self.compress)} if self.compress is not None else {})}
 
     def _net_index(self, ti: torch.Tensor, tj: torch.Tensor) -> torch.Tensor:
@@ -167,11 +150,6 @@ class DescrptSeR(TabulatedSe, Descriptor):
             g = g.index_put((dup,), g.index_select(0, rep))
         return scatter_sum(g, dst, n_atoms)
 
-    @torch.no_grad()
-    def compute_stats(self, graphs: Sequence, protection: float = 1e-2) -> None:
-        """Mean and standard deviation of :math:`s` per centre type (DeePMD ``EnvMatStatSe``, radial only)."""
-        env_mat_stats(self, graphs, protection, radial_only=True, name="se_e2_r")
-
     def load_deepmd(self, data: dict) -> None:
         """Copy weights and statistics from DeePMD-kit's serialized se_e2_r dict."""
         nt = self.ntypes
@@ -183,6 +161,4 @@ class DescrptSeR(TabulatedSe, Descriptor):
                 self.embeddings[key].load_deepmd(net)
             else:  # DeePMD key (ti, tj) -> index ti + tj * nt
                 self.embeddings[(key % nt) * nt + key // nt].load_deepmd(net)
-        with torch.no_grad():
-            load_deepmd_stats(data["@variables"]["davg"], self.sel, self.davg, "davg")
-            load_deepmd_stats(data["@variables"]["dstd"], self.sel, self.dstd, "dstd")
+        load_deepmd_env_stats(self, data)

@@ -46,14 +46,14 @@ from torch import nn
 from mtzoo import keys as K
 from mtzoo.descriptors.base import Descriptor, register
 from mtzoo.descriptors.se_e2_a import neighbor_slots
-from mtzoo.descriptors.se_common import env_mat_stats, load_deepmd_stats, pair_keep_table
-from mtzoo.nn.common import to_dtype
+from mtzoo.descriptors.se_common import (EnvMatStats, common_config, load_deepmd_env_stats,
+                                         register_env_buffers, set_common)
 from mtzoo.nn.env import env_matrix
 from mtzoo.nn.mlp import EmbeddingNet
 
 
 @register("se_e3", "se_at", "se_t", "se_a_3be")
-class DescrptSeT(Descriptor):
+class DescrptSeT(EnvMatStats, Descriptor):
     """se_e3 descriptor (DeePMD-kit semantics; see module docstring for the equations).
 
     Parameters
@@ -81,18 +81,8 @@ class DescrptSeT(Descriptor):
                  exclude_types: Sequence[Sequence[int]] = (), precision: str = "default", trainable: bool = True,
                  seed: int | Sequence[int] | None = None) -> None:
         super().__init__()
-        if len(sel) != ntypes:
-            raise ValueError(f"sel has {len(sel)} entries, expected one per type ({ntypes})")
-        self.ntypes, self.rcut, self.rcut_smth = ntypes, float(rcut), float(rcut_smth)
-        self.sel = [int(s) for s in sel]
-        self.neuron = [int(n) for n in neuron]
-        self.resnet_dt = bool(resnet_dt)
-        self.exclude_types = [[int(a), int(b)] for a, b in exclude_types]
-        self.env_protection, self.set_davg_zero = float(env_protection), bool(set_davg_zero)
-        self.activation_function, self.precision = activation_function, precision
-        self.trainable, self.seed = bool(trainable), seed
-        self.dtype = to_dtype(precision)
-        self.nnei = sum(self.sel)
+        set_common(self, ntypes, sel, rcut, rcut_smth, neuron, resnet_dt, exclude_types, env_protection,
+                   set_davg_zero, activation_function, precision, trainable, seed)
         self.dim_out = self.neuron[-1]
         self.dim_rot = 0
         #: neighbour-type pairs a <= b, in order; net p serves pair self.pairs[p]
@@ -102,17 +92,10 @@ class DescrptSeT(Descriptor):
                          seed=None if seed is None else [int(seed), a * ntypes + b], trainable=trainable)
             for a, b in self.pairs
         )
-        self.register_buffer("davg", torch.zeros(ntypes, ntypes, 4, dtype=self.dtype))
-        self.register_buffer("dstd", torch.ones(ntypes, ntypes, 4, dtype=self.dtype))
-        self.register_buffer("sel_t", torch.tensor(self.sel, dtype=self.dtype))
-        self.register_buffer("pair_keep", pair_keep_table(ntypes, self.exclude_types, self.dtype))
+        register_env_buffers(self, (4,), warn_excluded=False)
 
     def get_config(self) -> dict:
-        return {"type": "se_e3", "sel": self.sel, "rcut": self.rcut, "rcut_smth": self.rcut_smth,
-                "neuron": self.neuron, "resnet_dt": self.resnet_dt, "set_davg_zero": self.set_davg_zero,
-                "activation_function": self.activation_function, "env_protection": self.env_protection,
-                "exclude_types": self.exclude_types, "precision": self.precision,
-                "trainable": self.trainable, "seed": self.seed}
+        return common_config(self, "se_e3")
 
     def _net(self, a: int, b: int) -> nn.Module:
         a, b = min(a, b), max(a, b)
@@ -172,17 +155,10 @@ class DescrptSeT(Descriptor):
                 out = out.index_add(0, d, self._f(a, b, u) * w.unsqueeze(-1))
         return {K.DESCRIPTOR: out}
 
-    @torch.no_grad()
-    def compute_stats(self, graphs: Sequence, protection: float = 1e-2) -> None:
-        """Mean and standard deviation of the environment matrix per centre type (DeePMD ``EnvMatStatSe``)."""
-        env_mat_stats(self, graphs, protection, radial_only=False, name="se_e3")
-
     def load_deepmd(self, data: dict) -> None:
         """Copy weights and statistics from DeePMD-kit's serialized se_e3 dict (nets of pairs a <= b)."""
         nt = self.ntypes
         nets = data["embeddings"]["networks"]
         for p, (a, b) in enumerate(self.pairs):
             self.embeddings[p].load_deepmd(nets[a + b * nt])  # DeePMD key (a, b) -> a + b * nt
-        with torch.no_grad():
-            load_deepmd_stats(data["@variables"]["davg"], self.sel, self.davg, "davg")
-            load_deepmd_stats(data["@variables"]["dstd"], self.sel, self.dstd, "dstd")
+        load_deepmd_env_stats(self, data)

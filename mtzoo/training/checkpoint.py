@@ -18,6 +18,10 @@ from pathlib import Path
 import torch
 
 FORMAT_VERSION = 1
+#: A frozen model file (``mtzoo freeze``, :func:`mtzoo.zoo.frozen.save_model`): its ``kind`` and the
+#: newest ``format_version`` this mtzoo reads.
+MODEL_KIND = "mtzoo-model"
+MODEL_FORMAT_VERSION = 1
 
 
 def atomic_save(obj: dict, path: str | Path) -> None:
@@ -118,4 +122,26 @@ def load_checkpoint(path: str | Path) -> dict:
         raise ValueError(f"{path}: not an mtzoo checkpoint")
     if state.get("format_version", 0) > FORMAT_VERSION:
         raise ValueError(f"{path}: checkpoint format {state['format_version']} is newer than this mtzoo ({FORMAT_VERSION})")
+    return state
+
+
+def read_model_file(path: str | Path, what: str = "model file", accept_checkpoint: bool = False) -> dict:
+    """The one reader of a frozen model file (``weights_only``; no pickled code runs).
+
+    Returns the file's dict ``{format_version, kind, model_config, state_dict, type_map, heads,
+    metadata}`` after checking that it exists, is an mtzoo model and is not newer than this mtzoo.
+    With ``accept_checkpoint`` a training checkpoint is returned instead (``kind`` ``"checkpoint"``,
+    :func:`load_checkpoint`'s dict: weights under ``model``).  ``what`` names the file in errors.
+    """
+    path = as_path(path, what)
+    if not path.exists():
+        raise FileNotFoundError(f"{what} not found: {path}")
+    state = safe_load(path, "mtzoo model")
+    if accept_checkpoint and isinstance(state, dict) and state.get("kind") == "checkpoint":
+        return load_checkpoint(path)
+    if not isinstance(state, dict) or state.get("kind") != MODEL_KIND:
+        raise ValueError(f"{path}: not an mtzoo model file (expected kind '{MODEL_KIND}')")
+    if state.get("format_version", 0) > MODEL_FORMAT_VERSION:
+        raise ValueError(f"{path}: model format {state['format_version']} is newer than this mtzoo "
+                         f"({MODEL_FORMAT_VERSION})")
     return state

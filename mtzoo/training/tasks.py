@@ -20,7 +20,7 @@ from mtzoo.config import ConfigError
 from mtzoo.heads import HEADS
 from mtzoo.model import Model, build_model
 from mtzoo.training.data import BatchSampler, GraphSet, system_probs
-from mtzoo.training.checkpoint import safe_load
+from mtzoo.training.checkpoint import read_model_file
 from mtzoo.training.loss import EnergyLoss
 
 
@@ -244,12 +244,7 @@ def model_from_frozen(frozen_state: dict, cfg, new_heads: list[str]) -> Model:
 
 def load_frozen_state(path) -> dict:
     """Read a frozen model file for ``--init-frz-model`` (weights_only)."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"--init-frz-model: model file not found: {path}")
-    state = safe_load(path, "mtzoo model")
-    if not isinstance(state, dict) or state.get("kind") != "mtzoo-model":
-        raise ValueError(f"{path}: not an mtzoo model file")
+    state = read_model_file(path, "--init-frz-model: model file")
     if not (state.get("metadata") or {}).get("input"):
         raise ValueError(f"{path}: the model file does not record the input it was trained from; "
                          "--init-frz-model needs it to complete the new input")

@@ -21,15 +21,15 @@ from mtzoo.model import COMPRESSIBLE, compress_model  # noqa: F401  (re-exported
 def compress(model_path: str | Path, output: str | Path, rmin: float = 0.5, tol: float = 1e-10,
              max_bins: int = 20000) -> dict:
     """Compress a model file (or zoo name) into ``output``; returns :func:`compress_model`'s dict plus ``output``."""
-    from mtzoo.training.checkpoint import safe_load
-    from mtzoo.zoo.frozen import load_model, save_model
+    from mtzoo.training.checkpoint import read_model_file
+    from mtzoo.zoo.frozen import model_from_state, save_model
     from mtzoo.zoo.registry import resolve_model_path
 
     path = resolve_model_path(model_path, what="model")  # zoo name (checksum verified) or file
-    model = load_model(path)
+    state = read_model_file(path, accept_checkpoint=True)
+    model = model_from_state(state)
     info = compress_model(model, rmin=rmin, tol=tol, max_bins=max_bins)
-    state = safe_load(path, "mtzoo model")
-    meta = dict(state.get("metadata") or {}) if isinstance(state, dict) else {}
+    meta = dict(state.get("metadata") or {})
     meta.pop("versions", None)
     save_model(model, output, metadata={**meta, "compressed_from": str(model_path), "compress": info})
     return {**info, "output": str(output)}

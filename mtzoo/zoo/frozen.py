@@ -13,10 +13,9 @@ from pathlib import Path
 import torch
 
 from mtzoo.model import Model, build_model, model_config
-from mtzoo.training.checkpoint import as_path, atomic_save, load_checkpoint, safe_load, versions
-
-FORMAT_VERSION = 1
-KIND = "mtzoo-model"
+from mtzoo.training.checkpoint import MODEL_FORMAT_VERSION as FORMAT_VERSION
+from mtzoo.training.checkpoint import MODEL_KIND as KIND
+from mtzoo.training.checkpoint import as_path, atomic_save, load_checkpoint, read_model_file, versions
 #: Precisions a model can be cast to (:func:`cast_model`), by name or torch dtype.
 DTYPES = {"float32": torch.float32, "float64": torch.float64, torch.float32: torch.float32,
           torch.float64: torch.float64}
@@ -38,22 +37,20 @@ def load_model(path: str | Path, uncompress: bool = False) -> Model:
     of its tables (for training or fine-tuning from it; the weights are the same).
     """
     path = as_path(path, "load_model")
-    if not path.exists():
-        raise FileNotFoundError(f"model file not found: {path}")
-    if path.suffix in (".dp", ".yaml", ".yml"):
+    if path.suffix in (".dp", ".yaml", ".yml") and path.exists():
         from mtzoo.zoo.deepmd_import import model_from_deepmd
 
         return model_from_deepmd(path).eval()
-    state = safe_load(path, "mtzoo model")
-    if isinstance(state, dict) and state.get("kind") == "checkpoint":
-        state = load_checkpoint(path)
+    return model_from_state(read_model_file(path, accept_checkpoint=True), uncompress=uncompress)
+
+
+def model_from_state(state: dict, uncompress: bool = False) -> Model:
+    """An eval-mode :class:`~mtzoo.model.Model` from :func:`~mtzoo.training.checkpoint.read_model_file`'s
+    dict (a model file, or a checkpoint: its weights under ``model``)."""
+    if state.get("kind") == "checkpoint":
         model = build_model(state["model_config"])
         model.load_state_dict(state["model"])
         return model.eval()
-    if not isinstance(state, dict) or state.get("kind") != KIND:
-        raise ValueError(f"{path}: not an mtzoo model file (expected kind '{KIND}')")
-    if state.get("format_version", 0) > FORMAT_VERSION:
-        raise ValueError(f"{path}: model format {state['format_version']} is newer than this mtzoo ({FORMAT_VERSION})")
     config = state["model_config"]
     if uncompress:
         config = {**config, "descriptor": {k: v for k, v in config["descriptor"].items() if k != "compress"}}
