@@ -190,28 +190,14 @@ def finetune(base, data_train, data_valid=None, head_name: str = "new", strategy
     Path
         The new model file; :func:`mtzoo.load_pretrained` reads it.
     """
-    import torch
-
     from mtzoo.config import parse_input
     from mtzoo.data.readers import load_systems
-    from mtzoo.data.writers import split_frames, write_deepmd
-    from mtzoo.model import build_model, model_config
-    from mtzoo.training.checkpoint import load_checkpoint
     from mtzoo.training.tasks import load_frozen_state
     from mtzoo.training.trainer import Trainer
-    from mtzoo.zoo.frozen import load_model, save_model
     from mtzoo.zoo.registry import resolve_model_path
 
     say = log if log is not None else (lambda *a: None)
-    if strategy not in STRATEGIES:
-        raise ValueError(f"unknown strategy '{strategy}' (available: {list(STRATEGIES)})")
-    head_mode = head_mode if head_mode is not None else ("correction" if init_from is not None else "copy")
-    if head_mode not in HEAD_MODES:
-        raise ValueError(f"unknown head_mode '{head_mode}' (available: {list(HEAD_MODES)})")
-    if head_mode == "correction" and init_from is None:
-        raise ValueError("head_mode 'correction' needs init_from (the head it corrects)")
-    if trainable_layers is not None and (strategy != "freeze" or head_mode != "copy"):
-        raise ValueError("trainable_layers applies to strategy 'freeze' with head_mode 'copy' only")
+    head_mode = _check_modes(strategy, head_mode, init_from, trainable_layers)
     path = resolve_model_path(base)
     state = load_frozen_state(path)
     old = parse_input(state["metadata"]["input"], source=f"{path} (recorded input)")
@@ -224,118 +210,46 @@ def finetune(base, data_train, data_valid=None, head_name: str = "new", strategy
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
 
-    # the new data, and a validation split when none is given
+    # the new data, how the new head learns, and a validation split when none is given
     train_paths = [data_train] if isinstance(data_train, (str, Path)) else list(data_train)
     train_systems = load_systems(train_paths)
     energy_only = not any(s.has_label(K.FORCES) for s in train_systems)
-    if fit is None:
-        fit = "ridge" if (strategy == "freeze" and head_mode == "correction" and energy_only and steps is None
-                          and lr is None) else "sgd"
-        say(f"finetune: fit = {fit} (" + ("correction of a frozen model on energies only: the output layer in closed "
-                                          "form, ridge with 5-fold cross-validation over every frame" if fit == "ridge"
-                                          else "gradient steps") + ")")
-    if fit not in ("ridge", "sgd"):
-        raise ValueError(f"fit must be 'ridge' or 'sgd', got {fit!r}")
-    if fit == "ridge" and (strategy != "freeze" or head_mode != "correction"):
-        raise ValueError("fit 'ridge' needs strategy 'freeze' and head_mode 'correction' (a frozen descriptor and "
-                         "old head, so that the energy is linear in the correction's output layer)")
+    fit = _choose_fit(fit, strategy, head_mode, energy_only, steps, lr, say)
     if correction_neuron is None:
         correction_neuron = [] if fit == "ridge" else [32, 32]
     valid_paths = None if data_valid is None else ([data_valid] if isinstance(data_valid, (str, Path)) else list(data_valid))
     if valid_paths is None and keep_best and fit == "sgd":
-        tr, va = split_frames(train_systems, valid_fraction, seed)
-        if va:
-            split = workdir / "split"
-            train_paths = [str(write_deepmd(s, split / "train" / f"{k:02d}")) for k, s in enumerate(tr)]
-            valid_paths = [str(write_deepmd(s, split / "valid" / f"{k:02d}")) for k, s in enumerate(va)]
-            train_systems = tr
-            say(f"finetune: no validation data given: {sum(s.nframes for s in va)} of "
-                f"{sum(s.nframes for s in va) + sum(s.nframes for s in tr)} frames held out "
-                f"(valid_fraction {valid_fraction}, seed {seed}) in {split}")
-    n_train = sum(s.nframes for s in train_systems)
+        train_paths, valid_paths, train_systems = _hold_out(train_paths, train_systems, valid_fraction, seed,
+                                                            workdir, say)
 
     template = old_tasks[init_from if init_from is not None else heads[0]]
-    fitting = template.fitting.to_dict()
-    fitting.pop("layer_name", None)
-    fitting["seed"] = int(seed)
-    if head_mode == "correction":
-        fitting.update(trainable=False, correction_neuron=[int(n) for n in correction_neuron])
-        if pair_correction is None:
-            pair_correction = fit == "ridge"
-        if pair_correction is not False:
-            fitting["pair_correction"] = {"rcut": _model_rcut(state["model_config"]),
-                                          **(pair_correction if isinstance(pair_correction, dict) else {})}
-    elif pair_correction:
-        raise ValueError("pair_correction needs head_mode 'correction' (it corrects an old head)")
-    if trainable_layers is not None:
-        fitting["trainable"] = [bool(t) for t in trainable_layers]
+    fitting = _new_fitting(template, seed, head_mode, correction_neuron, pair_correction, fit, trainable_layers,
+                           state["model_config"])
     weights_all = {head_name: 1.0}
     if strategy == "multitask":
         weights_all.update(_replay_weights(replay_weight, heads))
-    chosen = choose_defaults(n_train, strategy, head_mode, energy_only, sum(weights_all.values()),
-                             0 if fit == "ridge" else steps, lr, batch_size)
+    chosen = choose_defaults(sum(s.nframes for s in train_systems), strategy, head_mode, energy_only,
+                             sum(weights_all.values()), 0 if fit == "ridge" else steps, lr, batch_size)
     steps, lr = chosen["steps"], chosen["lr"]
-    new_data = {"training_data": _data_section(train_paths, chosen["batch_size"])}
-    if valid_paths is not None:
-        new_data["validation_data"] = _data_section(valid_paths, chosen["batch_size"], valid=True)
-
-    fittings = {head_name: fitting}
     if loss is None:
         loss = chosen["loss"] if chosen["loss"] is not None else template.loss.to_dict()
     elif loss == "template":
         loss = template.loss.to_dict()
         chosen["why"].pop("loss", None)
-    losses = {head_name: loss}
     for key, reason in chosen["why"].items():
         if fit == "ridge" and key in ("lr", "batch_size", "steps"):
             continue  # no gradient steps: these settings do not act
         say(f"finetune: {key} = {chosen[key] if key != 'loss' else 'energy only'} ({reason})")
-    data_dict, weights = {head_name: new_data}, {head_name: 1.0}
-    if strategy == "multitask":
-        for h in heads:
-            fittings[h] = {}
-            data_dict[h] = {"training_data": {**old_tasks[h].training_data.to_dict(),
-                                              "systems": _replay_systems(h, old_tasks[h], path, replay_root,
-                                                                         replay_data, state["metadata"])}}
-            weights[h] = weights_all[h]
-        fittings = {**{h: fittings[h] for h in heads}, head_name: fitting}
-    disp = max(1, steps // 40)
-    training = {"data_dict": data_dict, "fitting_weight": weights, "numb_steps": int(steps), "seed": int(seed),
-                "disp_file": "lcurve.out", "disp_freq": disp, "save_freq": max(1, int(steps))}
-    if keep_best and valid_paths is not None:
-        training.update(best_metric="rmse_e", best_task=head_name)
-    raw = {
-        "_comment": f"mtzoo finetune: strategy {strategy}, base {path}, new head {head_name}"
-                    + (f" ({head_mode} of {init_from})" if init_from else ""),
-        "_comment_finetune_choices": {k: v for k, v in chosen.items() if k != "loss"},
-        "model": {"descriptor": {"trainable": strategy != "freeze"}, "fitting_net_dict": fittings},
-        "learning_rate": {"type": "exp", "start_lr": lr, "stop_lr": chosen["stop_lr"], "decay_steps": max(1, steps // 10)},
-        "loss_dict": losses,
-        "training": training,
-    }
+    replay = {h: _replay_systems(h, old_tasks[h], path, replay_root, replay_data, state["metadata"])
+              for h in heads} if strategy == "multitask" else {}
+    raw = _finetune_input(path, head_name, strategy, head_mode, init_from, fitting, loss, chosen, seed, train_paths,
+                          valid_paths, keep_best, {h: (old_tasks[h], replay[h], weights_all[h]) for h in replay})
     (workdir / "finetune_input.json").write_text(json.dumps(raw, indent=2) + "\n")
     # the trainer's per-line log only with a progress display; finetune's own choices go to ``log``
     trainer = Trainer(copy.deepcopy(raw), workdir, init_frz_model=path, progress=progress,
                       log=print if progress else (lambda *a: None))
     if init_from is not None:  # fitting weights from the old head, then its energy bias shifted to the new data
-        src = f"heads.{init_from}."
-        own = trainer.model.heads[head_name].state_dict()
-        weights_in = {k[len(src):]: v for k, v in state["state_dict"].items()
-                      if k.startswith(src) and not k.endswith("bias_atom_e")}
-        missing = sorted(set(own) - set(weights_in) - {k for k in own if k.endswith("bias_atom_e")}
-                         - {k for k in own if k.startswith(("corrections.", "pair."))})
-        extra = sorted(set(weights_in) - set(own))
-        if missing or extra:
-            raise ValueError(f"init_from '{init_from}': its fitting net does not fit head '{head_name}' "
-                             + (f"(missing {missing[:3]})" if missing else
-                                f"(the old head has {extra[:3]}, the new one not: give the same correction_neuron / "
-                                "pair_correction)"))
-        with torch.no_grad():
-            for k, v in weights_in.items():
-                own[k].copy_(v)
-            if "bias_atom_e" in own:
-                own["bias_atom_e"].copy_(torch.as_tensor(
-                    _shifted_bias(path, init_from, train_systems, state["state_dict"][src + "bias_atom_e"])))
+        _start_from_head(trainer.model.heads[head_name], head_name, init_from, state["state_dict"], path, train_systems)
     ridge = None
     if fit == "ridge":
         from mtzoo.zoo.ridge import fit_correction_ridge
@@ -347,6 +261,148 @@ def finetune(base, data_train, data_valid=None, head_name: str = "new", strategy
             f"lambda {ridge['lambda']:.3g}, cv rmse {ridge['cv_rmse'] * 1000:.1f} meV/frame, "
             f"train rmse {ridge['train_rmse'] * 1000:.1f} meV/frame")
     result = trainer.run()
+    meta = {"base": str(path), "strategy": strategy, "new_head": head_name, "init_from": init_from,
+            "head_mode": head_mode, "steps": int(steps), "lr": lr, "batch_size": chosen["batch_size"],
+            "choices": chosen["why"], "best": result.get("best"), "fit": fit, "ridge": ridge,
+            "replay_weight": replay_weight if strategy == "multitask" else None}
+    return _save_result(trainer, result, path, state, strategy, head_name, heads, meta,
+                        Path(output) if output is not None else workdir / "model.pth", say)
+
+
+def _check_modes(strategy: str, head_mode: str | None, init_from: str | None, trainable_layers) -> str:
+    """Check the strategy and head mode; returns the head mode (default: ``"correction"`` with
+    ``init_from``, else ``"copy"``)."""
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown strategy '{strategy}' (available: {list(STRATEGIES)})")
+    head_mode = head_mode if head_mode is not None else ("correction" if init_from is not None else "copy")
+    if head_mode not in HEAD_MODES:
+        raise ValueError(f"unknown head_mode '{head_mode}' (available: {list(HEAD_MODES)})")
+    if head_mode == "correction" and init_from is None:
+        raise ValueError("head_mode 'correction' needs init_from (the head it corrects)")
+    if trainable_layers is not None and (strategy != "freeze" or head_mode != "copy"):
+        raise ValueError("trainable_layers applies to strategy 'freeze' with head_mode 'copy' only")
+    return head_mode
+
+
+def _choose_fit(fit: str | None, strategy: str, head_mode: str, energy_only: bool, steps, lr, say) -> str:
+    """``fit`` as given (checked), or its default: ``"ridge"`` for the correction of a frozen model
+    on energies only when neither ``steps`` nor ``lr`` is given, else ``"sgd"`` (logged)."""
+    if fit is None:
+        fit = "ridge" if (strategy == "freeze" and head_mode == "correction" and energy_only and steps is None
+                          and lr is None) else "sgd"
+        say(f"finetune: fit = {fit} (" + ("correction of a frozen model on energies only: the output layer in closed "
+                                          "form, ridge with 5-fold cross-validation over every frame" if fit == "ridge"
+                                          else "gradient steps") + ")")
+    if fit not in ("ridge", "sgd"):
+        raise ValueError(f"fit must be 'ridge' or 'sgd', got {fit!r}")
+    if fit == "ridge" and (strategy != "freeze" or head_mode != "correction"):
+        raise ValueError("fit 'ridge' needs strategy 'freeze' and head_mode 'correction' (a frozen descriptor and "
+                         "old head, so that the energy is linear in the correction's output layer)")
+    return fit
+
+
+def _hold_out(train_paths: list, train_systems: list, valid_fraction: float, seed: int, workdir: Path, say):
+    """Hold ``valid_fraction`` of every training system's frames out (seeded), written under
+    ``workdir/split``; returns ``(train_paths, valid_paths, train_systems)`` (unchanged, with
+    ``valid_paths`` None, when nothing is held out)."""
+    from mtzoo.data.writers import split_frames, write_deepmd
+
+    tr, va = split_frames(train_systems, valid_fraction, seed)
+    if not va:
+        return train_paths, None, train_systems
+    split = workdir / "split"
+    train_paths = [str(write_deepmd(s, split / "train" / f"{k:02d}")) for k, s in enumerate(tr)]
+    valid_paths = [str(write_deepmd(s, split / "valid" / f"{k:02d}")) for k, s in enumerate(va)]
+    say(f"finetune: no validation data given: {sum(s.nframes for s in va)} of "
+        f"{sum(s.nframes for s in va) + sum(s.nframes for s in tr)} frames held out "
+        f"(valid_fraction {valid_fraction}, seed {seed}) in {split}")
+    return train_paths, valid_paths, tr
+
+
+def _new_fitting(template, seed: int, head_mode: str, correction_neuron, pair_correction, fit: str, trainable_layers,
+                 model_config: dict) -> dict:
+    """The new head's fitting section: the template head's, seeded; for a ``correction`` head
+    frozen with a correction net (and, by default with ``fit="ridge"``, a pair term)."""
+    fitting = template.fitting.to_dict()
+    fitting.pop("layer_name", None)
+    fitting["seed"] = int(seed)
+    if head_mode == "correction":
+        fitting.update(trainable=False, correction_neuron=[int(n) for n in correction_neuron])
+        if pair_correction is None:
+            pair_correction = fit == "ridge"
+        if pair_correction is not False:
+            fitting["pair_correction"] = {"rcut": _model_rcut(model_config),
+                                          **(pair_correction if isinstance(pair_correction, dict) else {})}
+    elif pair_correction:
+        raise ValueError("pair_correction needs head_mode 'correction' (it corrects an old head)")
+    if trainable_layers is not None:
+        fitting["trainable"] = [bool(t) for t in trainable_layers]
+    return fitting
+
+
+def _finetune_input(path: Path, head_name: str, strategy: str, head_mode: str, init_from, fitting: dict, loss: dict,
+                    chosen: dict, seed: int, train_paths, valid_paths, keep_best: bool, replay: dict) -> dict:
+    """The trainer's input: the new head (its data, loss and weight 1) and, with ``replay``
+    (``{old head: (task, systems, weight)}``, strategy ``"multitask"``), the old heads on their
+    replay data; the descriptor frozen for ``"freeze"``; exponential learning-rate decay."""
+    steps = chosen["steps"]
+    new_data = {"training_data": _data_section(train_paths, chosen["batch_size"])}
+    if valid_paths is not None:
+        new_data["validation_data"] = _data_section(valid_paths, chosen["batch_size"], valid=True)
+    data_dict, weights, fittings = {head_name: new_data}, {head_name: 1.0}, {}
+    for h, (task, systems, weight) in replay.items():
+        fittings[h] = {}
+        data_dict[h] = {"training_data": {**task.training_data.to_dict(), "systems": systems}}
+        weights[h] = weight
+    fittings[head_name] = fitting
+    training = {"data_dict": data_dict, "fitting_weight": weights, "numb_steps": int(steps), "seed": int(seed),
+                "disp_file": "lcurve.out", "disp_freq": max(1, steps // 40), "save_freq": max(1, int(steps))}
+    if keep_best and valid_paths is not None:
+        training.update(best_metric="rmse_e", best_task=head_name)
+    return {
+        "_comment": f"mtzoo finetune: strategy {strategy}, base {path}, new head {head_name}"
+                    + (f" ({head_mode} of {init_from})" if init_from else ""),
+        "_comment_finetune_choices": {k: v for k, v in chosen.items() if k != "loss"},
+        "model": {"descriptor": {"trainable": strategy != "freeze"}, "fitting_net_dict": fittings},
+        "learning_rate": {"type": "exp", "start_lr": chosen["lr"], "stop_lr": chosen["stop_lr"],
+                          "decay_steps": max(1, steps // 10)},
+        "loss_dict": {head_name: loss},
+        "training": training,
+    }
+
+
+def _start_from_head(head, head_name: str, init_from: str, old_state: dict, path: Path, train_systems) -> None:
+    """Copy ``init_from``'s fitting weights into the new ``head`` and set its energy bias to the old
+    one shifted to the new data (:func:`_shifted_bias`)."""
+    import torch
+
+    src = f"heads.{init_from}."
+    own = head.state_dict()
+    weights_in = {k[len(src):]: v for k, v in old_state.items() if k.startswith(src) and not k.endswith("bias_atom_e")}
+    missing = sorted(set(own) - set(weights_in) - {k for k in own if k.endswith("bias_atom_e")}
+                     - {k for k in own if k.startswith(("corrections.", "pair."))})
+    extra = sorted(set(weights_in) - set(own))
+    if missing or extra:
+        raise ValueError(f"init_from '{init_from}': its fitting net does not fit head '{head_name}' "
+                         + (f"(missing {missing[:3]})" if missing else
+                            f"(the old head has {extra[:3]}, the new one not: give the same correction_neuron / "
+                            "pair_correction)"))
+    with torch.no_grad():
+        for k, v in weights_in.items():
+            own[k].copy_(v)
+        if "bias_atom_e" in own:
+            own["bias_atom_e"].copy_(torch.as_tensor(
+                _shifted_bias(path, init_from, train_systems, old_state[src + "bias_atom_e"])))
+
+
+def _save_result(trainer, result: dict, path: Path, state: dict, strategy: str, head_name: str, heads: list[str],
+                 meta: dict, output: Path, say) -> Path:
+    """Write the new model: the best-validation (or last) weights; with ``"freeze"`` the base
+    model's heads unchanged beside the new one, with the inputs merged."""
+    from mtzoo.model import build_model, model_config
+    from mtzoo.training.checkpoint import load_checkpoint
+    from mtzoo.zoo.frozen import load_model, save_model
+
     best = trainer.best_checkpoint()
     if best is None:  # the last weights as checkpoints hold them (the moving average with training.enable_ema)
         trainer.model.load_state_dict(trainer.model_state())
@@ -355,11 +411,6 @@ def finetune(base, data_train, data_valid=None, head_name: str = "new", strategy
         say(f"finetune: kept the weights of step {result['best']['step']} (validation rmse_e "
             f"{result['best']['value']:.4g} eV/atom, the lowest of the run)")
     trained = trainer.model.eval()
-    meta = {"base": str(path), "strategy": strategy, "new_head": head_name, "init_from": init_from,
-            "head_mode": head_mode, "steps": int(steps), "lr": lr, "batch_size": chosen["batch_size"],
-            "choices": chosen["why"], "best": result.get("best"), "fit": fit, "ridge": ridge,
-            "replay_weight": replay_weight if strategy == "multitask" else None}
-    output = Path(output) if output is not None else workdir / "model.pth"
     if strategy == "freeze":  # old heads unchanged next to the new one
         base_model = load_model(path, uncompress=True)
         cfg = model_config(base_model)
@@ -372,7 +423,7 @@ def finetune(base, data_train, data_valid=None, head_name: str = "new", strategy
     else:
         model = trained
         if strategy == "full":
-            warnings.warn(f"strategy 'full' changes the descriptor: the old heads {heads} are not kept", stacklevel=2)
+            warnings.warn(f"strategy 'full' changes the descriptor: the old heads {heads} are not kept", stacklevel=3)
         record = trainer.cfg.to_dict()
     return save_model(model, output, {"step": trainer.step, "input": record, "source_heads": model.head_names(),
                                       "finetune": meta})
