@@ -279,6 +279,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--debug", action="store_true", help="show tracebacks (default: a one-line error)")
     p.add_argument("--threads", type=_positive_int, default=None, help="torch threads (default: OMP_NUM_THREADS or torch's)")
     sub = p.add_subparsers(dest="command", required=True)
+    _add_train(sub)
+    _add_freeze_compress(sub)
+    _add_test(sub)
+    _add_finetune(sub)
+    _add_lammps_devi(sub)
+    _add_simplify_zoo(sub)
+    return p
+
+
+def _add_train(sub) -> None:
+    """The sub-commands ``mtzoo train``."""
     t = sub.add_parser("train", help="train from a DeePMD-kit input.json")
     t.add_argument("input", help="DeePMD-kit input file (input.json); relative system paths are resolved against "
                                  "its folder, then the working directory")
@@ -299,6 +310,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--no-progress", action="store_true",
                    help="no progress bar (default: a progress bar when stderr is a terminal)")
     t.set_defaults(func=_train)
+
+
+def _add_freeze_compress(sub) -> None:
+    """The sub-commands ``mtzoo freeze`` and ``mtzoo compress``."""
     f = sub.add_parser("freeze", help="freeze a checkpoint into one model file")
     f.add_argument("-c", "--checkpoint", default=".", help="checkpoint file or run folder (default: .)")
     f.add_argument("-o", "--output", default="frozen_model.pth", help="model file to write (default: frozen_model.pth)")
@@ -316,6 +331,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="largest deviation of a table from its net per embedding channel, checked at seven points "
                         "inside every bin; a smaller value gives more bins (default 1e-10)")
     c.set_defaults(func=_compress)
+
+
+def _add_test(sub) -> None:
+    """The sub-commands ``mtzoo test``."""
     s = sub.add_parser("test", help="errors of a model on labelled data")
     s.add_argument("-m", "--model", required=True,
                    help="zoo name, frozen model (.pth), checkpoint, or DeePMD .dp/.yaml (required)")
@@ -334,6 +353,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--plot", default=None, metavar="FILE.png",
                    help="parity plots (prediction vs label) per head (default: none)")
     s.set_defaults(func=_test)
+
+
+def _add_finetune(sub) -> None:
+    """The sub-commands ``mtzoo finetune``."""
     ft = sub.add_parser("finetune", help="fine-tune a model (zoo name or file) on new data with a new head")
     ft.add_argument("-m", "--model", required=True, help="base model: zoo name or model file (required)")
     ft.add_argument("--train", nargs="+", required=True, help="training systems of the new head (required)")
@@ -381,6 +404,10 @@ def build_parser() -> argparse.ArgumentParser:
     ft.add_argument("-w", "--workdir", default="finetune", help="run folder (default: finetune)")
     ft.add_argument("-o", "--output", default="finetuned_model.pth", help="model file to write (default: finetuned_model.pth)")
     ft.set_defaults(func=_finetune)
+
+
+def _add_lammps_devi(sub) -> None:
+    """The sub-commands ``mtzoo export-lammps`` and ``mtzoo model-devi``."""
     lx = sub.add_parser("export-lammps", help="write one energy head as a LAMMPS ML-IAP unified model")
     lx.add_argument("-m", "--model", required=True, help="zoo name or model file (required)")
     lx.add_argument("--head", default=None, help="energy head to export (default: the only head of a single-head model)")
@@ -405,6 +432,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="file to write, DeePMD-kit's layout (default: model_devi.out)")
     md.add_argument("--batch-size", type=_positive_int, default=8, help="frames per model call (default 8)")
     md.set_defaults(func=_model_devi)
+
+
+def _add_simplify_zoo(sub) -> None:
+    """The sub-commands ``mtzoo simplify`` and ``mtzoo zoo``."""
     sp = sub.add_parser("simplify", help="DP-GEN's simplify loop: relabel only the frames a committee disagrees on")
     sp.add_argument("input", help="simplify.json (DP-GEN's simplify keys; docs/simplify.md)")
     sp.add_argument("-o", "--workdir", default=None,
@@ -418,7 +449,6 @@ def build_parser() -> argparse.ArgumentParser:
     zs = zsub.add_parser("show", help="details of one pretrained model")
     zs.add_argument("name", help="zoo name (see mtzoo zoo list)")
     zs.set_defaults(func=_zoo_show)
-    return p
 
 
 def main(argv: list[str] | None = None) -> int:
