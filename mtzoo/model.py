@@ -177,52 +177,27 @@ class Model(nn.Module):
         (``atom_energy``) or ``[n_centres, ...]``, ``g`` ``[E, 3]`` float64.
         """
         hd = self.heads[self.resolve_head(head)]
-        n_all = atom_type.shape[0]
-        n = n_all if n_centres is None else int(n_centres)
-        # no graph of the derivatives kept: the fitting nets' backward pass by hand (no autograd),
-        # and the descriptor's too where it has one (forward_with_pullback)
-        by_hand = differentiate and not create_graph and hasattr(hd, "energy_and_grad") and n > 0
+        n = atom_type.shape[0] if n_centres is None else int(n_centres)
+        # without a graph of the derivatives an energy head differentiates itself by hand
+        by_hand = differentiate and not create_graph and hd.energy_grad_by_hand and n > 0
         with torch.enable_grad() if differentiate else contextlib.nullcontext():
-            lean = fold = None
-            if by_hand and not vec.requires_grad and hasattr(self.descriptor, "forward_with_pullback"):
-                # the folded descriptor (symmetric block stored once) where the head takes it
-                fold = self.descriptor.folded_index() if (getattr(hd, "takes_folded", False)
-                                                          and hasattr(self.descriptor, "folded_index")) else None
-                lean = self.descriptor.forward_with_pullback(vec, edge_index, atom_type, folded=fold is not None)
-            if lean is not None:
-                feats, pullback = lean
-            else:
+            if by_hand:
+                out, g = self._energy_by_hand(hd, vec, edge_index, atom_type, n)
+            else:  # the reference path: autograd through descriptor and head
                 if differentiate and not vec.requires_grad:
                     vec.requires_grad_(True)
-                feats = self.descriptor(vec, edge_index, atom_type)
-            types = atom_type
-            if n < n_all:  # the head sees the centres only
-                feats = {k: v[:n] if torch.is_tensor(v) and v.dim() > 0 and v.shape[0] == n_all else v
-                         for k, v in feats.items()}
-                types = atom_type[:n]
-            g = None
-            if by_hand:
-                atom_e, g_desc = hd.energy_and_grad(feats, types, fold=fold if lean is not None else None)
-                out = {K.ATOM_ENERGY: atom_e}
-                if lean is not None:
-                    if n < n_all:
-                        g_desc = torch.cat([g_desc, g_desc.new_zeros((n_all - n, *g_desc.shape[1:]))])
-                    g = pullback(g_desc)
-                elif feats[K.DESCRIPTOR].requires_grad:
-                    g = torch.autograd.grad(feats[K.DESCRIPTOR], vec, g_desc, allow_unused=True)[0]
-            else:
-                out = hd(feats, types)
+                feats, types = _centres(self.descriptor(vec, edge_index, atom_type), atom_type, n)
+                out, g = hd(feats, types), None
                 if differentiate:
                     total = sum(out[o.atom_name].sum() for o in hd.outputs if o.differentiable)
                     (g,) = torch.autograd.grad(total, vec, create_graph=create_graph, allow_unused=True)
             if differentiate:
                 # no edges (isolated atoms): the energy does not depend on positions
                 g = torch.zeros_like(vec, dtype=torch.float64) if g is None else g.to(torch.float64)
-            pair = getattr(hd, "pair", None)
-            if pair is not None:  # the head's two-body term (mtzoo.heads.pair), by autograd in every mode
+            if hd.pair is not None:  # the head's two-body term (mtzoo.heads.pair), by autograd in every mode
                 v = vec if create_graph or not differentiate else vec.detach().requires_grad_(True)
-                e_pair, centre = pair.edge_energy(v, edge_index, atom_type), edge_index[1]
-                if n < n_all:  # edges around ghost centres belong to other atoms' energies
+                e_pair, centre = hd.pair.edge_energy(v, edge_index, atom_type), edge_index[1]
+                if n < atom_type.shape[0]:  # edges around ghost centres belong to other atoms' energies
                     e_pair, centre = e_pair * (centre < n), centre.clamp(max=n - 1)
                 if differentiate and e_pair.numel():
                     (gp,) = torch.autograd.grad(e_pair.sum(), v, create_graph=create_graph, retain_graph=not by_hand)
@@ -231,6 +206,37 @@ class Model(nn.Module):
                     e_pair = e_pair.detach()
                 out[K.ATOM_ENERGY] = out[K.ATOM_ENERGY] + scatter_sum(e_pair, centre, n)
         return out, g
+
+    def _energy_by_hand(self, hd: Head, vec: torch.Tensor, edge_index: torch.Tensor, atom_type: torch.Tensor,
+                        n: int) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
+        """The fast inference path of an energy head (``energy_grad_by_hand``): the head's
+        ``energy_and_grad`` gives :math:`\\partial E/\\partial \\mathcal D`, and the descriptor's
+        ``forward_with_pullback`` (where it has one) maps it to :math:`\\mathbf g_e` without autograd;
+        otherwise one autograd pass through the descriptor only.  Equal to the reference path of
+        :meth:`head_outputs` to rounding (``tests/test_inference_paths.py``)."""
+        lean = fold = None
+        if not vec.requires_grad:
+            # the folded descriptor (symmetric block stored once) where both the head and the descriptor take it
+            fold = self.descriptor.folded_index() if hd.takes_folded else None
+            lean = self.descriptor.forward_with_pullback(vec, edge_index, atom_type, folded=fold is not None)
+        if lean is None:
+            fold = None
+            if not vec.requires_grad:
+                vec.requires_grad_(True)
+            feats, pullback = self.descriptor(vec, edge_index, atom_type), None
+        else:
+            feats, pullback = lean
+        feats, types = _centres(feats, atom_type, n)
+        atom_e, g_desc = hd.energy_and_grad(feats, types, fold=fold)
+        if pullback is not None:
+            n_all = atom_type.shape[0]
+            if n < n_all:
+                g_desc = torch.cat([g_desc, g_desc.new_zeros((n_all - n, *g_desc.shape[1:]))])
+            return {K.ATOM_ENERGY: atom_e}, pullback(g_desc)
+        g = None
+        if feats[K.DESCRIPTOR].requires_grad:
+            g = torch.autograd.grad(feats[K.DESCRIPTOR], vec, g_desc, allow_unused=True)[0]
+        return {K.ATOM_ENERGY: atom_e}, g
 
     def predict(self, frame, head: str | None = None) -> dict:
         """Outputs of one head on one frame, as numpy arrays.
@@ -282,6 +288,16 @@ def model_config(model: Model) -> dict:
     """Plain-data config that :func:`build_model` turns back into the same architecture."""
     return {"type_map": model.type_map, "descriptor": model.descriptor.get_config(),
             "heads": {name: head.get_config() for name, head in model.heads.items()}}
+
+
+def _centres(feats: dict, atom_type: torch.Tensor, n: int) -> tuple[dict, torch.Tensor]:
+    """The descriptor's per-atom outputs and the types of the first ``n`` atoms (the centres; the
+    others are LAMMPS's ghost atoms, whose own outputs are not wanted)."""
+    n_all = atom_type.shape[0]
+    if n == n_all:
+        return feats, atom_type
+    return ({k: v[:n] if torch.is_tensor(v) and v.dim() > 0 and v.shape[0] == n_all else v for k, v in feats.items()},
+            atom_type[:n])
 
 
 def build_model(config: Mapping) -> Model:

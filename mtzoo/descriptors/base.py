@@ -39,6 +39,11 @@ class Descriptor(nn.Module):
         ``folded``: the descriptor in the layout of the descriptor's ``folded_index()`` (se_e2_a)."""
         return None
 
+    def folded_index(self):
+        """The folded layout of the descriptor (its symmetric block stored once) that
+        :meth:`forward_with_pullback` can produce, or None where the descriptor has none (se_e2_a has)."""
+        return None
+
     def compute_stats(self, graphs: Sequence) -> None:  # pragma: no cover - interface
         """Set input statistics from training graphs."""
         raise NotImplementedError

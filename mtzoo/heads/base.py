@@ -43,6 +43,18 @@ class Head(nn.Module):
     head_type: str = ""
     outputs: tuple[OutputDef, ...] = ()
     needs_rot: bool = False
+    #: the head has ``energy_and_grad(features, atom_type, fold)``: its energy and the energy's
+    #: gradient with respect to the features without autograd (inference with forces)
+    energy_grad_by_hand: bool = False
+    #: ``energy_and_grad`` accepts the folded se_e2_a descriptor (``Descriptor.folded_index``)
+    takes_folded: bool = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        #: a two-body energy term of the head (:class:`mtzoo.heads.pair.PairCorrection`; energy heads
+        #: may set it) or None.  An instance attribute, not a class one: a module assigned later must
+        #: be found through ``nn.Module``'s registry.
+        self.pair = None
 
     def check_descriptor(self, descriptor) -> None:
         """Raise ValueError when ``descriptor`` cannot feed this head."""

@@ -133,6 +133,7 @@ class EnergyHead(Head):
         return apply_per_type(nets, desc, atom_type, self.ntypes, 1).squeeze(-1)
 
     #: :meth:`energy_and_grad` takes se_e2_a's folded descriptor (``fold``)
+    energy_grad_by_hand = True
     takes_folded = True
 
     def energy_and_grad(self, features: dict[str, torch.Tensor], atom_type: torch.Tensor,
