@@ -489,7 +489,7 @@ def _shifted_bias(path: Path, init_from: str, systems, old_bias):
               for s in systems if K.ENERGY in s.labels and s.masks[K.ENERGY].any()]
     msg = undetermined_compositions(np.array(counts), base.type_map) if counts else None
     if msg is not None:
-        warnings.warn(f"finetune: {msg}", stacklevel=3)
+        warnings.warn(f"finetune: {msg}", stacklevel=4)
     shift = energy_bias_from_systems(systems, base.type_map,
                                      predict=lambda s: predict_system(base, s, head=init_from)["energy"])
     old = np.asarray(old_bias, dtype=np.float64)
