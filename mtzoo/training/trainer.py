@@ -98,18 +98,7 @@ class Trainer:
     def __init__(self, cfg, workdir: str | Path = ".", restart: str | Path | None = None,
                  init_frz_model: str | Path | None = None, progress: bool | None = None, log=print,
                  allow_input_change: bool = False, device: str | None = None) -> None:
-        base, source = None, "<dict>"
-        frozen = load_frozen_state(init_frz_model) if init_frz_model is not None else None
-        if isinstance(cfg, (str, Path)):
-            base, source = Path(cfg).resolve().parent, str(cfg)
-            cfg = load_input(cfg) if frozen is None else json.loads(Path(cfg).read_text())
-        if frozen is not None:
-            if not isinstance(cfg, dict):
-                raise TypeError("with init_frz_model the input must be a path or a dict")
-            cfg, self.new_heads = complete_input(cfg, frozen["metadata"]["input"], source)
-            cfg = parse_input(cfg, source=source)
-        elif isinstance(cfg, dict):
-            cfg = parse_input(cfg, source=source)
+        cfg, base, source, frozen = self._read_input(cfg, init_frz_model)
         self.state0 = load_checkpoint(restart) if restart is not None else None
         if self.state0 is not None:
             cfg = checked_restart_input(cfg, self.state0, str(restart), source, allow_input_change)
@@ -129,14 +118,7 @@ class Trainer:
                            "training": {n: [str(Path(s.name).resolve()) for s in t.train.systems]
                                         for n, t in self.tasks.items()}}
         warn_untrained(list(self.tasks.values()))
-        if tcfg.best_task is not None and tcfg.best_task not in self.tasks:
-            raise ConfigError(f"names no task (tasks: {sorted(self.tasks)})", "training.best_task", source)
-        has_valid = any(t.valid is not None for t in self.tasks.values())
-        if tcfg.best_metric is not None and not has_valid:
-            raise ConfigError("needs validation data (no task has validation_data)", "training.best_metric", source)
-        if cfg.learning_rate.type == "plateau" and not has_valid:
-            raise ConfigError("'plateau' follows a validation metric and needs validation data (no task has "
-                              "validation_data)", "learning_rate.type", source)
+        checked_validation_options(cfg, self.tasks, source)
         if self.state0 is not None:  # the raw weights (a run with EMA saves the averaged ones as "model")
             self.model = build_model(self.state0["model_config"])
             self.model.load_state_dict(self.state0.get("raw_model", self.state0["model"]))
@@ -171,18 +153,41 @@ class Trainer:
         if seed is not None:
             torch.manual_seed(seed)
         if self.state0 is not None:
-            self.optimizer.load_state_dict(self.state0["optimizer"])
-            self.lr.load_state_dict(self.state0.get("lr_schedule") or {})
-            if self.ema is not None and "raw_model" in self.state0:
-                self.ema.load_averaged_state_dict(self.state0["model"])
-            for n, st in self.state0["tasks"].items():
-                self.tasks[n].load_state_dict(st)
-            self.scheduler.load_state_dict(self.state0["scheduler"])
-            torch.set_rng_state(self.state0["torch_rng"])
-            self.best = dict(self.state0.get("best") or {})
-            self.bias_changed = bool(self.state0.get("bias_changed", False))
-            self.step = int(self.state0["step"])
+            self._resume(self.state0)
         self.progress = progress
+
+    def _read_input(self, cfg, init_frz_model):
+        """The parsed input (completed from the frozen model's recorded input with ``init_frz_model``,
+        setting ``self.new_heads``), the input file's folder (relative data paths), its name for
+        messages, and the frozen model's state (or None)."""
+        base, source = None, "<dict>"
+        frozen = load_frozen_state(init_frz_model) if init_frz_model is not None else None
+        if isinstance(cfg, (str, Path)):
+            base, source = Path(cfg).resolve().parent, str(cfg)
+            cfg = load_input(cfg) if frozen is None else json.loads(Path(cfg).read_text())
+        if frozen is not None:
+            if not isinstance(cfg, dict):
+                raise TypeError("with init_frz_model the input must be a path or a dict")
+            cfg, self.new_heads = complete_input(cfg, frozen["metadata"]["input"], source)
+            cfg = parse_input(cfg, source=source)
+        elif isinstance(cfg, dict):
+            cfg = parse_input(cfg, source=source)
+        return cfg, base, source, frozen
+
+    def _resume(self, state: dict) -> None:
+        """Optimizer, schedule, moving average, samplers, task scheduler, RNG, best score and step
+        from a checkpoint (``--restart``); the weights are loaded when the model is built."""
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.lr.load_state_dict(state.get("lr_schedule") or {})
+        if self.ema is not None and "raw_model" in state:
+            self.ema.load_averaged_state_dict(state["model"])
+        for n, st in state["tasks"].items():
+            self.tasks[n].load_state_dict(st)
+        self.scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["torch_rng"])
+        self.best = dict(state.get("best") or {})
+        self.bias_changed = bool(state.get("bias_changed", False))
+        self.step = int(state["step"])
 
     @property
     def numb_steps(self) -> int:
@@ -448,6 +453,20 @@ def checked_warmup(lr_cfg, numb_steps: int, source: str | None = None) -> None:
         key = "warmup_ratio" if lr_cfg.warmup_ratio is not None else "warmup_steps"
         raise ConfigError(f"warmup ({warmup} steps) must be shorter than training.numb_steps ({numb_steps}, "
                           "from training.numb_epoch)", f"learning_rate.{key}", source)
+
+
+def checked_validation_options(cfg, tasks: dict, source: str) -> None:
+    """``training.best_task`` names a task; ``training.best_metric`` and a ``plateau`` learning rate
+    have validation data to follow (ConfigError naming the key otherwise)."""
+    tcfg = cfg.training
+    if tcfg.best_task is not None and tcfg.best_task not in tasks:
+        raise ConfigError(f"names no task (tasks: {sorted(tasks)})", "training.best_task", source)
+    has_valid = any(t.valid is not None for t in tasks.values())
+    if tcfg.best_metric is not None and not has_valid:
+        raise ConfigError("needs validation data (no task has validation_data)", "training.best_metric", source)
+    if cfg.learning_rate.type == "plateau" and not has_valid:
+        raise ConfigError("'plateau' follows a validation metric and needs validation data (no task has "
+                          "validation_data)", "learning_rate.type", source)
 
 
 def refit_energy_bias(model, tasks: dict) -> dict[str, np.ndarray]:

@@ -230,20 +230,27 @@ def fit_correction_ridge(model, head: str, systems, n_folds: int = 5, seed: int 
         lo += widths[n]
     resid = y - sum(blocks[n] @ parts[n] for n in cand)
     delta = fit_energy_bias(counts, resid)
-    with torch.no_grad():
-        if hd.corrections is not None:
-            m = hd.corrections[0].layers[-1].weight.shape[0]
-            wd = parts.get("descriptor", np.zeros(len(hd.corrections) * m))
-            for t, net in enumerate(hd.corrections):
-                last = net.layers[-1]
-                last.weight.copy_(torch.as_tensor(wd[t * m:(t + 1) * m, None], dtype=last.weight.dtype))
-                if last.bias is not None:
-                    last.bias.zero_()
-        if getattr(hd, "pair", None) is not None:
-            wp = parts.get("pair", np.zeros(blocks["pair"].shape[1]))
-            hd.pair.set_pair_weights(torch.as_tensor(wp.reshape(-1, hd.pair.n_basis)))
-        hd.bias_atom_e.add_(torch.as_tensor(delta, dtype=hd.bias_atom_e.dtype, device=hd.bias_atom_e.device))
+    _set_correction(hd, parts, delta, blocks["pair"].shape[1] if "pair" in blocks else 0)
     fit = resid - counts @ delta
     return {"features": "+".join(cand), "lambda": float(grid[k]), "cv_rmse": float(np.sqrt(sq_best / nframes)),
             "train_rmse": float(np.sqrt(np.mean(fit**2))), "frames": int(nframes), "n_features": int(keep.sum()),
             "cv_rmse_by_features": by_features}
+
+
+@torch.no_grad()
+def _set_correction(hd, parts: dict[str, np.ndarray], delta: np.ndarray, pair_width: int) -> None:
+    """Write the fitted weights into head ``hd``: ``parts["descriptor"]`` ``[ntypes * m]`` into the
+    output layers of its correction nets (bias zero), ``parts["pair"]`` ``[pair_width]`` into its
+    pair term (a block not chosen: zeros), and add ``delta`` ``[ntypes]`` to its energy bias."""
+    if hd.corrections is not None:
+        m = hd.corrections[0].layers[-1].weight.shape[0]
+        wd = parts.get("descriptor", np.zeros(len(hd.corrections) * m))
+        for t, net in enumerate(hd.corrections):
+            last = net.layers[-1]
+            last.weight.copy_(torch.as_tensor(wd[t * m:(t + 1) * m, None], dtype=last.weight.dtype))
+            if last.bias is not None:
+                last.bias.zero_()
+    if hd.pair is not None:
+        wp = parts.get("pair", np.zeros(pair_width))
+        hd.pair.set_pair_weights(torch.as_tensor(wp.reshape(-1, hd.pair.n_basis)))
+    hd.bias_atom_e.add_(torch.as_tensor(delta, dtype=hd.bias_atom_e.dtype, device=hd.bias_atom_e.device))
