@@ -87,3 +87,16 @@ class _Parser:
 
         return argparse.Namespace(threads=None, debug=False,
                                   func=lambda args: self.seen.update(env=os.environ.get("MTZOO_MALLOC_TUNING")))
+
+
+def test_descriptor_names_have_one_source():
+    """Every implemented descriptor has a schema and every schema an implementation; DeePMD-kit's
+    aliases are declared once (with the schema) and resolve to the same class on both sides."""
+    from mtzoo.config import DESCRIPTORS
+    from mtzoo.descriptors.base import REGISTRY, canonical_name
+
+    assert set(REGISTRY) == set(DESCRIPTORS.available)
+    for alias, name in [("se_a", "se_e2_a"), ("se_r", "se_e2_r"), ("se_at", "se_e3"), ("se_t", "se_e3"),
+                        ("se_a_3be", "se_e3"), ("dpa1", "se_atten")]:
+        assert DESCRIPTORS.canonical(alias) == name
+        assert canonical_name(alias) == name

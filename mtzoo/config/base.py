@@ -519,6 +519,10 @@ class Registry:
         """Canonical names of the implemented types."""
         return list(self.classes)
 
+    def canonical(self, name: str) -> str | None:
+        """The canonical name of type ``name`` (itself or a DeePMD-kit alias), None if unknown."""
+        return self._names.get(name)
+
     def lookup(self, name: str, path: str) -> type[Variant]:
         """The schema for type ``name`` (an alias is fine); ``path`` is the ``type`` key's."""
         avail = ", ".join(self.available)

@@ -54,25 +54,25 @@ class Descriptor(nn.Module):
 
 
 REGISTRY: dict[str, type[Descriptor]] = {}
-ALIASES: dict[str, str] = {}
 
 
-def register(name: str, *aliases: str):
-    """Class decorator adding a descriptor under ``name`` and its DeePMD aliases."""
+def register(name: str):
+    """Class decorator adding a descriptor under its canonical ``name`` (DeePMD-kit's aliases are
+    declared once, with the input schema: :data:`mtzoo.config.model.DESCRIPTORS`)."""
 
     def wrap(cls: type[Descriptor]) -> type[Descriptor]:
         REGISTRY[name] = cls
         cls.type_name = name
-        for a in aliases:
-            ALIASES[a] = name
         return cls
 
     return wrap
 
 
 def canonical_name(name: str) -> str:
-    """Registry name for ``name`` or a DeePMD alias of it."""
-    name = ALIASES.get(name, name)
+    """Registry name for ``name`` or a DeePMD-kit alias of it (the schema's table of names)."""
+    from mtzoo.config import DESCRIPTORS
+
+    name = DESCRIPTORS.canonical(name) or name
     if name not in REGISTRY:
         raise ValueError(f"descriptor type '{name}' unknown (available: {sorted(REGISTRY)})")
     return name

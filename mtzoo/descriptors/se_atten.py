@@ -122,7 +122,7 @@ class _AttentionLayer(nn.Module):
             self.ln_bias.copy_(torch.as_tensor(np.asarray(ln["b"])))
 
 
-@register("se_atten", "dpa1")
+@register("se_atten")
 class DescrptSeAtten(Descriptor):
     """se_atten / dpa1 descriptor (DeePMD-kit semantics; see the module docstring).
 

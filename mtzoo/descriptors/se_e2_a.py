@@ -137,7 +137,7 @@ def folded_index(m1: int, m2: int) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.tensor(keep), torch.tensor(mirror)
 
 
-@register("se_e2_a", "se_a")
+@register("se_e2_a")
 class DescrptSeA(EnvMatStats, TabulatedSe, Descriptor):
     """se_e2_a descriptor (DeePMD-kit semantics; see module docstring for the equations).
 

@@ -45,7 +45,7 @@ from mtzoo.nn.tabulate import check_compress
 RES_RESCALE = 1.0 / 5.0
 
 
-@register("se_e2_r", "se_r")
+@register("se_e2_r")
 class DescrptSeR(EnvMatStats, TabulatedSe, Descriptor):
     """se_e2_r descriptor (DeePMD-kit semantics; see module docstring for the equation).
 

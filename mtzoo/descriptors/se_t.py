@@ -52,7 +52,7 @@ from mtzoo.nn.env import env_matrix
 from mtzoo.nn.mlp import EmbeddingNet
 
 
-@register("se_e3", "se_at", "se_t", "se_a_3be")
+@register("se_e3")
 class DescrptSeT(EnvMatStats, Descriptor):
     """se_e3 descriptor (DeePMD-kit semantics; see module docstring for the equations).
 
