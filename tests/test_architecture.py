@@ -100,3 +100,44 @@ def test_descriptor_names_have_one_source():
                         ("se_a_3be", "se_e3"), ("dpa1", "se_atten")]:
         assert DESCRIPTORS.canonical(alias) == name
         assert canonical_name(alias) == name
+
+
+#: constructor defaults that differ from the schema's on purpose: the schema's value is resolved
+#: before the constructor sees it (null -> from the heads, "auto" -> from the data, null -> the
+#: descriptor's precision, [] -> no per-type energies, 1.0 -> one scale per type)
+RESOLVED_BY_THE_SCHEMA = {("e3nn_mace", "scalar_last_layer"), ("se_atten", "sel"), ("se_atten", "ln_eps"),
+                          ("ener", "atom_ener"), ("polar", "scale")}
+
+
+def _schema_defaults(cls) -> dict:
+    import dataclasses
+
+    out = {}
+    for f in dataclasses.fields(cls):
+        if f.default is not dataclasses.MISSING:
+            out[f.name] = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            out[f.name] = f.default_factory()
+    return out
+
+
+def test_constructor_defaults_agree_with_the_schema():
+    """A model built in Python with a class's defaults is the model an input file with the key left
+    out gives: the defaults of the descriptor and head constructors equal the input schema's."""
+    import inspect
+
+    from mtzoo.config import DESCRIPTORS, FITTINGS
+    from mtzoo.descriptors.base import REGISTRY
+    from mtzoo.heads import HEADS
+
+    drift = []
+    for registry, impls in ((DESCRIPTORS, REGISTRY), (FITTINGS, HEADS)):
+        for name, impl in impls.items():
+            schema = _schema_defaults(registry.classes[name])
+            for key, par in inspect.signature(impl.__init__).parameters.items():
+                if par.default is inspect.Parameter.empty or key not in schema or (name, key) in RESOLVED_BY_THE_SCHEMA:
+                    continue
+                value = list(par.default) if isinstance(par.default, tuple) else par.default
+                if value != schema[key]:
+                    drift.append(f"{name}.{key}: constructor {par.default!r}, schema {schema[key]!r}")
+    assert not drift, drift
