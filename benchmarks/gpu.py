@@ -6,7 +6,7 @@ water frame replicated r^3 times (192 atoms at r = 1):
 * mtzoo's **trainer** on the device (``training.device``), DeePMD's unmodified water input with
   ``numb_steps`` = ``--train-steps``: the median wall time per step between lcurve lines after
   step 20 (as ``deepmd_time.py`` times DeePMD-kit), and a bare ``train_step``;
-* ``Model.forward`` on a prebuilt graph and the ASE calculator (``skin=0``: neighbour list every
+* the inference path (``Predictor``; ``Model.forward`` before 2026-12-06) on a prebuilt graph and the ASE calculator (``skin=0``: neighbour list every
   call) per size, float64 and float32; the compressed model through the calculator;
 * agreement of the device with the CPU (energy and forces, float64, 192 atoms);
 * DeePMD-kit 3.2.0 (pt) ``dp --pt train`` (100 steps) and ``DeepPot.eval`` per size, when its
@@ -115,6 +115,7 @@ def infer(shared: Path, dev: str, repeats: list[int], calls: int):
     import bench_deepmd as B
     from mtzoo.calculator import MTZooCalculator
     from mtzoo.data.graph import atoms_to_graph, collate
+    from mtzoo.model import Predictor
     from mtzoo.zoo.frozen import cast_model
 
     model, type_map = B.mtzoo_model(shared)
@@ -127,7 +128,7 @@ def infer(shared: Path, dev: str, repeats: list[int], calls: int):
                 batch = collate([atoms_to_graph(atoms, type_map, model.rcut)]).to(dev)
                 if torch.cuda.is_available():
                     torch.cuda.reset_peak_memory_stats()
-                t_graph = timed(lambda: m(batch), calls)
+                t_graph = timed(lambda: Predictor(m)(batch), calls)  # the inference path
                 mem = torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else 0.0
                 calc = MTZooCalculator(m, skin=0.0, device=dev)
                 moved = atoms.copy()

@@ -38,6 +38,7 @@ import torch
 from ase.calculators.calculator import Calculator, PropertyNotImplementedError, all_changes
 
 from mtzoo import keys as K
+from mtzoo.model import Predictor
 from mtzoo.nn.common import keep_freed_memory
 from mtzoo.nn.extension import compiled
 from mtzoo.zoo.frozen import DTYPES as _DTYPES, cast_model
@@ -226,8 +227,7 @@ class MTZooCalculator(Calculator):
         }
         energy_head = self.kind == "energy"
         with torch.no_grad():
-            out = self.model(data, head=self.head, forces=energy_head, virial=energy_head and periodic,
-                             create_graph=False)
+            out = Predictor(self.model)(data, head=self.head, forces=energy_head, virial=energy_head and periodic)
 
         def arr(key):
             return out[key].detach().to("cpu", torch.float64).numpy()

@@ -17,7 +17,7 @@ import numpy as np
 from mtzoo import keys as K
 from mtzoo.data.graph import collate, system_graphs
 from mtzoo.data.system import System
-from mtzoo.model import Model
+from mtzoo.model import Model, Predictor
 
 UNITS = {"energy_per_atom": "eV/atom", "force": "eV/A", "virial_per_atom": "eV/atom"}
 LABEL_UNITS = "label units"
@@ -33,7 +33,7 @@ def _predict_tensor(model: Model, graphs: list, head: str, batch_size: int) -> d
     out: dict[str, list] = {k: [] for o in outputs for k in (o.name, o.atom_name)}
     for i in range(0, len(graphs), batch_size):
         batch = collate(graphs[i: i + batch_size]).to(model.device)
-        pred = model(batch, head=head, forces=False, virial=False, create_graph=False)
+        pred = Predictor(model)(batch, head=head, forces=False, virial=False)
         nb = batch.num_graphs
         for o in outputs:
             out[o.name].append(pred[o.name].detach().cpu().numpy())
@@ -59,7 +59,7 @@ def predict_system(model: Model, system: System, head: str | None = None, batch_
             return _predict_tensor(model, graphs, head, batch_size)
         for i in range(0, len(graphs), batch_size):
             batch = collate(graphs[i: i + batch_size]).to(model.device)
-            pred = model(batch, head=head, create_graph=False)
+            pred = Predictor(model)(batch, head=head)
             nb = batch.num_graphs
             out[K.ENERGY].append(pred[K.ENERGY].detach().cpu().numpy())
             out[K.FORCES].append(pred[K.FORCES].detach().cpu().numpy().reshape(nb, -1, 3))

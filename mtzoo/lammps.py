@@ -215,11 +215,11 @@ class MTZooMLIAP:
         atom_type = torch.cat([elems.index_select(0, iatoms), torch.arange(ntypes, device=dev)])
         edge_index = torch.stack([src, index.index_select(0, pi)])
         vec = torch.as_tensor(rij, device=dev).to(self.model.dtype)
-        from mtzoo.model import check_overlaps
+        from mtzoo.model import Predictor, check_overlaps
 
         check_overlaps(vec, torch.stack([pj, pi]), where="LAMMPS local/ghost ")  # LAMMPS's atom indices
-        out, g = self.model.head_outputs(vec, edge_index, atom_type, self.head, differentiate=True,
-                                         create_graph=False, n_centres=n)
+        out, g = Predictor(self.model).head_outputs(vec, edge_index, atom_type, self.head, differentiate=True,
+                                                    n_centres=n)
         atom_e = out[K.ATOM_ENERGY].detach().to(torch.float64)
         eatoms = atom_e.cpu().numpy()
         fij = np.ascontiguousarray(g.detach().cpu().numpy(), dtype=np.float64)

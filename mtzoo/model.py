@@ -86,7 +86,9 @@ class Model(nn.Module):
 
     def forward(self, data, head: str | None = None, forces: bool = True, virial: bool = True,
                 create_graph: bool | None = None) -> dict[str, torch.Tensor]:
-        """Evaluate one head on a (batched) graph.
+        """Evaluate one head on a (batched) graph: the reference path, autograd through descriptor
+        and head for every descriptor and head (training uses it; :class:`Predictor` is the fast
+        inference path, equal to it to rounding).
 
         Parameters
         ----------
@@ -105,45 +107,8 @@ class Model(nn.Module):
             ``energy`` ``[B]``, ``atom_energy`` ``[N]``, ``force`` ``[N, 3]``, ``virial`` ``[B, 3, 3]``,
             ``stress`` ``[B, 3, 3]`` (zeros for non-periodic frames).
         """
-        name = self.resolve_head(head)
-        hd = self.heads[name]
         create_graph = self.training if create_graph is None else create_graph
-        pos = data[K.POSITIONS].to(self.dtype)
-        atom_type = data[K.ATOM_TYPE]
-        edge_index = data[K.EDGE_INDEX]
-        batch = data[K.BATCH] if K.BATCH in data and data[K.BATCH] is not None else None
-        n_frames = int(data.num_graphs) if hasattr(data, "num_graphs") else 1
-        if batch is None:
-            batch = torch.zeros(pos.shape[0], dtype=torch.long, device=pos.device)
-        # differentiated outputs need autograd even under no_grad; other heads follow the caller's grad mode
-        differentiate = (forces or virial) and any(o.differentiable for o in hd.outputs)
-        with torch.enable_grad() if differentiate else contextlib.nullcontext():
-            vec = edge_vectors(pos, edge_index, data[K.CELL_SHIFT], data[K.CELL], batch)
-            check_overlaps(vec, edge_index)
-            out, g = self.head_outputs(vec, edge_index, atom_type, name, differentiate, create_graph)
-            for o in hd.outputs:
-                if o.reducible:
-                    out[o.name] = scatter_sum(out[o.atom_name], batch, n_frames)
-            if differentiate:
-                if forces:
-                    n = pos.shape[0]
-                    ext = compiled() if not create_graph and g.device.type == "cpu" else None
-                    out[K.FORCES] = (ext.edge_forces(g, edge_index, n) if ext is not None else
-                                     scatter_sum(g, edge_index[1], n) - scatter_sum(g, edge_index[0], n))
-                if virial:
-                    v64 = vec.to(torch.float64)
-                    if n_frames == 1:
-                        w = -(v64.t() @ g).unsqueeze(0)
-                    else:
-                        rg = v64.unsqueeze(2) * g.unsqueeze(1)  # [E, 3, 3]
-                        w = -scatter_sum(rg.reshape(-1, 9), batch[edge_index[1]], n_frames).view(n_frames, 3, 3)
-                    out[K.VIRIAL] = w
-                    cell = data[K.CELL].to(torch.float64)
-                    vol = torch.linalg.vecdot(cell[:, 0], torch.linalg.cross(cell[:, 1], cell[:, 2])).abs()  # |a . (b x c)|
-                    periodic = vol > 0
-                    out[K.STRESS] = torch.where(periodic[:, None, None], -w / torch.where(periodic, vol, 1.0)[:, None, None],
-                                                torch.zeros_like(w))
-        return out
+        return evaluate_graph(self, self.head_outputs, data, head, forces, virial, create_graph)
 
     def head_outputs(self, vec: torch.Tensor, edge_index: torch.Tensor, atom_type: torch.Tensor, head: str | None,
                      differentiate: bool = True, create_graph: bool = False,
@@ -153,9 +118,8 @@ class Model(nn.Module):
         sums (forward turns ``g`` into forces and virial; LAMMPS's ML-IAP interface,
         :mod:`mtzoo.lammps`, takes ``g`` as its pair forces).
 
-        Without a graph of the derivatives (``create_graph=False``) an energy head is
-        differentiated by hand (``energy_and_grad``), and the descriptor too where it has
-        ``forward_with_pullback``; otherwise by autograd.
+        The reference path: autograd through descriptor and head (:meth:`Predictor.head_outputs` is
+        the fast one, for inference).
 
         Parameters
         ----------
@@ -178,65 +142,16 @@ class Model(nn.Module):
         """
         hd = self.heads[self.resolve_head(head)]
         n = atom_type.shape[0] if n_centres is None else int(n_centres)
-        # without a graph of the derivatives an energy head differentiates itself by hand
-        by_hand = differentiate and not create_graph and hd.energy_grad_by_hand and n > 0
         with torch.enable_grad() if differentiate else contextlib.nullcontext():
-            if by_hand:
-                out, g = self._energy_by_hand(hd, vec, edge_index, atom_type, n)
-            else:  # the reference path: autograd through descriptor and head
-                if differentiate and not vec.requires_grad:
-                    vec.requires_grad_(True)
-                feats, types = _centres(self.descriptor(vec, edge_index, atom_type), atom_type, n)
-                out, g = hd(feats, types), None
-                if differentiate:
-                    total = sum(out[o.atom_name].sum() for o in hd.outputs if o.differentiable)
-                    (g,) = torch.autograd.grad(total, vec, create_graph=create_graph, allow_unused=True)
-            if differentiate:
-                # no edges (isolated atoms): the energy does not depend on positions
-                g = torch.zeros_like(vec, dtype=torch.float64) if g is None else g.to(torch.float64)
-            if hd.pair is not None:  # the head's two-body term (mtzoo.heads.pair), by autograd in every mode
-                v = vec if create_graph or not differentiate else vec.detach().requires_grad_(True)
-                e_pair, centre = hd.pair.edge_energy(v, edge_index, atom_type), edge_index[1]
-                if n < atom_type.shape[0]:  # edges around ghost centres belong to other atoms' energies
-                    e_pair, centre = e_pair * (centre < n), centre.clamp(max=n - 1)
-                if differentiate and e_pair.numel():
-                    (gp,) = torch.autograd.grad(e_pair.sum(), v, create_graph=create_graph, retain_graph=not by_hand)
-                    g = g + gp.to(torch.float64)
-                if by_hand:  # as the head's own outputs on this path: nothing recorded for autograd
-                    e_pair = e_pair.detach()
-                out[K.ATOM_ENERGY] = out[K.ATOM_ENERGY] + scatter_sum(e_pair, centre, n)
-        return out, g
-
-    def _energy_by_hand(self, hd: Head, vec: torch.Tensor, edge_index: torch.Tensor, atom_type: torch.Tensor,
-                        n: int) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
-        """The fast inference path of an energy head (``energy_grad_by_hand``): the head's
-        ``energy_and_grad`` gives :math:`\\partial E/\\partial \\mathcal D`, and the descriptor's
-        ``forward_with_pullback`` (where it has one) maps it to :math:`\\mathbf g_e` without autograd;
-        otherwise one autograd pass through the descriptor only.  Equal to the reference path of
-        :meth:`head_outputs` to rounding (``tests/test_inference_paths.py``)."""
-        lean = fold = None
-        if not vec.requires_grad:
-            # the folded descriptor (symmetric block stored once) where both the head and the descriptor take it
-            fold = self.descriptor.folded_index() if hd.takes_folded else None
-            lean = self.descriptor.forward_with_pullback(vec, edge_index, atom_type, folded=fold is not None)
-        if lean is None:
-            fold = None
-            if not vec.requires_grad:
+            if differentiate and not vec.requires_grad:
                 vec.requires_grad_(True)
-            feats, pullback = self.descriptor(vec, edge_index, atom_type), None
-        else:
-            feats, pullback = lean
-        feats, types = _centres(feats, atom_type, n)
-        atom_e, g_desc = hd.energy_and_grad(feats, types, fold=fold)
-        if pullback is not None:
-            n_all = atom_type.shape[0]
-            if n < n_all:
-                g_desc = torch.cat([g_desc, g_desc.new_zeros((n_all - n, *g_desc.shape[1:]))])
-            return {K.ATOM_ENERGY: atom_e}, pullback(g_desc)
-        g = None
-        if feats[K.DESCRIPTOR].requires_grad:
-            g = torch.autograd.grad(feats[K.DESCRIPTOR], vec, g_desc, allow_unused=True)[0]
-        return {K.ATOM_ENERGY: atom_e}, g
+            feats, types = _centres(self.descriptor(vec, edge_index, atom_type), atom_type, n)
+            out, g = hd(feats, types), None
+            if differentiate:
+                total = sum(out[o.atom_name].sum() for o in hd.outputs if o.differentiable)
+                (g,) = torch.autograd.grad(total, vec, create_graph=create_graph, allow_unused=True)
+            return _with_pair_term(hd, out, g, vec, edge_index, atom_type, n, differentiate, create_graph,
+                                   by_hand=False)
 
     def predict(self, frame, head: str | None = None) -> dict:
         """Outputs of one head on one frame, as numpy arrays.
@@ -264,7 +179,7 @@ class Model(nn.Module):
         system = frame if isinstance(frame, System) else load_systems([frame])[0]
         graph = system_graphs(system, self.type_map, self.rcut)[0]
         name = self.resolve_head(head)
-        out = self(collate([graph]).to(self.device), head=name, create_graph=False)
+        out = Predictor(self)(collate([graph]).to(self.device), head=name)
         if K.ENERGY not in out:  # tensor head: global and atomic tensors
             res = {}
             for o in self.heads[name].outputs:
@@ -298,6 +213,142 @@ def _centres(feats: dict, atom_type: torch.Tensor, n: int) -> tuple[dict, torch.
         return feats, atom_type
     return ({k: v[:n] if torch.is_tensor(v) and v.dim() > 0 and v.shape[0] == n_all else v for k, v in feats.items()},
             atom_type[:n])
+
+
+def evaluate_graph(model: Model, head_outputs, data, head: str | None, forces: bool, virial: bool,
+                   create_graph: bool, compiled_sums: bool = False) -> dict[str, torch.Tensor]:
+    r"""One head on a (batched) graph, with ``head_outputs`` (:meth:`Model.head_outputs`, the
+    reference path, or :meth:`Predictor.head_outputs`, the fast one) between the edge vectors and
+    the frame sums; forces :math:`\mathbf F_k = \sum_{e: i_e = k} \mathbf g_e - \sum_{e: j_e = k}
+    \mathbf g_e`, virial :math:`W = -\sum_e \mathbf r_e \otimes \mathbf g_e` and stress
+    :math:`-W/V` (module docstring).  ``compiled_sums``: the force sums by the compiled extension
+    (CPU float64, no graph), else by ``scatter_sum``.  Shapes: :meth:`Model.forward`."""
+    name = model.resolve_head(head)
+    hd = model.heads[name]
+    pos = data[K.POSITIONS].to(model.dtype)
+    atom_type = data[K.ATOM_TYPE]
+    edge_index = data[K.EDGE_INDEX]
+    batch = data[K.BATCH] if K.BATCH in data and data[K.BATCH] is not None else None
+    n_frames = int(data.num_graphs) if hasattr(data, "num_graphs") else 1
+    if batch is None:
+        batch = torch.zeros(pos.shape[0], dtype=torch.long, device=pos.device)
+    # differentiated outputs need autograd even under no_grad; other heads follow the caller's grad mode
+    differentiate = (forces or virial) and any(o.differentiable for o in hd.outputs)
+    with torch.enable_grad() if differentiate else contextlib.nullcontext():
+        vec = edge_vectors(pos, edge_index, data[K.CELL_SHIFT], data[K.CELL], batch)
+        check_overlaps(vec, edge_index)
+        out, g = head_outputs(vec, edge_index, atom_type, name, differentiate, create_graph)
+        for o in hd.outputs:
+            if o.reducible:
+                out[o.name] = scatter_sum(out[o.atom_name], batch, n_frames)
+        if differentiate and forces:
+            n = pos.shape[0]
+            ext = compiled() if compiled_sums and not create_graph and g.device.type == "cpu" else None
+            out[K.FORCES] = (ext.edge_forces(g, edge_index, n) if ext is not None else
+                             scatter_sum(g, edge_index[1], n) - scatter_sum(g, edge_index[0], n))
+        if differentiate and virial:
+            v64 = vec.to(torch.float64)
+            if n_frames == 1:
+                w = -(v64.t() @ g).unsqueeze(0)
+            else:
+                rg = v64.unsqueeze(2) * g.unsqueeze(1)  # [E, 3, 3]
+                w = -scatter_sum(rg.reshape(-1, 9), batch[edge_index[1]], n_frames).view(n_frames, 3, 3)
+            out[K.VIRIAL] = w
+            cell = data[K.CELL].to(torch.float64)
+            vol = torch.linalg.vecdot(cell[:, 0], torch.linalg.cross(cell[:, 1], cell[:, 2])).abs()  # |a . (b x c)|
+            periodic = vol > 0
+            out[K.STRESS] = torch.where(periodic[:, None, None], -w / torch.where(periodic, vol, 1.0)[:, None, None],
+                                        torch.zeros_like(w))
+    return out
+
+
+def _with_pair_term(hd: Head, out: dict, g: torch.Tensor | None, vec: torch.Tensor, edge_index: torch.Tensor,
+                    atom_type: torch.Tensor, n: int, differentiate: bool, create_graph: bool,
+                    by_hand: bool) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
+    """``g`` as float64 (zeros where the energy does not depend on the edges: isolated atoms), and the
+    head's two-body term (:mod:`mtzoo.heads.pair`, by autograd on every path) added to its atomic
+    energies and to ``g``.  ``by_hand``: the fast path's outputs, which record nothing for autograd."""
+    if differentiate:
+        g = torch.zeros_like(vec, dtype=torch.float64) if g is None else g.to(torch.float64)
+    if hd.pair is None:
+        return out, g
+    v = vec if create_graph or not differentiate else vec.detach().requires_grad_(True)
+    e_pair, centre = hd.pair.edge_energy(v, edge_index, atom_type), edge_index[1]
+    if n < atom_type.shape[0]:  # edges around ghost centres belong to other atoms' energies
+        e_pair, centre = e_pair * (centre < n), centre.clamp(max=n - 1)
+    if differentiate and e_pair.numel():
+        (gp,) = torch.autograd.grad(e_pair.sum(), v, create_graph=create_graph, retain_graph=not by_hand)
+        g = g + gp.to(torch.float64)
+    if by_hand:
+        e_pair = e_pair.detach()
+    out[K.ATOM_ENERGY] = out[K.ATOM_ENERGY] + scatter_sum(e_pair, centre, n)
+    return out, g
+
+
+class Predictor:
+    r"""The fast inference path of a model (no graph of the derivatives): what the ASE calculator,
+    ``mtzoo test``, :meth:`Model.predict`, LAMMPS and the trainer's validation use.
+
+    An energy head that declares ``energy_grad_by_hand`` gives its energy and
+    :math:`\partial E/\partial \mathcal D` without autograd (``energy_and_grad``: the fitting nets'
+    backward pass by hand, one compiled call for tanh nets), the descriptor maps it to
+    :math:`\mathbf g_e` by its ``forward_with_pullback`` where it has one (compressed se_e2_a,
+    se_e2_a's folded layout) or by one autograd pass through the descriptor only, and the force sums
+    run compiled.  Every other head runs :meth:`Model.head_outputs`.  Equal to :meth:`Model.forward`
+    to rounding (``tests/test_inference_paths.py``, 1e-12); it holds the model, not a copy.
+
+    >>> out = Predictor(model)(batch, head="pbe")          # doctest: +SKIP
+    """
+
+    def __init__(self, model: Model) -> None:
+        self.model = model
+
+    def __call__(self, data, head: str | None = None, forces: bool = True, virial: bool = True) -> dict[str, torch.Tensor]:
+        """:meth:`Model.forward`'s outputs (same keys and shapes) by the fast path."""
+        return evaluate_graph(self.model, self.head_outputs, data, head, forces, virial, create_graph=False,
+                              compiled_sums=True)
+
+    def head_outputs(self, vec: torch.Tensor, edge_index: torch.Tensor, atom_type: torch.Tensor, head: str | None,
+                     differentiate: bool = True, create_graph: bool = False,
+                     n_centres: int | None = None) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
+        """:meth:`Model.head_outputs` by the fast path (``create_graph`` must be False)."""
+        if create_graph:
+            raise ValueError("Predictor is the inference path: it keeps no graph of the derivatives (use Model)")
+        hd = self.model.heads[self.model.resolve_head(head)]
+        n = atom_type.shape[0] if n_centres is None else int(n_centres)
+        if not (differentiate and hd.energy_grad_by_hand and n > 0):
+            return self.model.head_outputs(vec, edge_index, atom_type, head, differentiate, False, n_centres)
+        with torch.enable_grad():
+            out, g = self._energy_by_hand(hd, vec, edge_index, atom_type, n)
+            return _with_pair_term(hd, out, g, vec, edge_index, atom_type, n, True, False, by_hand=True)
+
+    def _energy_by_hand(self, hd: Head, vec: torch.Tensor, edge_index: torch.Tensor, atom_type: torch.Tensor,
+                        n: int) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
+        r"""Atomic energies and :math:`\mathbf g_e` of an ``energy_grad_by_hand`` head (class docstring)."""
+        desc = self.model.descriptor
+        lean = fold = None
+        if not vec.requires_grad:
+            # the folded descriptor (symmetric block stored once) where both the head and the descriptor take it
+            fold = desc.folded_index() if hd.takes_folded else None
+            lean = desc.forward_with_pullback(vec, edge_index, atom_type, folded=fold is not None)
+        if lean is None:
+            fold = None
+            if not vec.requires_grad:
+                vec.requires_grad_(True)
+            feats, pullback = desc(vec, edge_index, atom_type), None
+        else:
+            feats, pullback = lean
+        feats, types = _centres(feats, atom_type, n)
+        atom_e, g_desc = hd.energy_and_grad(feats, types, fold=fold)
+        if pullback is not None:
+            n_all = atom_type.shape[0]
+            if n < n_all:
+                g_desc = torch.cat([g_desc, g_desc.new_zeros((n_all - n, *g_desc.shape[1:]))])
+            return {K.ATOM_ENERGY: atom_e}, pullback(g_desc)
+        g = None
+        if feats[K.DESCRIPTOR].requires_grad:
+            g = torch.autograd.grad(feats[K.DESCRIPTOR], vec, g_desc, allow_unused=True)[0]
+        return {K.ATOM_ENERGY: atom_e}, g
 
 
 def build_model(config: Mapping) -> Model:

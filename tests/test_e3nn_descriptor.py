@@ -349,3 +349,23 @@ def test_mace_product_basis_spans_the_symmetric_tensors(target):
                 cols.append(basis(a, torch.zeros(400, dtype=torch.long)).reshape(-1))
         rank = int(torch.linalg.matrix_rank(torch.stack(cols, 1), rtol=1e-9))
         assert rank == want, (nu, target, len(paths), rank, want)
+
+
+def test_inference_path_equals_the_reference_path():
+    """``Predictor`` (the energy head's nets differentiated by hand, the descriptor by one autograd
+    pass) gives ``Model.forward``'s energies, forces and virial to 1e-12, and the tensor heads'
+    outputs unchanged; it keeps no graph and refuses to."""
+    from mtzoo.model import Predictor
+
+    for model in (_model("molecule"), mace_scalar_model("molecule")):
+        batch = collate(system_graphs(molecule_system(), model.type_map, model.rcut)[:3])
+        for head in model.heads:
+            fast, ref = Predictor(model)(batch, head=head), model(batch, head=head)
+            assert set(fast) == set(ref)
+            for key in ref:
+                scale = max(1.0, float(ref[key].abs().max()))
+                err = float((fast[key].detach() - ref[key].detach()).abs().max()) / scale
+                assert err < 1e-12, f"{head} {key}: {err:.2e}"
+        with pytest.raises(ValueError, match="no graph of the derivatives"):
+            Predictor(model).head_outputs(batch[K.POSITIONS][:0], batch[K.EDGE_INDEX][:, :0], batch[K.ATOM_TYPE], "e",
+                                          create_graph=True)

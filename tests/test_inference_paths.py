@@ -1,8 +1,8 @@
 """The inference shortcuts give what autograd gives.
 
-When no graph of the derivatives is kept (``create_graph=False``: ASE, ``mtzoo test``, MD),
-:meth:`mtzoo.model.Model.forward` takes three shortcuts, each checked here against the general
-path:
+The inference path, :class:`mtzoo.model.Predictor` (no graph of the derivatives: ASE, ``mtzoo
+test``, MD, LAMMPS, validation), takes three shortcuts, each checked here against the reference
+path, :meth:`mtzoo.model.Model.forward`:
 
 * the energy head's fitting nets are differentiated by a hand-written backward pass
   (:meth:`mtzoo.nn.mlp.FittingNet.value_and_input_grad`) instead of autograd: every activation,
@@ -26,6 +26,7 @@ import torch
 import physics
 from mtzoo import keys as K
 from mtzoo.data.graph import collate
+from mtzoo.model import Predictor
 from mtzoo.nn.common import ACTIVATIONS
 from mtzoo.nn.mlp import FittingNet
 
@@ -83,7 +84,7 @@ def test_model_by_hand_equals_autograd():
     (create_graph=False) equal those of autograd (create_graph=True), 1e-12 relative."""
     for name, model, frames in _models():
         batch = collate([physics.frame_graph(model, physics.as_frame(f, model.type_map)) for f in frames])
-        fast = model(batch, head="default", create_graph=False)
+        fast = Predictor(model)(batch, head="default")
         slow = model(batch, head="default", create_graph=True)
         for key in (K.ENERGY, K.ATOM_ENERGY, K.FORCES, K.VIRIAL):
             physics._assert_close(f"{name}: {key}", fast[key].detach().numpy(), slow[key].detach().numpy(), rtol=1e-12)
@@ -131,7 +132,7 @@ def test_model_by_hand_with_atoms_not_grouped_by_type():
     if bool((types[1:] >= types[:-1]).all()):  # make the types interleaved: relabel half of the atoms
         graph[K.ATOM_TYPE] = torch.arange(types.shape[0]) % 2
     batch = collate([graph])
-    fast = model(batch, head="default", create_graph=False)
+    fast = Predictor(model)(batch, head="default")
     slow = model(batch, head="default", create_graph=True)
     for key in (K.ENERGY, K.ATOM_ENERGY, K.FORCES, K.VIRIAL):
         physics._assert_close(f"interleaved types: {key}", fast[key].detach().numpy(), slow[key].detach().numpy(),
@@ -189,13 +190,13 @@ def test_by_hand_sees_weights_changed_in_place():
 
     model = copy.deepcopy(model_for("agau", "one_side"))
     batch = collate([physics.frame_graph(model, physics.as_frame(frames_for("agau")[0], model.type_map))])
-    before = model(batch, head="default", create_graph=False)[K.FORCES]
+    before = Predictor(model)(batch, head="default")[K.FORCES]
     opt = torch.optim.Adam(model.parameters(), lr=1e-2, fused=True)
     model.train()
     model(batch, head="default", create_graph=True)[K.FORCES].square().sum().backward()
     opt.step()
     model.eval()
-    fast = model(batch, head="default", create_graph=False)[K.FORCES]
+    fast = Predictor(model)(batch, head="default")[K.FORCES]
     slow = model(batch, head="default", create_graph=True)[K.FORCES].detach()
     assert float((fast - before).abs().max()) > 1e-6  # the step changed the forces
     physics._assert_close("forces after a fused Adam step", fast.numpy(), slow.numpy(), rtol=1e-12)
@@ -245,7 +246,7 @@ def test_folded_first_layer_follows_weight_changes():
     model.descriptor.enable_compression()
     batch = collate([physics.frame_graph(model, physics.as_frame(f, model.type_map)) for f in frames_for("agau")])
     for step in range(2):
-        fast = model(batch, head="default", create_graph=False)
+        fast = Predictor(model)(batch, head="default")
         slow = model(batch, head="default", create_graph=True)
         for key in (K.ENERGY, K.FORCES):
             physics._assert_close(f"step {step}: {key}", fast[key].detach().numpy(), slow[key].detach().numpy(),

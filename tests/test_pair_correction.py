@@ -20,7 +20,7 @@ from mtzoo import keys as K
 from mtzoo.data.graph import collate, system_graphs
 from mtzoo.data.readers import load_systems, read_deepmd
 from mtzoo.heads.pair import PairCorrection
-from mtzoo.model import build_model, edge_vectors
+from mtzoo.model import Predictor, build_model, edge_vectors
 
 HEAD = "default"
 SYSTEMS = {"agau": (["Ag", "Au"], 4.5, [42, 41]), "molecule": (["C", "H", "O"], 4.0, [10, 10, 10])}
@@ -70,7 +70,7 @@ def test_pair_term_batch_independent_and_both_force_paths_agree():
     s = read_deepmd(AGAU / "train" / "au16")[0]
     physics.check_batch_independence(model, [s, read_deepmd(AGAU / "train" / "au08")[0]], HEAD)
     batch = collate(system_graphs(s, model.type_map, model.rcut)[:3])
-    lean = model(batch, head=HEAD, create_graph=False)  # hand-differentiated nets + autograd pair term
+    lean = Predictor(model)(batch, head=HEAD)  # hand-differentiated nets + autograd pair term
     full = model(batch, head=HEAD, create_graph=True)  # autograd throughout
     for k in (K.ENERGY, K.FORCES, K.VIRIAL):
         torch.testing.assert_close(lean[k].detach(), full[k].detach(), rtol=0, atol=1e-11)

@@ -46,7 +46,7 @@ import torch
 from mtzoo import keys as K
 from mtzoo.config import ConfigError, complete_input, load_input, parse_input
 from mtzoo.data.graph import collate
-from mtzoo.model import build_model, model_config
+from mtzoo.model import Predictor, build_model, model_config
 from mtzoo.nn.common import keep_freed_memory
 from mtzoo.progress import Progress
 from mtzoo.training import distributed
@@ -207,8 +207,10 @@ class Trainer:
     # ------------------------------------------------------------------------------------------
     def _forward_loss(self, task: Task, batch, lr: float, create_graph: bool):
         batch = batch.to(self.device, non_blocking=True) if self.device.type != "cpu" else batch
-        pred = self.model(batch, head=task.name, forces=task.loss.needs_forces(), virial=task.loss.needs_virial(),
-                          create_graph=create_graph)
+        # validation (no graph of the derivatives) by the fast inference path, training by the reference one
+        run = self.model if create_graph else Predictor(self.model)
+        kw = {"create_graph": True} if create_graph else {}
+        pred = run(batch, head=task.name, forces=task.loss.needs_forces(), virial=task.loss.needs_virial(), **kw)
         return task.loss(pred, batch, lr)
 
     def train_step(self, batch, lr: float, task: str | None = None) -> dict[str, float]:
