@@ -25,6 +25,7 @@ neighbour list with vesin); both paths are tested against each other.
 from __future__ import annotations
 
 import os
+import platform
 import sys
 import warnings
 from pathlib import Path
@@ -33,9 +34,12 @@ NAME = "mtzoo_ext"
 SOURCES = ("ext_module.cpp", "tabulate_ext.cpp", "se_tail_ext.cpp", "contract_ext.cpp", "activation_ext.cpp",
            "fitting_ext.cpp", "gemm_ext.cpp", "neighbors_ext.cpp")
 HEADERS = ("ext_common.h", "gemm_ext.h", "simd_tanh.h")  # included by the sources: their changes also mark the build stale
-#: ``-mprefer-vector-width=512``: the AVX-512 clones use 512-bit vectors (measured 1.2x on the
-#: table kernels over GCC's default of 256 bits for AVX-512 targets).
-CFLAGS = ["-O3", "-fopenmp-simd", "-mprefer-vector-width=512"]
+#: ``-mprefer-vector-width=512`` (x86-64 only: other targets' compilers refuse it): the AVX-512
+#: clones use 512-bit vectors (measured 1.2x on the table kernels over GCC's default of 256 bits
+#: for AVX-512 targets).  The sources guard their x86 code (``ext_common.h``), so elsewhere the
+#: portable loops build for the compiler's default target.
+X86_64 = platform.machine().lower() in ("x86_64", "amd64")
+CFLAGS = ["-O3", "-fopenmp-simd"] + (["-mprefer-vector-width=512"] if X86_64 else [])
 
 _EXT: list = []  # [module or None] once tried
 
