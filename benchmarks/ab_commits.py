@@ -69,7 +69,10 @@ def export_base(commit: str, dest: Path) -> str:
 
 def trainer(pkg: str, shared: Path, workdir: Path):
     load_input = __import__(f"{pkg}.config", fromlist=["load_input"]).load_input
-    Trainer = __import__(f"{pkg}.train.trainer", fromlist=["Trainer"]).Trainer
+    try:  # mtzoo.training since 2026-12; mtzoo.train in earlier commits
+        Trainer = __import__(f"{pkg}.training.trainer", fromlist=["Trainer"]).Trainer
+    except ModuleNotFoundError:
+        Trainer = __import__(f"{pkg}.train.trainer", fromlist=["Trainer"]).Trainer
     cfg = load_input(shared / INPUT)
     t = cfg.training
     t.numb_steps, t.disp_freq, t.save_freq = 10, 10, 10
