@@ -244,7 +244,7 @@ def evaluate_graph(model: Model, head_outputs, data, head: str | None, forces: b
         if differentiate and forces:
             n = pos.shape[0]
             ext = compiled() if compiled_sums and not create_graph and g.device.type == "cpu" else None
-            out[K.FORCES] = (ext.edge_forces(g, edge_index, n) if ext is not None else
+            out[K.FORCES] = (torch.ops.mtzoo.edge_forces(g, edge_index, n) if ext is not None else
                              scatter_sum(g, edge_index[1], n) - scatter_sum(g, edge_index[0], n))
         if differentiate and virial:
             v64 = vec.to(torch.float64)

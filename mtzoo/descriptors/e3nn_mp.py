@@ -229,7 +229,7 @@ class DescrptE3nnMP(Descriptor):
 def set_common(desc: nn.Module, ntypes: int, rcut: float, lmax: int, num_layers: int, n_radial: int,
                radial_neurons: Sequence[int], avg_num_neighbors: float | None, precision: str, trainable: bool,
                seed: int | None) -> None:
-    """Store the settings every e3nn descriptor (``e3nn_mp``, ``e3nn_mace``) has, as attributes of ``desc``,
+    r"""Store the settings every e3nn descriptor (``e3nn_mp``, ``e3nn_mace``) has, as attributes of ``desc``,
     with the precision's dtype and the edge harmonics' irreps :math:`l = 0 \dots l_{\max}`."""
     desc.ntypes, desc.rcut, desc.lmax, desc.num_layers = int(ntypes), float(rcut), int(lmax), int(num_layers)
     desc.n_radial, desc.radial_neurons = int(n_radial), [int(n) for n in radial_neurons]
@@ -249,7 +249,7 @@ def finish_init(desc: nn.Module) -> None:
 
 
 def uvu_paths(irreps_in: o3.Irreps, irreps_sh: o3.Irreps, wanted) -> tuple[o3.Irreps, list[tuple]]:
-    """Output irreps and instructions of the channel-wise (``uvu``) edge convolution
+    r"""Output irreps and instructions of the channel-wise (``uvu``) edge convolution
     :math:`h_j \otimes Y(\hat{\mathbf r}_e)`: every product of an input irrep and a harmonic whose
     result is in ``wanted``, with the input's multiplicity (one weight per channel and path, from the
     radial MLP)."""

@@ -37,14 +37,13 @@ def default_dtype(dtype: torch.dtype) -> Iterator[None]:
         torch.set_default_dtype(old)
 
 
-def _tanh_ext():
-    """The compiled extension when its vectorised tanh runs here, else None; asked at every call
-    (``compiled`` keeps the module), so ``MTZOO_EXTENSIONS=0`` / ``MTZOO_NO_MVEC=1`` set later in
-    the process take effect (a cached answer kept the first one for good)."""
-    from mtzoo.nn.extension import compiled
+def _tanh_fast() -> bool:
+    """Whether the compiled vectorised tanh runs here; asked at every call (``compiled`` keeps the
+    module), so ``MTZOO_EXTENSIONS=0`` / ``MTZOO_NO_MVEC=1`` set later in the process take effect
+    (a cached answer kept the first one for good)."""
+    from mtzoo.nn.extension import tanh_vectorised
 
-    ext = compiled()
-    return ext if ext is not None and ext.fast_tanh_vectorised() else None
+    return tanh_vectorised()
 
 
 _functorch_active = getattr(torch._C, "_are_functorch_transforms_active", lambda: False)
@@ -56,7 +55,7 @@ class _FastTanh(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x):
-        y = _tanh_ext().fast_tanh(x)
+        y = torch.ops.mtzoo.tanh(x)
         ctx.save_for_backward(y)
         return y
 
@@ -76,14 +75,17 @@ def fast_tanh(x: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
     ------
     any -> same.
     """
-    ext = _tanh_ext() if x.device.type == "cpu" and x.dtype in (torch.float64, torch.float32) else None
-    if ext is None or not x.is_contiguous() or _functorch_active():  # torch.func wrappers have no storage
+    fast = x.device.type == "cpu" and x.dtype in (torch.float64, torch.float32) and _tanh_fast()
+    if not fast or not x.is_contiguous() or _functorch_active():  # torch.func wrappers have no storage
         return torch.tanh(x, out=out) if out is not None else torch.tanh(x)
+    if out is x:
+        torch.ops.mtzoo.tanh_(x)
+        return x
     if out is not None:
-        return ext.fast_tanh(x, out)
+        return out.copy_(torch.ops.mtzoo.tanh(x))
     if torch.is_grad_enabled() and x.requires_grad:
         return _FastTanh.apply(x)
-    return ext.fast_tanh(x)
+    return torch.ops.mtzoo.tanh(x)
 
 
 def _gelu_tanh(x: torch.Tensor) -> torch.Tensor:

@@ -43,7 +43,7 @@ class EdgeContract(torch.autograd.Function):
     @staticmethod
     def forward(ctx, rr, row, dst, n_atoms, *g):
         ctx.save_for_backward(rr, row, dst, *g)
-        return compiled().edge_contract(rr, list(g), row, dst, n_atoms)
+        return torch.ops.mtzoo.edge_contract(rr, list(g), row, dst, n_atoms)
 
     @staticmethod
     def backward(ctx, gt):
@@ -60,7 +60,7 @@ class EdgeContractDR(torch.autograd.Function):
     @staticmethod
     def forward(ctx, t, row, dst, *g):
         ctx.save_for_backward(t, row, dst, *g)
-        return compiled().edge_contract_dr(t, list(g), row, dst)
+        return torch.ops.mtzoo.edge_contract_dr(t, list(g), row, dst)
 
     @staticmethod
     def backward(ctx, c):
@@ -79,7 +79,7 @@ class EdgeContractDG(torch.autograd.Function):
     @staticmethod
     def forward(ctx, t, rr, row, dst, *g):
         ctx.save_for_backward(t, rr, row, dst)
-        return tuple(compiled().edge_contract_dg(t, rr, row, dst, [x.shape[0] for x in g]))
+        return tuple(torch.ops.mtzoo.edge_contract_dg(t, rr, row, dst, [x.shape[0] for x in g]))
 
     @staticmethod
     def backward(ctx, *c):

@@ -1,5 +1,9 @@
 // The compiled mtzoo extension (built on first use by mtzoo/nn/extension.py): bindings only.
+// The kernels of the model's forward and backward are registered torch operators (torch.ops.mtzoo.*,
+// CPU kernels here, fake kernels for torch.compile/export in mtzoo/nn/ops.py); helpers that run outside
+// the model (neighbour lists on numpy arrays, weight packing, feature probes) stay pybind functions.
 #include <torch/extension.h>
+#include <torch/library.h>
 #include <optional>
 #include <vector>
 
@@ -43,6 +47,69 @@ torch::Tensor edge_vectors(torch::Tensor pos, torch::Tensor edge_index, torch::T
 torch::Tensor edge_forces(torch::Tensor g, torch::Tensor edge_index, int64_t n_atoms);
 std::vector<torch::Tensor> filter_edges(torch::Tensor pos, torch::Tensor edge_index, torch::Tensor shift,
                                         torch::Tensor cell, double rcut);
+
+namespace {
+// adapters from the operator calling convention (lists as ArrayRef / c10::List) to the kernels' signatures
+at::Tensor op_edge_contract(at::Tensor R, at::TensorList G, at::Tensor row, at::Tensor dst, int64_t n_atoms) {
+  return edge_contract(R, G.vec(), row, dst, n_atoms);
+}
+at::Tensor op_edge_contract_dr(at::Tensor T, at::TensorList G, at::Tensor row, at::Tensor dst) {
+  return edge_contract_dr(T, G.vec(), row, dst);
+}
+std::vector<at::Tensor> op_edge_contract_dg(at::Tensor T, at::Tensor R, at::Tensor row, at::Tensor dst,
+                                            at::IntArrayRef n_rows) {
+  return edge_contract_dg(T, R, row, dst, n_rows.vec());
+}
+at::Tensor op_tanh(at::Tensor x) { return fast_tanh(x, std::nullopt); }
+void op_tanh_(at::Tensor x) { fast_tanh(x, x); }
+std::vector<std::optional<at::Tensor>> optional_list(const c10::List<std::optional<at::Tensor>>& l) {
+  std::vector<std::optional<at::Tensor>> v;
+  v.reserve(l.size());
+  for (const std::optional<at::Tensor>& x : l) v.push_back(x);
+  return v;
+}
+void op_mlp_value_and_grad(at::Tensor x, at::TensorList weights, const c10::List<std::optional<at::Tensor>>& biases,
+                           const c10::List<std::optional<at::Tensor>>& idts, at::IntArrayRef skips, at::Tensor y_out,
+                           at::Tensor g_out, at::TensorList packed) {
+  mlp_value_and_grad(x, weights.vec(), optional_list(biases), optional_list(idts), skips.vec(), y_out, g_out,
+                     packed.vec());
+}
+}  // namespace
+
+TORCH_LIBRARY(mtzoo, m) {
+  m.def("tabulate_forward(Tensor vec, Tensor edge_index, Tensor atom_type, Tensor scale, Tensor shift, Tensor slot, "
+        "Tensor knots, Tensor knot_start, Tensor bin_offset, Tensor coef, float rs, float rc, float prot) -> Tensor[]");
+  m.def("tabulate_backward(Tensor gT, Tensor vec, Tensor edge_index, Tensor atom_type, Tensor scale, Tensor shift, "
+        "Tensor slot, Tensor rr, Tensor t, Tensor col, Tensor inside, Tensor knots, Tensor knot_start, "
+        "Tensor bin_offset, Tensor coef, float rs, float rc, float prot) -> Tensor");
+  m.def("se_a_tail_forward(Tensor T, Tensor? pad, Tensor? rows, Tensor atom_type, float inv_nnei, int m2, "
+        "bool folded=False) -> Tensor[]");
+  m.def("se_a_tail_backward(Tensor X, Tensor gD, Tensor? gX, float inv_nnei, int m2, bool folded=False) -> Tensor");
+  m.def("edge_contract(Tensor R, Tensor[] G, Tensor row, Tensor dst, int n_atoms) -> Tensor");
+  m.def("edge_contract_dr(Tensor T, Tensor[] G, Tensor row, Tensor dst) -> Tensor");
+  m.def("edge_contract_dg(Tensor T, Tensor R, Tensor row, Tensor dst, int[] n_rows) -> Tensor[]");
+  m.def("tanh(Tensor x) -> Tensor");
+  m.def("tanh_(Tensor(a!) x) -> ()");
+  m.def("mlp_value_and_grad(Tensor x, Tensor[] weights, Tensor?[] biases, Tensor?[] idts, int[] skips, "
+        "Tensor(a!) y_out, Tensor(b!) g_out, Tensor(c!)[] packed) -> ()");
+  m.def("edge_vectors(Tensor pos, Tensor edge_index, Tensor shift, Tensor cell, Tensor batch) -> Tensor");
+  m.def("edge_forces(Tensor g, Tensor edge_index, int n_atoms) -> Tensor");
+}
+
+TORCH_LIBRARY_IMPL(mtzoo, CPU, m) {
+  m.impl("tabulate_forward", &tabulate_forward);
+  m.impl("tabulate_backward", &tabulate_backward);
+  m.impl("se_a_tail_forward", &se_a_tail_forward);
+  m.impl("se_a_tail_backward", &se_a_tail_backward);
+  m.impl("edge_contract", &op_edge_contract);
+  m.impl("edge_contract_dr", &op_edge_contract_dr);
+  m.impl("edge_contract_dg", &op_edge_contract_dg);
+  m.impl("tanh", &op_tanh);
+  m.impl("tanh_", &op_tanh_);
+  m.impl("mlp_value_and_grad", &op_mlp_value_and_grad);
+  m.impl("edge_vectors", &edge_vectors);
+  m.impl("edge_forces", &edge_forces);
+}
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("tabulate_forward", &tabulate_forward, "compressed se_e2_a: environment rows, bins, table values and T");

@@ -17,18 +17,28 @@ registers over its edges), the fitting nets' inference pass its own packed matri
 ``MTZOO_NO_AVX512=1`` selects the portable loops, MKL and the 4-lane tanh instead; likewise ``MTZOO_NO_AVX2=1`` for the
 AVX2 kernel of the per-atom tail's backward (tests run both).
 
+The kernels inside the model's forward and backward are **registered torch operators**
+(``torch.ops.mtzoo.*``, declared with their schemas in ``ext_module.cpp``, CPU kernels there, and
+the fake (meta) kernels below, which give each output's shape and dtype from the inputs'), so
+``torch.compile`` and ``torch.export`` trace through them without graph breaks; :func:`ops` returns
+them once the library is loaded.  The helpers used outside the model (the neighbour list on numpy
+arrays, weight packing, CPU feature probes) stay plain functions of the module :func:`compiled` returns.
+
 Without a C++ compiler, after a failed build (one warning), or with ``MTZOO_EXTENSIONS=0``,
-:func:`compiled` returns None and every caller runs the same arithmetic with torch ops (and the
-neighbour list with vesin); both paths are tested against each other.
+:func:`compiled` and :func:`ops` return None and every caller runs the same arithmetic with torch
+ops (and the neighbour list with vesin); both paths are tested against each other.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import platform
 import sys
 import warnings
 from pathlib import Path
+
+import torch
 
 NAME = "mtzoo_ext"
 SOURCES = ("ext_module.cpp", "tabulate_ext.cpp", "se_tail_ext.cpp", "contract_ext.cpp", "activation_ext.cpp",
@@ -58,10 +68,92 @@ def compiled():
             built = [so.stat().st_mtime for so in root.glob(f"**/{NAME}/{NAME}*.so")]
             if not built or max(built) < max((here / s).stat().st_mtime for s in SOURCES + HEADERS):  # none yet, or stale
                 print("mtzoo: compiling the C++ kernels (first use only, up to a minute) ...", file=sys.stderr, flush=True)
-            _EXT.append(load(name=NAME, sources=[str(s) for s in sources], extra_cflags=CFLAGS, verbose=False))
+            module = load(name=NAME, sources=[str(s) for s in sources], extra_cflags=CFLAGS, verbose=False)
+            _register_fakes()
+            _EXT.append(module)
         except Exception as exc:  # noqa: BLE001 - any build failure falls back to torch ops
             first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
             warnings.warn(f"mtzoo: compiled kernels unavailable ({exc.__class__.__name__}: {first}); "
                           "using torch ops and vesin", stacklevel=2)
             _EXT.append(None)
     return _EXT[0]
+
+
+def ops():
+    """``torch.ops.mtzoo`` (the registered kernels) when the extension is built, else None."""
+    return None if compiled() is None else torch.ops.mtzoo
+
+
+# The extension's CPU-feature probes, asked at every call (``MTZOO_NO_MVEC`` / ``MTZOO_NO_AVX512`` set
+# later in the process take effect) and read by torch.compile as constants of the traced graph.
+@torch.compiler.assume_constant_result
+def tanh_vectorised() -> bool:
+    """Whether the extension's vectorised tanh runs here (``fast_tanh_vectorised``)."""
+    ext = compiled()
+    return bool(ext is not None and ext.fast_tanh_vectorised())
+
+
+@torch.compiler.assume_constant_result
+def gemm_packed() -> bool:
+    """Whether the packed AVX-512 matrix product of the fitting nets runs here (``gemm_packed_available``)."""
+    ext = compiled()
+    return bool(ext is not None and ext.gemm_packed_available())
+
+
+def _register_fakes() -> None:
+    """Fake kernels of the registered operators: output shapes and dtypes from the inputs, no data
+    (what torch.compile, torch.export and ``torch.library.opcheck`` run on fake tensors)."""
+    fake = torch.library.register_fake
+
+    @fake("mtzoo::tabulate_forward")
+    def _tabulate_forward(vec, edge_index, atom_type, scale, shift, slot, knots, knot_start, bin_offset, coef, rs, rc,
+                          prot):
+        n_edges, n_atoms, nt = vec.shape[0], atom_type.shape[0], math.isqrt(slot.numel())
+        return [vec.new_empty(n_atoms, 4, coef.shape[1]), vec.new_empty(n_edges, 4), vec.new_empty(n_edges),
+                edge_index.new_empty(n_edges), edge_index.new_empty(n_edges, dtype=torch.bool),
+                vec.new_empty(n_atoms, nt)]
+
+    @fake("mtzoo::tabulate_backward")
+    def _tabulate_backward(gT, vec, *rest):
+        return vec.new_empty(vec.shape[0], 3)
+
+    @fake("mtzoo::se_a_tail_forward")
+    def _se_a_tail_forward(T, pad, rows, atom_type, inv_nnei, m2, folded=False):
+        n_atoms, m = T.shape[0], T.shape[2]
+        return [T.new_empty(n_atoms, 4, m), T.new_empty(n_atoms, m * m2 - (m2 * (m2 - 1) // 2 if folded else 0))]
+
+    @fake("mtzoo::se_a_tail_backward")
+    def _se_a_tail_backward(X, gD, gX, inv_nnei, m2, folded=False):
+        return X.new_empty(X.shape)
+
+    @fake("mtzoo::edge_contract")
+    def _edge_contract(R, G, row, dst, n_atoms):
+        return R.new_empty(n_atoms, 4, G[0].shape[1])
+
+    @fake("mtzoo::edge_contract_dr")
+    def _edge_contract_dr(T, G, row, dst):
+        return T.new_empty(row.shape[0], 4)
+
+    @fake("mtzoo::edge_contract_dg")
+    def _edge_contract_dg(T, R, row, dst, n_rows):
+        return [T.new_empty(n, T.shape[2]) for n in n_rows]
+
+    @fake("mtzoo::tanh")
+    def _tanh(x):
+        return torch.empty_like(x)
+
+    @fake("mtzoo::tanh_")
+    def _tanh_(x):
+        return None
+
+    @fake("mtzoo::mlp_value_and_grad")
+    def _mlp_value_and_grad(x, weights, biases, idts, skips, y_out, g_out, packed):
+        return None
+
+    @fake("mtzoo::edge_vectors")
+    def _edge_vectors(pos, edge_index, shift, cell, batch):
+        return pos.new_empty(edge_index.shape[1], 3)
+
+    @fake("mtzoo::edge_forces")
+    def _edge_forces(g, edge_index, n_atoms):
+        return g.new_empty(n_atoms, 3)

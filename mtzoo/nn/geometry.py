@@ -22,7 +22,7 @@ def edge_vectors(pos: torch.Tensor, edge_index: torch.Tensor, cell_shift: torch.
     if not (pos.requires_grad or cell.requires_grad) and pos.dtype == torch.float64 and pos.device.type == "cpu":
         ext = compiled()  # one compiled pass; nothing to differentiate (forces come from dE/dr_e)
         if ext is not None:
-            return ext.edge_vectors(pos, edge_index, cell_shift.to(torch.float64), cell.to(torch.float64),
+            return torch.ops.mtzoo.edge_vectors(pos, edge_index, cell_shift.to(torch.float64), cell.to(torch.float64),
                                     batch if batch is not None else edge_index.new_empty(0))
     src, dst = edge_index[0], edge_index[1]
     vec = pos.index_select(0, src) - pos.index_select(0, dst)

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from mtzoo.nn.common import ACTIVATION_GRADS, activation, fast_tanh
+from mtzoo.nn.extension import gemm_packed
 
 
 def _seeded(seed: int | Sequence[int] | None) -> np.random.Generator:
@@ -240,9 +241,9 @@ class FittingNet(EmbeddingNet):
         if ext is not None:  # tanh net, float64 on the CPU: the whole pass in one compiled call
             y_out, g_out = out if out is not None else (x.new_empty(x.shape[0], self.out_dim), torch.empty_like(x))
             # AVX-512 here: the hidden layers' products by the packed kernel (MKL runs AVX2 code on AMD)
-            packed = self.packed_weights(weights, ext) if ext.gemm_packed_available() else []
+            packed = self.packed_weights(weights, ext) if gemm_packed() else []
             with torch.no_grad():
-                ext.mlp_value_and_grad(x.detach(), weights, [la.bias for la in layers], [la.idt for la in hidden],
+                torch.ops.mtzoo.mlp_value_and_grad(x.detach(), weights, [la.bias for la in layers], [la.idt for la in hidden],
                                        [la.skip for la in hidden], y_out, g_out, packed)
             return y_out, g_out
         with torch.no_grad():

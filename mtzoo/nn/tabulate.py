@@ -40,7 +40,7 @@ import itertools
 import torch
 from torch import nn
 
-from mtzoo.nn.extension import compiled
+from mtzoo.nn.extension import ops
 
 #: Size of the block of M (the scattered basis) handled at once: small enough to stay in cache.
 CHUNK_BYTES = 8 << 20
@@ -337,9 +337,9 @@ class _BasisContract(torch.autograd.Function):
 # Optional compiled per-edge passes for se_e2_a (tabulate_ext.cpp)
 # ----------------------------------------------------------------------------------------------
 def fused_extension():
-    """The compiled extension (:func:`mtzoo.nn.extension.compiled`) or None: then the same
-    arithmetic runs as torch ops."""
-    return compiled()
+    """The registered kernels (``torch.ops.mtzoo``, :func:`mtzoo.nn.extension.ops`) or None: then
+    the same arithmetic runs as torch ops."""
+    return ops()
 
 
 class FusedSeA(torch.autograd.Function):
@@ -368,7 +368,7 @@ class FusedSeA(torch.autograd.Function):
     def forward(ctx, vec, edge_index, atom_type, tables, env):
         rs, rc, prot = env
         tb = tables
-        out, rr, t, col, inside, counts = fused_extension().tabulate_forward(
+        out, rr, t, col, inside, counts = torch.ops.mtzoo.tabulate_forward(
             vec, edge_index, atom_type, tb.scale, tb.shift, tb.slot, tb.knots_all, tb.knot_start, tb.bin_offset,
             tb.coef, rs, rc, prot)
         ctx.save_for_backward(vec, edge_index, atom_type, rr, t, col, inside)
@@ -381,7 +381,7 @@ class FusedSeA(torch.autograd.Function):
     def backward(ctx, grad, _inside, _counts):
         vec, edge_index, atom_type, rr, t, col, inside = ctx.saved_tensors
         tb = ctx.tables
-        gvec = fused_extension().tabulate_backward(grad, vec, edge_index, atom_type, tb.scale, tb.shift, tb.slot, rr, t,
+        gvec = torch.ops.mtzoo.tabulate_backward(grad, vec, edge_index, atom_type, tb.scale, tb.shift, tb.slot, rr, t,
                                                    col, inside, tb.knots_all, tb.knot_start, tb.bin_offset, tb.coef,
                                                    *ctx.env)
         return gvec, None, None, None, None
@@ -407,7 +407,7 @@ class SeATail(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, T, pad, rows, atom_type, inv_nnei, m2):
-        X, D = fused_extension().se_a_tail_forward(T.contiguous(), pad, rows, atom_type, inv_nnei, m2)
+        X, D = torch.ops.mtzoo.se_a_tail_forward(T.contiguous(), pad, rows, atom_type, inv_nnei, m2)
         ctx.set_materialize_grads(False)  # an unused rotation matrix gets no zero-filled gradient
         ctx.save_for_backward(X)
         ctx.inv_nnei, ctx.m2 = inv_nnei, m2
@@ -419,5 +419,5 @@ class SeATail(torch.autograd.Function):
         (X,) = ctx.saved_tensors
         if grad_d is None:
             grad_d = X.new_zeros(X.shape[0], X.shape[2] * ctx.m2)
-        g = fused_extension().se_a_tail_backward(X, grad_d, grad_x, ctx.inv_nnei, ctx.m2)
+        g = torch.ops.mtzoo.se_a_tail_backward(X, grad_d, grad_x, ctx.inv_nnei, ctx.m2)
         return g, None, None, None, None, None
