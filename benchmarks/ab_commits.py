@@ -63,7 +63,13 @@ def export_base(commit: str, dest: Path) -> str:
         text = re.sub(r"\bimport mtzoo\b", "import mtzoo_base", text)
         text = text.replace('"mtzoo.', '"mtzoo_base.')
         text = text.replace('NAME = "mtzoo_ext"', 'NAME = "mtzoo_ext_base"')
+        # the registered operators (commits from 2026-12-06 on): their own namespace, one library may hold it
+        text = text.replace("torch.ops.mtzoo", "torch.ops.mtzoo_base").replace('"mtzoo::', '"mtzoo_base::')
         py.write_text(text)
+    for cpp in (dest / "mtzoo_base").rglob("*.cpp"):
+        text = cpp.read_text()
+        cpp.write_text(text.replace("TORCH_LIBRARY(mtzoo,", "TORCH_LIBRARY(mtzoo_base,")
+                       .replace("TORCH_LIBRARY_IMPL(mtzoo,", "TORCH_LIBRARY_IMPL(mtzoo_base,"))
     return full
 
 
