@@ -17,7 +17,7 @@
 #include "ext_common.h"
 #include "simd_tanh.h"
 
-#if defined(__x86_64__) && defined(__GNUC__) && defined(__linux__)
+#if defined(__x86_64__) && defined(__GNUC__) && defined(__linux__) && !defined(MTZOO_PORTABLE)
 #include <dlfcn.h>
 #include <immintrin.h>
 #define MTZOO_MVEC 1

@@ -15,7 +15,8 @@ AVX-512 the table kernels use register-blocked versions (``T`` and ``dE/dT`` of 
 registers over its edges), the fitting nets' inference pass its own packed matrix product
 (``gemm_ext.cpp``; MKL's otherwise) and tanh runs on 8 lanes (``simd_tanh.h``);
 ``MTZOO_NO_AVX512=1`` selects the portable loops, MKL and the 4-lane tanh instead; likewise ``MTZOO_NO_AVX2=1`` for the
-AVX2 kernel of the per-atom tail's backward (tests run both).
+AVX2 kernel of the per-atom tail's backward (tests run both).  If that build fails (a compiler
+without the vector intrinsics), a second one with the portable loops alone is tried (:data:`BUILDS`).
 
 The kernels inside the model's forward and backward are **registered torch operators**
 (``torch.ops.mtzoo.*``, declared with their schemas in ``ext_module.cpp``, CPU kernels there, and
@@ -51,30 +52,50 @@ HEADERS = ("ext_common.h", "gemm_ext.h", "simd_tanh.h")  # included by the sourc
 X86_64 = platform.machine().lower() in ("x86_64", "amd64")
 CFLAGS = ["-O3", "-fopenmp-simd"] + (["-mprefer-vector-width=512"] if X86_64 else [])
 
+#: The builds tried in order: the fast kernels (x86 vector paths where the compiler has them), then,
+#: if that build fails, the portable loops alone (``-DMTZOO_PORTABLE``: no clones, no AVX-512/AVX2
+#: kernels, no libmvec tanh), under their own name so that a later fixed toolchain still gets both.
+BUILDS = ((NAME, CFLAGS), (NAME + "_portable", ["-O3", "-DMTZOO_PORTABLE"]))
+
 _EXT: list = []  # [module or None] once tried
 
 
+def _build(name: str, cflags: list[str]):
+    from torch.utils.cpp_extension import get_default_build_root, load
+
+    here = Path(__file__).parent
+    root = Path(os.environ.get("TORCH_EXTENSIONS_DIR") or get_default_build_root())
+    built = [so.stat().st_mtime for so in root.glob(f"**/{name}/{name}*.so")]
+    if not built or max(built) < max((here / s).stat().st_mtime for s in SOURCES + HEADERS):  # none yet, or stale
+        print("mtzoo: compiling the C++ kernels (first use only, up to a minute) ...", file=sys.stderr, flush=True)
+    return load(name=name, sources=[str(here / s) for s in SOURCES], extra_cflags=cflags, verbose=False)
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return f"{exc.__class__.__name__}: {text.splitlines()[0][:200] if text else ''}"
+
+
 def compiled():
-    """The compiled extension module, or None (no compiler, failed build, ``MTZOO_EXTENSIONS=0``)."""
+    """The compiled extension module, or None (no compiler, failed builds, ``MTZOO_EXTENSIONS=0``)."""
     if os.environ.get("MTZOO_EXTENSIONS", "1") == "0":
         return None
     if not _EXT:
-        try:
-            from torch.utils.cpp_extension import get_default_build_root, load
-
-            here = Path(__file__).parent
-            sources = [here / s for s in SOURCES]
-            root = Path(os.environ.get("TORCH_EXTENSIONS_DIR") or get_default_build_root())
-            built = [so.stat().st_mtime for so in root.glob(f"**/{NAME}/{NAME}*.so")]
-            if not built or max(built) < max((here / s).stat().st_mtime for s in SOURCES + HEADERS):  # none yet, or stale
-                print("mtzoo: compiling the C++ kernels (first use only, up to a minute) ...", file=sys.stderr, flush=True)
-            module = load(name=NAME, sources=[str(s) for s in sources], extra_cflags=CFLAGS, verbose=False)
+        failed = []
+        for name, cflags in BUILDS:
+            try:
+                module = _build(name, cflags)
+            except Exception as exc:  # noqa: BLE001 - any build failure: the next build, at last torch ops
+                failed.append(_first_line(exc))
+                continue
+            if failed:
+                warnings.warn(f"mtzoo: the fast kernels failed to build ({failed[0]}); using the portable loops",
+                              stacklevel=2)
             _register_fakes()
             _EXT.append(module)
-        except Exception as exc:  # noqa: BLE001 - any build failure falls back to torch ops
-            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
-            warnings.warn(f"mtzoo: compiled kernels unavailable ({exc.__class__.__name__}: {first}); "
-                          "using torch ops and vesin", stacklevel=2)
+            break
+        else:
+            warnings.warn(f"mtzoo: compiled kernels unavailable ({failed[-1]}); using torch ops and vesin", stacklevel=2)
             _EXT.append(None)
     return _EXT[0]
 

@@ -32,7 +32,7 @@
 
 #include "ext_common.h"
 
-#if defined(__x86_64__) && defined(__GNUC__)
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(MTZOO_PORTABLE)
 #include <immintrin.h>
 #define MTZOO_TAIL_AVX2 1
 #else
