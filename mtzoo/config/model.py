@@ -405,6 +405,8 @@ class EnerFittingConfig(FittingConfig):
         Per-layer names (``len(neuron) + 1``) for parameter sharing.
     correction_neuron : list of int or None
         mtzoo extension: widths of a zero-initialised correction net added to the fitting net.
+    zero_init : bool
+        mtzoo extension: the fitting nets' output layers start at zero (no forces before training).
     numb_fparam, numb_aparam, default_fparam, dim_case_embd, use_aparam_as_mask
         Recognised; only the defaults (0, 0, None, 0, false) are supported yet.
     """
@@ -443,6 +445,11 @@ class EnerFittingConfig(FittingConfig):
         doc="mtzoo extension: a two-body term added to the head, zero until fitted (fine-tuning a level of "
             "theory; mtzoo finetune adds it for the ridge fit): keys rcut (required), n_basis (8), r_min (0.9), "
             "r_max (3.0), width (null: the centre spacing); see mtzoo.heads.pair. Default: none.",
+    )
+    zero_init: bool = option(
+        False, doc="mtzoo extension: start the output layer of the fitting nets at zero (weights and bias), so "
+                   "that before training the head predicts the least-squares atomic energies and no forces "
+                   "(DeePMD-kit's random initialisation otherwise). Default: false.",
     )
     numb_fparam: int = option(0, only_default=True, doc="Dimension of the frame parameter.")
     numb_aparam: int = option(0, only_default=True, doc="Dimension of the atomic parameter.")

@@ -62,6 +62,10 @@ class EnergyHead(Head):
         Hidden widths of the correction nets, one per type also for mixed-type descriptors (so the
         correction knows the element) (None: none); their output layers are initialised to zero,
         so they add nothing until trained.  Always trainable.
+    zero_init : bool
+        Start the nets' output layers at zero (weights and bias): before training the head predicts
+        its per-type bias :math:`b_t` (the least-squares atomic energies) and no forces, instead of
+        the random energy surface of DeePMD-kit's initialisation (an mtzoo extension).
 
     Shapes
     ------
@@ -76,7 +80,8 @@ class EnergyHead(Head):
                  trainable: bool | Sequence[bool] = True, seed: int | Sequence[int] | None = None,
                  mixed_types: bool = False, rcond: float | None = None,
                  atom_ener: Sequence[float | None] | None = None, layer_name: Sequence[str | None] | None = None,
-                 correction_neuron: Sequence[int] | None = None, pair_correction: dict | None = None) -> None:
+                 correction_neuron: Sequence[int] | None = None, pair_correction: dict | None = None,
+                 zero_init: bool = False) -> None:
         super().__init__()
         self.ntypes, self.dim_descrpt = ntypes, dim_descrpt
         self.neuron = [int(n) for n in neuron]
@@ -92,6 +97,11 @@ class EnergyHead(Head):
                        seed=None if seed is None else [int(seed), t], trainable=trainable)
             for t in range(n_nets)
         )
+        self.zero_init = bool(zero_init)
+        if self.zero_init:
+            with torch.no_grad():
+                for net in self.nets:
+                    _zero_output(net)
         self.register_buffer("bias_atom_e", torch.zeros(ntypes, dtype=torch.float64))
         self.correction_neuron = None if correction_neuron is None else [int(n) for n in correction_neuron]
         self.corrections = None
@@ -104,9 +114,7 @@ class EnergyHead(Head):
             )
             with torch.no_grad():  # the correction starts at exactly zero
                 for net in self.corrections:
-                    net.layers[-1].weight.zero_()
-                    if net.layers[-1].bias is not None:
-                        net.layers[-1].bias.zero_()
+                    _zero_output(net)
         self.pair = None if pair_correction is None else PairCorrection(ntypes, **pair_correction)
 
     def get_config(self) -> dict:
@@ -116,6 +124,8 @@ class EnergyHead(Head):
                "atom_ener": self.atom_ener, "layer_name": self.layer_name}
         if self.correction_neuron is not None:
             cfg["correction_neuron"] = self.correction_neuron
+        if self.zero_init:
+            cfg["zero_init"] = True
         if self.pair is not None:
             cfg["pair_correction"] = self.pair.get_config()
         return cfg
@@ -193,6 +203,13 @@ class EnergyHead(Head):
         if out_bias is not None:
             bias = bias + np.asarray(out_bias).reshape(-1, self.ntypes)[0]
         self.bias_atom_e.copy_(torch.as_tensor(bias, dtype=torch.float64))
+
+
+def _zero_output(net) -> None:
+    """Set the output layer of a fitting net to zero (weights and bias)."""
+    net.layers[-1].weight.zero_()
+    if net.layers[-1].bias is not None:
+        net.layers[-1].bias.zero_()
 
 
 def fit_energy_bias(type_counts: np.ndarray, energies: np.ndarray, rcond: float | None = None,
