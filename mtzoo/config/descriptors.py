@@ -326,6 +326,9 @@ class E3nnMACEConfig(DescriptorConfig):
         head reads the equivariant features.
     normalize_atomic_basis : bool
         Scale each layer's atomic basis to unit mean square on the training data.
+    product_weights : str
+        ``"minimal"`` (one weight per independent coupling) or ``"mace"`` (MACE's redundant
+        weights, one per ordering of the factors).
     precision, trainable, seed
         As for ``se_e2_a``.
     """
@@ -357,6 +360,11 @@ class E3nnMACEConfig(DescriptorConfig):
     normalize_atomic_basis: bool = option(
         True, doc="Scale each layer's atomic basis to unit mean square on the training data at the start "
                   "(false: unscaled, as MACE's).")
+    product_weights: str = option(
+        "minimal", check=one_of("minimal", "mace"),
+        doc="Weights of the product basis: 'minimal', one per independent symmetric coupling; 'mace', one per "
+            "coupling path in every order of the factors (MACE's generalised Clebsch-Gordan set, redundant: "
+            "the same functions, trained faster by Adam).")
     precision: str = option("default", check=check_precision, doc=_doc_precision)
     trainable: bool = option(True, doc="Whether the descriptor parameters are trainable.")
     seed: int | None = option(None, doc="Random seed for parameter initialization.")

@@ -90,12 +90,14 @@ def _natural(l: int) -> o3.Irrep:
     return o3.Irrep(l, (-1) ** l)
 
 
-def coupling_paths(lmax: int, target: o3.Irrep, correlation: int) -> list[tuple[int, ...]]:
+def coupling_paths(lmax: int, target: o3.Irrep, correlation: int, ordered: bool = False) -> list[tuple[int, ...]]:
     r"""The coupling paths :math:`\mathcal P_\nu(L)` of the product basis (see module docstring).
 
     Returns tuples ``(l,)`` (:math:`\nu = 1`), ``(l1, l2)`` (:math:`\nu = 2`, coupled directly to
     :math:`L`) and ``(l1, l2, l12, l3)`` (:math:`\nu = 3`), for factors of natural parity
-    :math:`l \le` ``lmax``.
+    :math:`l \le` ``lmax``: with :math:`l_1 \le l_2 (\le l_3)` by default, in every order of the
+    factors with ``ordered`` (MACE's generalised Clebsch-Gordan set; couplings that vanish
+    identically are left out either way).
     """
     L, p = target.l, target.p
     out: list[tuple[int, ...]] = []
@@ -103,18 +105,69 @@ def coupling_paths(lmax: int, target: o3.Irrep, correlation: int) -> list[tuple[
         out.append((L,))
     if correlation >= 2:
         for l1 in range(lmax + 1):
-            for l2 in range(l1, lmax + 1):
+            for l2 in range(0 if ordered else l1, lmax + 1):
                 if (-1) ** (l1 + l2) == p and abs(l1 - l2) <= L <= l1 + l2 and not (l1 == l2 and L % 2):
                     out.append((l1, l2))
     if correlation >= 3:
         for l1 in range(lmax + 1):
-            for l2 in range(l1, lmax + 1):
+            for l2 in range(0 if ordered else l1, lmax + 1):
                 for l12 in range(abs(l1 - l2), l1 + l2 + 1):
                     if l1 == l2 and l12 % 2:
                         continue
-                    for l3 in range(l2, lmax + 1):
+                    for l3 in range(0 if ordered else l2, lmax + 1):
                         if (-1) ** (l1 + l2 + l3) == p and abs(l12 - l3) <= L <= l12 + l3:
                             out.append((l1, l2, l12, l3))
+    return out
+
+
+def _path_tensor(path: tuple[int, ...], L: int, lmax: int) -> torch.Tensor:
+    r"""The coupling of one path as a symmetric tensor on one channel's atomic basis
+    :math:`A = (A_0, \dots, A_{l_{\max}})` (dimension :math:`D = (l_{\max}+1)^2`):
+    ``[D ** len, 2L + 1]`` flattened, with the normalisation of :class:`ProductBasis` (component:
+    each coupling times :math:`\sqrt{2l+1}` of its output), in float64."""
+    import itertools
+
+    off = [l * l for l in range(lmax + 2)]
+    dim = off[-1]
+
+    def cg(a: int, b: int, c: int) -> torch.Tensor:
+        with default_dtype(torch.float64):  # e3nn builds the coefficients in the default dtype
+            return o3.wigner_3j(a, b, c) * math.sqrt(2 * c + 1)
+
+    if len(path) == 1:
+        t = torch.zeros(dim, 2 * L + 1, dtype=torch.float64)
+        t[off[L]:off[L + 1]] = torch.eye(2 * L + 1, dtype=torch.float64)
+        return t
+    if len(path) == 2:
+        ls, block = path, cg(path[0], path[1], L)
+    else:
+        l1, l2, l12, l3 = path
+        ls, block = (l1, l2, l3), torch.einsum("abx,xcz->abcz", cg(l1, l2, l12), cg(l12, l3, L))
+    t = torch.zeros(*(dim,) * len(ls), 2 * L + 1, dtype=torch.float64)
+    t[tuple(slice(off[l], off[l + 1]) for l in ls)] = block
+    perms = list(itertools.permutations(range(len(ls))))
+    sym = sum(t.permute(*q, len(ls)) for q in perms) / len(perms)
+    return sym.reshape(-1, 2 * L + 1)
+
+
+def mace_weight_map(lmax: int, target: o3.Irrep, correlation: int) -> torch.Tensor:
+    r"""``[|P|, |P_ordered|]``: each ordered path (:func:`coupling_paths` with ``ordered``) as a
+    combination of the default paths, exact (least squares on the symmetric tensors, residual
+    checked), so that weights per ordered path act through the default paths' computation."""
+    minimal, ordered = coupling_paths(lmax, target, correlation), coupling_paths(lmax, target, correlation, True)
+    out = torch.zeros(len(minimal), len(ordered), dtype=torch.float64)
+    for nu in (1, 2, 4):
+        rows = [i for i, q in enumerate(minimal) if len(q) == nu]
+        cols = [k for k, q in enumerate(ordered) if len(q) == nu]
+        if not cols:
+            continue
+        basis = torch.stack([_path_tensor(minimal[i], target.l, lmax).reshape(-1) for i in rows], 1)
+        want = torch.stack([_path_tensor(ordered[k], target.l, lmax).reshape(-1) for k in cols], 1)
+        coef = torch.linalg.pinv(basis, rtol=1e-10) @ want  # the minimal paths may be redundant (1o: 16 for rank 12)
+        resid = float((basis @ coef - want).abs().max())
+        if resid > 1e-10:
+            raise AssertionError(f"e3nn_mace: ordered paths of order {nu} to {target} leave the span ({resid:.1e})")
+        out[torch.tensor(rows)[:, None], torch.tensor(cols)[None, :]] = coef
     return out
 
 
@@ -133,6 +186,13 @@ class ProductBasis(nn.Module):
         Number of elements (one weight set each).
     correlation : int
         :math:`\nu_{\max}` (1 to 3).
+    weights : str
+        ``"minimal"``: one weight per path of :func:`coupling_paths` (a basis of the symmetric
+        couplings); ``"mace"``: one weight per path in every order of the factors (MACE's
+        generalised Clebsch-Gordan set with ``use_reduced_cg`` false: 23 scalar and 46 vector
+        paths of order 3 at ``lmax`` 3 against 8 and 12), mapped exactly onto the minimal paths by
+        :func:`mace_weight_map`.  Same functions; the redundant weights move the couplings
+        faster under Adam, as MACE's do.
 
     Shapes
     ------
@@ -140,8 +200,12 @@ class ProductBasis(nn.Module):
     ``[N, C * targets.dim / mul]`` in e3nn layout (irrep by irrep, channel-major).
     """
 
-    def __init__(self, lmax: int, targets: o3.Irreps, channels: int, ntypes: int, correlation: int) -> None:
+    def __init__(self, lmax: int, targets: o3.Irreps, channels: int, ntypes: int, correlation: int,
+                 weights: str = "minimal") -> None:
         super().__init__()
+        if weights not in ("minimal", "mace"):
+            raise ValueError(f"e3nn_mace: product_weights must be 'minimal' or 'mace', got {weights!r}")
+        self.mode = weights
         self.lmax, self.channels, self.correlation = int(lmax), int(channels), int(correlation)
         self.targets = [ir for _, ir in o3.Irreps(targets)]
         self.paths = [coupling_paths(self.lmax, ir, self.correlation) for ir in self.targets]
@@ -162,8 +226,12 @@ class ProductBasis(nn.Module):
         for key in cgs:
             # component normalisation: the coupled output has unit mean square for unit inputs
             self.register_buffer(self._cg_name(key), o3.wigner_3j(*key) * math.sqrt(2 * key[2] + 1))
-        self.weights = nn.ParameterList(
-            nn.Parameter(torch.randn(ntypes, len(paths), self.channels) / len(paths)) for paths in self.paths)
+        sizes = [len(paths) for paths in self.paths]
+        if self.mode == "mace":
+            for i, ir in enumerate(self.targets):
+                self.register_buffer(f"wmap_{i}", mace_weight_map(self.lmax, ir, self.correlation).to(torch.get_default_dtype()))
+            sizes = [getattr(self, f"wmap_{i}").shape[1] for i in range(len(self.targets))]
+        self.weights = nn.ParameterList(nn.Parameter(torch.randn(ntypes, n, self.channels) / n) for n in sizes)
 
     @staticmethod
     def _cg_name(key: tuple[int, int, int]) -> str:
@@ -173,7 +241,9 @@ class ProductBasis(nn.Module):
         pair = {key: torch.einsum("ncx,ncy,xyz->ncz", blocks[key[0]], blocks[key[1]], getattr(self, self._cg_name(key)))
                 for key in self.pairs}
         outs = []
-        for ir, paths, w in zip(self.targets, self.paths, self.weights):
+        for i, (ir, paths, w) in enumerate(zip(self.targets, self.paths, self.weights)):
+            if self.mode == "mace":  # the ordered paths' weights onto the minimal paths
+                w = torch.einsum("pk,tkc->tpc", getattr(self, f"wmap_{i}"), w)
             terms = []
             for path in paths:
                 if len(path) == 1:
@@ -200,7 +270,7 @@ class MACELayer(nn.Module):
 
     def __init__(self, irreps_in: o3.Irreps, lmax: int, irreps_out: o3.Irreps, channels: int, ntypes: int,
                  n_radial: int, radial_neurons: Sequence[int], correlation: int, first: bool,
-                 residual: bool = True) -> None:
+                 residual: bool = True, product_weights: str = "minimal") -> None:
         super().__init__()
         self.irreps_in, self.irreps_out, self.lmax, self.channels = o3.Irreps(irreps_in), o3.Irreps(irreps_out), lmax, channels
         # MACE's first-layer variants: element-dependent mixing of A and no residual (mix_a), or the
@@ -221,7 +291,7 @@ class MACELayer(nn.Module):
             self.skip_a = o3.FullyConnectedTensorProduct(self.irreps_a, attr_irreps, self.irreps_a)
         else:
             self.self_connection = o3.FullyConnectedTensorProduct(self.irreps_in, attr_irreps, self.irreps_out)
-        self.product = ProductBasis(lmax, self.irreps_out, channels, ntypes, correlation)
+        self.product = ProductBasis(lmax, self.irreps_out, channels, ntypes, correlation, product_weights)
         self.irreps_b = o3.Irreps([(channels, ir) for _, ir in self.irreps_out])
         self.linear_b = o3.Linear(self.irreps_b, self.irreps_out)
 
@@ -278,6 +348,8 @@ class DescrptE3nnMACE(Descriptor):
         (MACE's ``RealAgnosticInteractionBlock``); True: the first layer has the residual
         self-connection :math:`\\mathrm{SC}(h^{(0)}, \\mathbf 1_z)` of the later layers instead
         (MACE 0.3.16's default first block, ``RealAgnosticResidualInteractionBlock``).
+    product_weights : str
+        ``"minimal"`` or ``"mace"``: the weights of each layer's :class:`ProductBasis`.
     precision, trainable, seed : as for ``e3nn_mp``.
 
     Shapes
@@ -294,6 +366,7 @@ class DescrptE3nnMACE(Descriptor):
                  radial_neurons: Sequence[int] = (64, 64, 64), envelope_exponent: int = 5,
                  avg_num_neighbors: float | None = None, first_layer_residual: bool = False,
                  scalar_last_layer: bool = False, normalize_atomic_basis: bool = True,
+                 product_weights: str = "minimal",
                  precision: str = "default", trainable: bool = True, seed: int | None = None) -> None:
         super().__init__()
         irreps_hidden = o3.Irreps(hidden_irreps).simplify()
@@ -315,6 +388,7 @@ class DescrptE3nnMACE(Descriptor):
         self.envelope_exponent = int(envelope_exponent)
         self.first_layer_residual = bool(first_layer_residual)
         self.scalar_last_layer, self.normalize_atomic_basis = bool(scalar_last_layer), bool(normalize_atomic_basis)
+        self.product_weights = str(product_weights)
         with torch.random.fork_rng(devices=[]), default_dtype(torch.float64):
             if seed is not None:
                 torch.manual_seed(int(seed))
@@ -326,6 +400,7 @@ class DescrptE3nnMACE(Descriptor):
                 irreps_t = o3.Irreps(f"{channels}x0e") if last_scalars else irreps_hidden
                 layers.append(MACELayer(irreps, self.lmax, irreps_t, channels, ntypes, self.n_radial,
                                         self.radial_neurons, self.correlation, first=t == 0,
+                                        product_weights=self.product_weights,
                                         residual=t > 0 or self.first_layer_residual))
                 irreps = layers[-1].irreps_out
             self.layers = nn.ModuleList(layers)
@@ -344,7 +419,7 @@ class DescrptE3nnMACE(Descriptor):
                 "hidden_irreps": self.hidden_irreps, "correlation": self.correlation, "n_radial": self.n_radial,
                 "radial_neurons": self.radial_neurons, "envelope_exponent": self.envelope_exponent,
                 "first_layer_residual": self.first_layer_residual, "scalar_last_layer": self.scalar_last_layer,
-                "normalize_atomic_basis": self.normalize_atomic_basis,
+                "normalize_atomic_basis": self.normalize_atomic_basis, "product_weights": self.product_weights,
                 "avg_num_neighbors": self.avg_num_neighbors_fixed, "precision": self.precision,
                 "trainable": self.trainable, "seed": self.seed}
 
