@@ -34,8 +34,9 @@ DESC = {"type": "e3nn_mp", "rcut": 3.5, "lmax": 2, "num_layers": 2, "hidden_irre
 DESC_MACE = {"type": "e3nn_mace", "rcut": 3.5, "lmax": 2, "num_layers": 2, "hidden_irreps": "6x0e + 6x1o + 6x2e",
              "correlation": 3, "n_radial": 6, "radial_neurons": [16], "seed": 1}
 DESCS = {"e3nn_mp": DESC, "e3nn_mace": DESC_MACE}
-#: MACE's own choices: a scalar-only last layer and an unscaled atomic basis (energy heads only)
-DESC_MACE_SCALAR = {**DESC_MACE, "scalar_last_layer": True, "normalize_atomic_basis": False}
+#: MACE's own choices: a scalar-only last layer, an unscaled atomic basis (energy heads only) and
+#: MACE's redundant product-basis weights
+DESC_MACE_SCALAR = {**DESC_MACE, "scalar_last_layer": True, "normalize_atomic_basis": False, "product_weights": "mace"}
 HEADS = {"e": {"type": "ener", "neuron": [8, 8], "seed": 2}, "mu": {"type": "dipole", "seed": 3},
          "alpha": {"type": "polar", "seed": 4, "scale": "random"}}
 
@@ -349,6 +350,37 @@ def test_mace_product_basis_spans_the_symmetric_tensors(target):
                 cols.append(basis(a, torch.zeros(400, dtype=torch.long)).reshape(-1))
         rank = int(torch.linalg.matrix_rank(torch.stack(cols, 1), rtol=1e-9))
         assert rank == want, (nu, target, len(paths), rank, want)
+
+
+def test_mace_product_weights_act_through_the_minimal_paths():
+    """``product_weights: "mace"``: one weight per coupling path in every order of the factors
+    (MACE's counts at lmax 3: 1 + 4 + 23 scalar and 1 + 6 + 46 vector paths, the 5 vector paths
+    that vanish identically left out), and the basis equals the direct sum over those paths of
+    weight x coupling of A (float64, 1e-13); the key survives the model config."""
+    from e3nn import o3
+
+    from mtzoo.descriptors.e3nn_mace import ProductBasis, _path_tensor, coupling_paths
+
+    assert [len(coupling_paths(3, o3.Irrep(t), 3, ordered=True)) for t in ("0e", "1o")] == [28, 53]
+    lmax, n, c = 2, 4, 2
+    basis = ProductBasis(lmax, o3.Irreps("1x0e + 1x1o + 1x2e"), c, 2, 3, "mace").to(torch.float64)
+    rng = torch.Generator().manual_seed(1)
+    a = [torch.randn(n, c, 2 * l + 1, generator=rng, dtype=torch.float64) for l in range(lmax + 1)]
+    atom_type = torch.tensor([0, 1, 1, 0])
+    full = torch.cat(a, dim=2)
+    want = []
+    for i, ir in enumerate(basis.targets):
+        acc = torch.zeros(n, c, 2 * ir.l + 1, dtype=torch.float64)
+        for k, path in enumerate(coupling_paths(lmax, ir, 3, ordered=True)):
+            nu = {1: 1, 2: 2, 4: 3}[len(path)]
+            t = _path_tensor(path, ir.l, lmax).reshape(*(full.shape[2],) * nu, 2 * ir.l + 1)
+            letters = "abd"[:nu]
+            value = torch.einsum(",".join(f"nc{x}" for x in letters) + f",{letters}z->ncz", *([full] * nu), t)
+            acc = acc + value * basis.weights[i][atom_type, k, :].detach().unsqueeze(-1)
+        want.append(acc.reshape(n, -1))
+    got = basis(a, atom_type).detach()
+    assert float((got - torch.cat(want, 1)).abs().max()) < 1e-13 * max(1.0, float(got.abs().max()))
+    assert model_config(mace_scalar_model())["descriptor"]["product_weights"] == "mace"
 
 
 def test_inference_path_equals_the_reference_path():
