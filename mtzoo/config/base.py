@@ -218,6 +218,7 @@ def option(
     convert: Callable[[Any], Any] | None = None,
     only_default: bool = False,
     omit_none: bool = False,
+    omit_default: bool = False,
     accept: Any = None,
 ) -> Any:
     """Declare a config field (a ``dataclasses.field`` with schema metadata).
@@ -241,6 +242,9 @@ def option(
     omit_none : bool
         Leave the key out of :meth:`Section.to_dict` while its value is None (for keys
         that DeePMD-kit types without ``null``).
+    omit_default : bool
+        Leave the key out of :meth:`Section.to_dict` while it has its default (mtzoo
+        extensions in DeePMD-kit sections: DeePMD-kit checks ``out.json`` strictly).
     accept : type annotation, optional
         Type accepted in the input when wider than the field's annotation (``convert``
         then maps it to the annotation), e.g. ``list[str] | str`` for ``list[str]``.
@@ -252,6 +256,7 @@ def option(
         "convert": convert,
         "only_default": only_default,
         "omit_none": omit_none,
+        "omit_default": omit_default,
         "accept": accept,
     }
     if default is dataclasses.MISSING:
@@ -332,6 +337,8 @@ class Section:
         for f in dataclasses.fields(self):  # type: ignore[arg-type]
             value = getattr(self, f.name)
             if value is None and f.metadata.get("omit_none"):
+                continue
+            if f.metadata.get("omit_default") and value == _default_of(f):
                 continue
             out[f.name] = _dump(value)
         return out

@@ -447,7 +447,7 @@ class EnerFittingConfig(FittingConfig):
             "r_max (3.0), width (null: the centre spacing); see mtzoo.heads.pair. Default: none.",
     )
     zero_init: bool = option(
-        False, doc="mtzoo extension: start the output layer of the fitting nets at zero (weights and bias), so "
+        False, omit_default=True, doc="mtzoo extension: start the output layer of the fitting nets at zero (weights and bias), so "
                    "that before training the head predicts the least-squares atomic energies and no forces "
                    "(DeePMD-kit's random initialisation otherwise). Default: false.",
     )

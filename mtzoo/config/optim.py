@@ -269,16 +269,9 @@ class _AdamFamily(OptimizerConfig):
     adam_beta2: float = option(0.999, check=in_range(0, 1, hi_open=True), doc="Adam beta2.")
     weight_decay: float = option(0.0, check=ge(0), doc="Weight decay (L2 penalty on the gradients).")
     amsgrad: bool = option(
-        False, doc="mtzoo extension: use the maximum of the past second moments (AMSGrad variant)."
+        False, omit_default=True,
+        doc="mtzoo extension: use the maximum of the past second moments (AMSGrad variant).",
     )
-
-    def to_dict(self) -> dict:
-        """As :meth:`Section.to_dict`; ``amsgrad`` only when true (DeePMD-kit, which checks
-        ``out.json`` strictly, does not know the key)."""
-        out = super().to_dict()
-        if not self.amsgrad:
-            del out["amsgrad"]
-        return out
 
 
 @OPTIMIZERS.register("Adam")
